@@ -1,0 +1,41 @@
+/**
+ * The `secondsite` command line (../shared/CLI.md is the contract). Each noun lives in
+ * cli/commands/<noun>.ts and registers its subcommands here; errors are mapped to exit codes
+ * in one place: 2 for bad usage or input (nothing changed), 1 for a failed action.
+ */
+import { Command, CommanderError } from 'commander';
+import { exitCodeFor, isSecondsiteError } from '../common/errors/errors.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('secondsite')
+    .description(
+      'Disaster recovery for virtual machines: replicate, rehearse, fail over, fail back.',
+    )
+    .version('0.1.0')
+    .exitOverride()
+    .showHelpAfterError();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version exit through here with code 0.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    const json = argv.includes('--json');
+    if (isSecondsiteError(e)) {
+      if (json) process.stdout.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
+      process.stderr.write(`error: ${e.message} [${e.code}]\n`);
+    } else {
+      process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    }
+    return exitCodeFor(e);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

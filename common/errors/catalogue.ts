@@ -1,0 +1,71 @@
+/**
+ * Every error code the product emits, with its kind and what the user should do. docs/errors.md
+ * is kept complete against this table by a unit test (common/errors/catalogue.test.ts).
+ */
+export type ErrorKind = 'bad-input' | 'not-found' | 'conflict' | 'unauthenticated' | 'failed';
+
+interface CatalogueEntry {
+  readonly kind: ErrorKind;
+  readonly action: string;
+}
+
+export const ERROR_CATALOGUE = {
+  SS_BAD_INPUT: {
+    kind: 'bad-input',
+    action: 'Correct the named field and run the command again; nothing was changed.',
+  },
+  SS_NOT_FOUND: {
+    kind: 'not-found',
+    action: 'Check the name; list the objects of that kind to see what exists.',
+  },
+  SS_CONFLICT: {
+    kind: 'conflict',
+    action: 'The object is in a state that does not allow this action; check its state and retry.',
+  },
+  SS_DATA_FOLDER_LOCKED: {
+    kind: 'conflict',
+    action: 'Another process already uses this data folder; stop it or choose another folder.',
+  },
+  SS_UNAUTHENTICATED: {
+    kind: 'unauthenticated',
+    action: 'Check the credentials (admin token, certificate or key file) you are using.',
+  },
+  SS_IO: {
+    kind: 'failed',
+    action:
+      'A disk or file operation failed; check free space and permissions in the data folder, then retry.',
+  },
+  SS_JOURNAL_CORRUPT: {
+    kind: 'failed',
+    action:
+      'The journal could not be trusted past a record; the VM needs a resync (secondsite replication resync).',
+  },
+  SS_RESYNC_REQUIRED: {
+    kind: 'conflict',
+    action:
+      'The VM journal overflowed or cannot be trusted; run secondsite replication resync for the VM.',
+  },
+  SS_TIMEOUT: {
+    kind: 'failed',
+    action:
+      'The operation did not finish in time; check that the peer process is running and reachable, then retry.',
+  },
+  SS_UNAVAILABLE: {
+    kind: 'failed',
+    action:
+      'A process the command needs is not reachable; check that it is running and its address.',
+  },
+  SS_PROTOCOL: {
+    kind: 'failed',
+    action:
+      'A peer sent a malformed or unexpected message; check that both sides run compatible versions.',
+  },
+  SS_INTERNAL: {
+    kind: 'failed',
+    action: 'An unexpected error; the logs of the process name the cause. Please report it.',
+  },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];

@@ -1,0 +1,68 @@
+/**
+ * The journal's public shapes: what the host agent, the shipping sender and the replica's
+ * recovery store agree on. The binary segment format is defined in segment-format.ts.
+ */
+import type { BlockDevice } from '../nbd/block-device.ts';
+
+export type RecoveryPointType = 'crash-consistent' | 'app-consistent';
+
+/** A cut: one instant across all disks of a VM, sealing journal segment `segment`. */
+export interface RecoveryPointRecord {
+  /** Unique per VM; stable across restarts. */
+  readonly id: string;
+  /** Milliseconds since the epoch at the instant of the cut. */
+  readonly time: number;
+  readonly type: RecoveryPointType;
+  /** Sequence number of the segment this cut sealed (segments are numbered from 1). */
+  readonly segment: number;
+  /** Set when an app-consistent cut was asked for but the guest did not freeze in time. */
+  readonly freezeFailed?: string;
+}
+
+/**
+ * One coalesced change: the final contents of a byte range of one disk within a segment.
+ * `data === null` means the range reads as zeros (TRIM / WRITE_ZEROES, or all-zero data).
+ * A coalesced segment is a list of extents sorted by (disk, offset) that never overlap.
+ */
+export interface Extent {
+  readonly disk: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly data: Buffer | null;
+}
+
+/** A sealed segment waiting to be shipped. */
+export interface SealedSegment {
+  readonly seq: number;
+  readonly path: string;
+  readonly bytes: number;
+  readonly point: RecoveryPointRecord;
+}
+
+/**
+ * journaling: every write is journaled; resync-required: the unshipped journal passed its cap,
+ * journaling stopped and changes are tracked in the persisted dirty bitmap instead.
+ */
+export type JournalState = 'journaling' | 'resync-required';
+
+export interface VmJournal {
+  readonly state: JournalState;
+  /** The journaled view of disk `index`: serve this over NBD instead of the raw disk. */
+  disk(index: number): BlockDevice;
+  /**
+   * Cuts a recovery point: writes in flight finish, new writes wait, the active segment is
+   * sealed (its seal record fsynced together with the disks), a new segment opens, writes
+   * resume. Resolves with the persisted record.
+   */
+  cut(opts: { type: RecoveryPointType; freezeFailed?: string }): Promise<RecoveryPointRecord>;
+  /** Sealed, not yet shipped segments, oldest first. */
+  sealedSegments(): SealedSegment[];
+  /** Bytes of journal not yet shipped (sealed + active). */
+  unshippedBytes(): number;
+  /** The peer has durably applied `seq`: delete it (and any older). Idempotent. */
+  markShipped(seq: number): Promise<void>;
+  /** Blocks changed since the journal overflowed, as disk → sorted list of [offset, length]. */
+  dirtyRanges(): Map<number, Array<[number, number]>>;
+  /** Flush, close segment and disks. */
+  close(): Promise<void>;
+}

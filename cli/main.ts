@@ -5,6 +5,12 @@
  */
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, isSecondsiteError } from '../common/errors/errors.ts';
+import { registerCoordinatorCommands } from './commands/coordinator.ts';
+import { demoCommand } from './commands/demo.ts';
+import { hostCommand } from './commands/host.ts';
+import { registerJobCommands } from './commands/job.ts';
+import { registerVaultCommands } from './commands/vault.ts';
+import { workloadCommand } from './commands/workload.ts';
 
 export function buildProgram(): Command {
   const program = new Command('secondsite')
@@ -14,6 +20,12 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
+  registerCoordinatorCommands(program);
+  registerVaultCommands(program);
+  registerJobCommands(program);
+  program.addCommand(demoCommand());
+  program.addCommand(hostCommand());
+  program.addCommand(workloadCommand());
   return program;
 }
 
@@ -21,7 +33,9 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // A command that printed its result but reports a failure (e.g. `job wait` on a failed
+    // job) sets process.exitCode instead of throwing, so --json stays one document.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       // --help and --version exit through here with code 0.

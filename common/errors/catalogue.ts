@@ -45,6 +45,16 @@ export const ERROR_CATALOGUE = {
     action:
       'The VM journal overflowed or cannot be trusted; run secondsite replication resync for the VM.',
   },
+  SS_SEGMENT_OUT_OF_ORDER: {
+    kind: 'conflict',
+    action:
+      'The replica expected another journal segment; the sender resends from the replica\'s last applied segment. If it persists, run secondsite replication resync for the VM.',
+  },
+  SS_UNDO_CORRUPT: {
+    kind: 'failed',
+    action:
+      'Undo data of the replica failed its checksum; recovery points older than that segment cannot be used. Choose a later point, or resync the VM.',
+  },
   SS_TIMEOUT: {
     kind: 'failed',
     action:
@@ -59,6 +69,44 @@ export const ERROR_CATALOGUE = {
     kind: 'failed',
     action:
       'A peer sent a malformed or unexpected message; check that both sides run compatible versions.',
+  },
+  SS_STORE_VERSION: {
+    kind: 'failed',
+    action:
+      'The data folder was written by a newer secondsite (or cannot be upgraded); run the version that wrote it.',
+  },
+  SS_CANCELLED: {
+    kind: 'failed',
+    action: 'The job was cancelled on request; start the action again if it is still needed.',
+  },
+  SS_CERT_INVALID: {
+    kind: 'unauthenticated',
+    action:
+      'A certificate was unreadable, expired, not yet valid, from another CA or without a valid secondsite identity; check clocks, then renew or re-enrol.',
+  },
+  SS_CSR_INVALID: {
+    kind: 'bad-input',
+    action:
+      'The certificate request was malformed, badly signed or asked for another identity; make a new key and request on the machine itself.',
+  },
+  SS_KEY_EXPIRED: {
+    kind: 'unauthenticated',
+    action: 'The registration key or token has expired; download a new one and retry.',
+  },
+  SS_KEY_INVALID: {
+    kind: 'unauthenticated',
+    action:
+      'The registration key or token is altered, revoked or for another vault; download a new one for this vault.',
+  },
+  SS_FINGERPRINT_MISMATCH: {
+    kind: 'unauthenticated',
+    action:
+      'The server CA does not match the fingerprint pinned in the key or token; check the address, or get a new key from the right coordinator.',
+  },
+  SS_VERIFY_FAILED: {
+    kind: 'failed',
+    action:
+      'Data read back differs from what was written; the message names the first block. Keep the data folder and report it.',
   },
   SS_INTERNAL: {
     kind: 'failed',

@@ -9,6 +9,7 @@
  */
 import {
   closeSync,
+  fdatasync,
   fdatasyncSync,
   fstatSync,
   ftruncateSync,
@@ -83,6 +84,12 @@ export class RawDisk implements BlockDevice {
 
   syncSync(): void {
     fdatasyncSync(this.handle());
+  }
+
+  /** fdatasync on the thread pool: for a journal cut, which must not stall other I/O. */
+  syncAsync(): Promise<void> {
+    const fd = this.handle();
+    return new Promise((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
   }
 
   async read(offset: number, length: number): Promise<Buffer> {

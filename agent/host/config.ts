@@ -1,0 +1,104 @@
+/**
+ * The host agent's settings, compiled once from the command line into a frozen object
+ * (STYLE.md rule 6). Every refusal names the flag at fault, so `host start` exits 2 before it
+ * touches anything.
+ */
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { SecondsiteError, badInput } from '../../common/errors/errors.ts';
+import { parseDuration, parseSize } from '../../common/config/units.ts';
+
+/** Flags as commander hands them over: strings, booleans, absent. */
+export interface HostStartFlags {
+  readonly data?: string;
+  readonly name?: string;
+  readonly provider?: string;
+  readonly tokenFile?: string;
+  readonly address?: string;
+  readonly certPort?: string;
+  readonly ticketPort?: string;
+  readonly standalone?: boolean;
+  readonly freezeTimeout?: string;
+  readonly devCopyFrequency?: string;
+  readonly journalCap?: string;
+}
+
+export interface HostConfig {
+  /** Absolute path of the data folder. */
+  readonly dataDir: string;
+  /** The host's name. @default the machine's hostname (standalone only) */
+  readonly name: string;
+  /** No provider: the local control API only (storage-path demo and tests). */
+  readonly standalone: boolean;
+  readonly provider?: { readonly address: string; readonly tokenFile: string };
+  readonly address?: string;
+  /** @default 8084 */
+  readonly certPort: number;
+  /** @default 8083 */
+  readonly ticketPort: number;
+  /** How long a guest may take to freeze. @default 10000 */
+  readonly freezeTimeoutMs: number;
+  /** Development only: overrides every VM's copy frequency. @default none */
+  readonly devCopyFrequencyMs?: number;
+  /** Cap of a VM's unshipped journal. @default the journal's own default */
+  readonly journalCapBytes?: number;
+}
+
+function port(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw badInput(flag, `"${text}" is not a port`);
+  return n;
+}
+
+function enrolment(flags: HostStartFlags): HostConfig['provider'] {
+  if (flags.standalone) {
+    if (flags.provider || flags.tokenFile) {
+      throw badInput('--standalone', 'cannot be used together with --provider or --token-file');
+    }
+    return undefined;
+  }
+  if (!flags.name) throw badInput('--name', 'is required (or use --standalone)');
+  if (!flags.provider) throw badInput('--provider', 'is required (or use --standalone)');
+  if (!/^[^\s:]+:\d+$/.test(flags.provider)) {
+    throw badInput('--provider', `"${flags.provider}" is not HOST:PORT`);
+  }
+  if (!flags.tokenFile) throw badInput('--token-file', 'is required (or use --standalone)');
+  return { address: flags.provider, tokenFile: resolve(flags.tokenFile) };
+}
+
+export function compileHostConfig(flags: HostStartFlags): HostConfig {
+  if (!flags.data) throw badInput('--data', 'is required');
+  const devMs = flags.devCopyFrequency
+    ? parseDuration('--dev-copy-frequency', flags.devCopyFrequency)
+    : undefined;
+  if (devMs !== undefined && devMs < 1000) {
+    throw badInput('--dev-copy-frequency', 'must be at least 1s');
+  }
+  const freezeTimeoutMs = parseDuration('--freeze-timeout', flags.freezeTimeout ?? '10s');
+  if (freezeTimeoutMs < 100 || freezeTimeoutMs > 60_000) {
+    throw badInput('--freeze-timeout', 'must be between 100ms and 60s');
+  }
+  const provider = enrolment(flags);
+  return Object.freeze({
+    dataDir: resolve(flags.data),
+    name: flags.name ?? hostname(),
+    standalone: Boolean(flags.standalone),
+    provider,
+    address: flags.address,
+    certPort: port('--cert-port', flags.certPort, 8084),
+    ticketPort: port('--ticket-port', flags.ticketPort, 8083),
+    freezeTimeoutMs,
+    devCopyFrequencyMs: devMs,
+    journalCapBytes: flags.journalCap ? parseSize('--journal-cap', flags.journalCap) : undefined,
+  });
+}
+
+/** The enrolled form needs the provider agent, which this build does not ship yet. */
+export function refuseEnrolled(config: HostConfig): void {
+  if (config.standalone) return;
+  throw new SecondsiteError(
+    'SS_UNAVAILABLE',
+    `enrolling host ${config.name} with provider ${config.provider?.address} needs the provider agent, which this build does not include; run with --standalone for the local storage path`,
+  );
+}

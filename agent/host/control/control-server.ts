@@ -1,0 +1,140 @@
+/**
+ * The local admin API (HostLocal, proto/secondsite/v1/host_local.proto) over gRPC on
+ * <data>/control.sock.
+ *
+ * Insecure channel credentials are acceptable here only because the transport is a unix
+ * socket of mode 0600 inside a 0700 data folder: the kernel lets only the agent's own user
+ * (and root) connect, and nothing leaves the machine. Never bind this service to TCP.
+ *
+ * Every method goes through one adapter (STYLE.md rule 5): validate the request, call the VM
+ * manager, map errors with common/wire/grpc-errors.ts, log once.
+ * States: idle → serving (run) → closed (shutdown).
+ */
+import { chmodSync, rmSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { z } from 'zod';
+import { badInput } from '../../../common/errors/errors.ts';
+import type { Service } from '../../../common/lifecycle/lifecycle.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import { loadPackageDefinition } from '../../../common/proto/load.ts';
+import { toGrpcError } from '../../../common/wire/grpc-errors.ts';
+import type { VmManager } from '../vm/vm-manager.ts';
+import { checkSocketPath, layout } from '../vm/layout.ts';
+import { pointToMsg, vmToMsg } from './host-local-mapping.ts';
+
+const vmRef = z.object({ name: z.string() });
+const createVm = z.object({
+  name: z.string(),
+  disks: z.array(z.object({ sizeBytes: z.string().regex(/^\d+$/) })),
+  nics: z.array(z.object({ network: z.string(), subnet: z.string() })),
+});
+const protectVm = z.object({
+  name: z.string(),
+  copyFrequencySeconds: z.number().int(),
+  appConsistentHours: z.number().int(),
+});
+const cut = z.object({ name: z.string(), appConsistent: z.boolean() });
+
+type Handler = (req: unknown) => Promise<unknown>;
+
+function parse<T>(schema: z.ZodType<T>, req: unknown): T {
+  const r = schema.safeParse(req);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw badInput(issue?.path.join('.') || 'request', issue?.message ?? 'malformed');
+  }
+  return r.data;
+}
+
+function handlers(vms: VmManager, dataDir: string): Record<string, Handler> {
+  const toMsg = vmToMsg(dataDir);
+  return {
+    CreateVm: async (req) => {
+      const r = parse(createVm, req);
+      const view = await vms.createVm({
+        name: r.name,
+        diskSizes: r.disks.map((d) => Number(d.sizeBytes)),
+        nics: r.nics,
+      });
+      return toMsg(view);
+    },
+    StartVm: async (req) => toMsg(await vms.startVm(parse(vmRef, req).name)),
+    StopVm: async (req) => toMsg(await vms.stopVm(parse(vmRef, req).name)),
+    ProtectVm: async (req) => {
+      const { name, ...p } = parse(protectVm, req);
+      return toMsg(await vms.protectVm(name, p));
+    },
+    UnprotectVm: async (req) => toMsg(await vms.unprotectVm(parse(vmRef, req).name)),
+    CutRecoveryPoint: async (req) => {
+      const r = parse(cut, req);
+      return pointToMsg(
+        await vms.cut(r.name, r.appConsistent ? 'app-consistent' : 'crash-consistent'),
+      );
+    },
+    ListVms: async () => ({ vms: vms.list().map(toMsg) }),
+    ListRecoveryPoints: async (req) => ({
+      points: vms.points(parse(vmRef, req).name).map(pointToMsg),
+    }),
+  };
+}
+
+function adapt(name: string, fn: Handler, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    fn(call.request).then(
+      (reply) => {
+        log.debug({ method: name }, 'control call');
+        callback(null, reply);
+      },
+      (e: unknown) => {
+        const err = toGrpcError(e);
+        log.info(
+          { method: name, code: err.metadata?.get('ss-code')[0], msg: err.details },
+          'control call failed',
+        );
+        callback(err);
+      },
+    );
+  };
+}
+
+export function createControlServer(opts: {
+  dataDir: string;
+  vms: VmManager;
+  log: Logger;
+}): Service {
+  const log = opts.log.child({ component: 'control' });
+  const socketPath = checkSocketPath(layout.controlSocket(opts.dataDir));
+  const server = new grpc.Server();
+  const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
+    secondsite: { v1: { HostLocal: grpc.ServiceClientConstructor } };
+  };
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [name, fn] of Object.entries(handlers(opts.vms, opts.dataDir))) {
+    impl[name] = adapt(name, fn, log);
+  }
+  server.addService(pkg.secondsite.v1.HostLocal.service, impl);
+  let stopped: () => void = () => undefined;
+
+  return {
+    async run(signal: AbortSignal): Promise<void> {
+      rmSync(socketPath, { force: true }); // a stale socket from a crash; the data lock is ours
+      await new Promise<void>((resolve, reject) =>
+        server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (e) =>
+          e ? reject(e) : resolve(),
+        ),
+      );
+      chmodSync(socketPath, 0o600);
+      log.info({ socket: socketPath }, 'local control API listening');
+      await new Promise<void>((resolve) => {
+        stopped = resolve;
+        if (signal.aborted) resolve();
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    },
+    async shutdown(): Promise<void> {
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      rmSync(socketPath, { force: true });
+      stopped();
+    },
+  };
+}

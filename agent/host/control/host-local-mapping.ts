@@ -1,0 +1,42 @@
+/** Converts the VM manager's views to HostLocal messages (host_local.proto). */
+import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { VmView } from '../vm/vm-manager.ts';
+import { layout } from '../vm/layout.ts';
+import type { LocalVmMsg, RecoveryPointMsg } from './host-local-types.ts';
+
+export function pointToMsg(p: RecoveryPointRecord): RecoveryPointMsg {
+  return {
+    id: p.id,
+    timeMs: String(p.time),
+    type:
+      p.type === 'app-consistent'
+        ? 'RECOVERY_POINT_TYPE_APP_CONSISTENT'
+        : 'RECOVERY_POINT_TYPE_CRASH_CONSISTENT',
+    segment: String(p.segment),
+    freezeFailed: p.freezeFailed ?? '',
+  };
+}
+
+export function vmToMsg(dataDir: string): (v: VmView) => LocalVmMsg {
+  return ({ config, runtime, latestPoint }) => ({
+    name: config.name,
+    id: config.id,
+    // What is true now; the config's state is what the agent restores after a restart.
+    state: runtime ? 'running' : 'stopped',
+    protected: Boolean(config.protection),
+    copyFrequencySeconds: config.protection?.copyFrequencySeconds ?? 0,
+    appConsistentHours: config.protection?.appConsistentHours ?? 0,
+    disks: config.disks.map((d) => ({
+      index: d.index,
+      sizeBytes: String(d.sizeBytes),
+      nbd: runtime?.nbd[d.index] ?? '',
+      file: `${layout.vmDir(dataDir, config.name)}/${d.file}`,
+    })),
+    nics: config.nics,
+    journalState: runtime?.journalState ?? '',
+    unshippedBytes: String(runtime?.unshippedBytes ?? 0),
+    guestAgentSocket: layout.guestSocket(dataDir, config.name),
+    guestConnected: runtime?.guestConnected ?? false,
+    latestRecoveryPoint: latestPoint ? pointToMsg(latestPoint) : null,
+  });
+}

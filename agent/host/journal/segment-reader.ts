@@ -1,0 +1,160 @@
+/**
+ * Reads segment files. A scan trusts nothing: it stops at the first record that is short,
+ * malformed, out of sequence or fails its CRC, and reports how many bytes were valid, so that
+ * recovery can cut a torn tail and shipping never sends a record twice or half.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import {
+  RECORD_HEADER_BYTES,
+  RecordType,
+  SEAL_RECORD_BYTES,
+  SEGMENT_HEADER_BYTES,
+  decodeRecordHeader,
+  decodeSealPayload,
+  decodeSegmentHeader,
+  recordCrc,
+  type RecordHeader,
+  type SealInfo,
+  type SegmentHeader,
+} from './segment-format.ts';
+
+export interface SegmentRecord extends RecordHeader {
+  /** WRITE payload (null for other types, and for WRITEs when scanning without payloads). */
+  readonly data: Buffer | null;
+  readonly seal?: SealInfo;
+  /** Where the record's header starts in the file (its payload follows the 48 header bytes). */
+  readonly fileOffset: number;
+}
+
+export type ScanStop =
+  | 'end' // the file ends exactly after a valid record
+  | 'bad-header' // the segment header itself is missing or invalid
+  | 'torn' // a record is cut short by the end of the file
+  | 'invalid' // bad magic, type, length or record seq
+  | 'bad-crc';
+
+export interface ScanSummary {
+  readonly header: SegmentHeader | undefined;
+  /** Bytes from the file start through the last valid record (0 if the header is invalid). */
+  readonly validLength: number;
+  readonly fileLength: number;
+  readonly records: number;
+  readonly lastType: RecordHeader['type'] | undefined;
+  readonly stop: ScanStop;
+}
+
+export interface ScanOptions {
+  /**
+   * Read WRITE payloads and check every CRC (default true). false reads only record headers:
+   * for segments already known valid (sealed, or an active one up to its recovered length)
+   * when only the touched ranges matter.
+   */
+  readonly payloads?: boolean;
+  /** Stop after this many bytes of the file (a recovered valid length). */
+  readonly limit?: number;
+}
+
+export function scanSegment(
+  path: string,
+  onRecord: (r: SegmentRecord) => void,
+  opts: ScanOptions = {},
+): ScanSummary {
+  const fd = openSync(path, 'r');
+  try {
+    return scanFd(fd, onRecord, opts);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function scanFd(fd: number, onRecord: (r: SegmentRecord) => void, opts: ScanOptions): ScanSummary {
+  const verify = opts.payloads ?? true;
+  const fileLength = Math.min(fstatSync(fd).size, opts.limit ?? Infinity);
+  const header = decodeSegmentHeader(readAt(fd, 0, SEGMENT_HEADER_BYTES));
+  const summary = (pos: number, records: number, lastType: number | undefined, stop: ScanStop) =>
+    ({
+      header,
+      validLength: pos,
+      fileLength,
+      records,
+      lastType: lastType as RecordHeader['type'] | undefined,
+      stop,
+    }) satisfies ScanSummary;
+  if (!header) return summary(0, 0, undefined, 'bad-header');
+  const headBuf = Buffer.alloc(RECORD_HEADER_BYTES);
+  let pos = SEGMENT_HEADER_BYTES;
+  let records = 0;
+  let lastType: number | undefined;
+  for (;;) {
+    if (pos === fileLength) return summary(pos, records, lastType, 'end');
+    if (pos + RECORD_HEADER_BYTES > fileLength) return summary(pos, records, lastType, 'torn');
+    readInto(fd, headBuf, pos);
+    const h = decodeRecordHeader(headBuf);
+    if (!h || h.recordSeq !== records + 1) return summary(pos, records, lastType, 'invalid');
+    const end = pos + RECORD_HEADER_BYTES + h.payloadLength;
+    if (end > fileLength) return summary(pos, records, lastType, 'torn');
+    const needPayload = verify || h.type === RecordType.seal;
+    const payload =
+      needPayload && h.payloadLength > 0
+        ? readAt(fd, pos + RECORD_HEADER_BYTES, h.payloadLength)
+        : null;
+    if (verify && recordCrc(headBuf, payload) !== h.crc) {
+      return summary(pos, records, lastType, 'bad-crc');
+    }
+    const seal = h.type === RecordType.seal && payload ? decodeSealPayload(payload) : undefined;
+    if (h.type === RecordType.seal && !seal) return summary(pos, records, lastType, 'invalid');
+    const data = h.type === RecordType.write ? payload : null;
+    onRecord(seal ? { ...h, data, seal, fileOffset: pos } : { ...h, data, fileOffset: pos });
+    records++;
+    lastType = h.type;
+    pos = end;
+  }
+}
+
+/** Every valid record of a segment plus the scan summary (tests and small segments). */
+export function readSegment(
+  path: string,
+  opts: ScanOptions = {},
+): { summary: ScanSummary; records: SegmentRecord[] } {
+  const records: SegmentRecord[] = [];
+  const summary = scanSegment(path, (r) => records.push(r), opts);
+  return { summary, records };
+}
+
+/**
+ * The recovery point of a sealed segment, read from its fixed-size final SEAL record without
+ * scanning the file. Undefined if the file does not end with a valid SEAL.
+ */
+export function readSeal(path: string): { header: SegmentHeader; seal: SealInfo } | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const header = decodeSegmentHeader(readAt(fd, 0, SEGMENT_HEADER_BYTES));
+    if (!header || size < SEGMENT_HEADER_BYTES + SEAL_RECORD_BYTES) return undefined;
+    const rec = readAt(fd, size - SEAL_RECORD_BYTES, SEAL_RECORD_BYTES);
+    const h = decodeRecordHeader(rec);
+    if (!h || h.type !== RecordType.seal) return undefined;
+    const payload = rec.subarray(RECORD_HEADER_BYTES);
+    if (recordCrc(rec, payload) !== h.crc) return undefined;
+    const seal = decodeSealPayload(payload);
+    return seal ? { header, seal } : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readAt(fd: number, position: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(length);
+  const n = readInto(fd, b, position);
+  return n === length ? b : b.subarray(0, n);
+}
+
+function readInto(fd: number, into: Buffer, position: number): number {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}

@@ -1,0 +1,340 @@
+/**
+ * The replica side's recovery store for one VM: applies received segments exactly once with
+ * undo data, keeps recovery points, serves point-in-time reads, prunes, reverts and commits.
+ *
+ * On-disk layout of `dir`:
+ *   db/                    LevelDB, key tree in recovery-db.ts
+ *   undo/<seq>.undo        undo data of applied segment <seq>, format in undo-format.ts
+ *
+ * The apply protocol (each step idempotent; open-recovery.ts repairs a kill -9 at any point):
+ *   1. write the undo file — the current contents of every range the segment touches — with
+ *      checksums, fsync it and the folder;
+ *   2. record the intent "applying seq" (sync write);
+ *   3. write the extents to the replica disks, fsync them;
+ *   4. record the recovery point, lastApplied = seq and clear the intent in one sync batch;
+ *   5. delete the undo file if no retained point is older (then nothing can read through it).
+ * A crash before 2 leaves an orphan undo file (deleted at open); between 2 and 4 the apply is
+ * rolled back at open; after 4 the segment is applied and a resend is answered 'duplicate'.
+ *
+ * Mutations run one at a time (a promise queue); reads are synchronous and may interleave
+ * with a running mutation (see undo-index.ts for why that is safe).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
+import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { RawDisk } from '../vm/raw-disk.ts';
+import {
+  completeRevert,
+  dropUnneeded,
+  recoverOnOpen,
+  removeFile,
+  revertFiles,
+  type LiveState,
+} from './open-recovery.ts';
+import { readAtPoint } from './point-read.ts';
+import { RecoveryDb, type StoredPoint } from './recovery-db.ts';
+import { pointsToPrune, undoNeeded } from './retention.ts';
+import { checkSegment, type IncomingSegment } from './segment-check.ts';
+import type {
+  ApplyResult,
+  OpenReport,
+  ReplicaStats,
+  ReplicaStore,
+  ReplicaStoreOptions,
+  ReplicaStoreState,
+} from './types.ts';
+import { MIN_BATCH_BYTES, undoPath, writeUndoFile, type UndoFile } from './undo-file.ts';
+import type { UndoIndex } from './undo-index.ts';
+import { verifyAll, type ReplayContext } from './undo-replay.ts';
+import { validateOptions, type CompiledOptions } from './options.ts';
+
+export async function openReplicaStore(options: ReplicaStoreOptions): Promise<ReplicaStore> {
+  const opts = validateOptions(options, MIN_BATCH_BYTES);
+  const undoDir = join(opts.dir, 'undo');
+  mkdirSync(undoDir, { recursive: true });
+  const log = opts.log.child({ component: 'replica-store', vm: opts.vmId });
+  const db = await RecoveryDb.open(join(opts.dir, 'db'), options.level);
+  try {
+    const diskSizes = opts.disks.map((d) => d.size);
+    const loaded = await db.load({ vmId: opts.vmId, diskSizes });
+    const ctx: ReplayContext = {
+      undoDir,
+      disks: opts.disks,
+      buffer: Buffer.allocUnsafe(opts.batchBytes),
+    };
+    const recovered = await recoverOnOpen(ctx, db, loaded, log);
+    log.info({ lastApplied: recovered.lastApplied, ...recovered.report }, 'replica store open');
+    return new Store(opts, ctx, db, recovered, log);
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+}
+
+class Store implements ReplicaStore {
+  state: ReplicaStoreState = 'ready';
+  lastApplied: number;
+  readonly openReport: OpenReport;
+  private points_: StoredPoint[];
+  private readonly byId = new Map<string, StoredPoint>();
+  private readonly index: UndoIndex;
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Set while a revert runs: points after it are being dropped and may not be read. */
+  private revertTarget: number | undefined;
+
+  constructor(
+    private readonly opts: CompiledOptions,
+    private readonly ctx: ReplayContext,
+    private readonly db: RecoveryDb,
+    recovered: { lastApplied: number; points: StoredPoint[]; index: UndoIndex; report: OpenReport },
+    private readonly log: CompiledOptions['log'],
+  ) {
+    this.lastApplied = recovered.lastApplied;
+    this.points_ = recovered.points;
+    this.index = recovered.index;
+    this.openReport = recovered.report;
+    for (const p of this.points_) this.byId.set(p.record.id, p);
+  }
+
+  get vmId(): string {
+    return this.opts.vmId;
+  }
+
+  apply(seg: IncomingSegment): Promise<ApplyResult> {
+    return this.exclusive(async () => {
+      if (seg.seq <= this.lastApplied) return 'duplicate';
+      if (seg.seq !== this.lastApplied + 1) {
+        throw new SecondsiteError(
+          'SS_SEGMENT_OUT_OF_ORDER',
+          `segment ${seg.seq} arrived but the replica expects ${this.lastApplied + 1}`,
+          { seq: seg.seq, expected: this.lastApplied + 1, vmId: this.vmId },
+        );
+      }
+      checkSegment(
+        seg,
+        this.opts.disks.map((d) => d.size),
+      );
+      if (this.byId.has(seg.point.id)) {
+        throw new SecondsiteError('SS_PROTOCOL', `recovery point id ${seg.point.id} is reused`, {
+          seq: seg.seq,
+          pointId: seg.point.id,
+        });
+      }
+      this.state = 'applying';
+      try {
+        await this.applySteps(seg);
+      } finally {
+        if (this.state === 'applying') this.state = 'ready';
+      }
+      return 'applied';
+    });
+  }
+
+  /** Steps 1–5 of the apply protocol (see the top of this file). */
+  private async applySteps(seg: IncomingSegment): Promise<void> {
+    let file: UndoFile | undefined;
+    if (seg.extents.length > 0) {
+      try {
+        file = writeUndoFile({ ...this.ctx, dir: this.ctx.undoDir, ...seg });
+      } catch (e) {
+        removeFile(undoPath(this.ctx.undoDir, seg.seq));
+        throw ioError(`writing undo data of segment ${seg.seq}`, e);
+      }
+      this.index.add(file);
+      await this.failOnError(() => this.db.putIntent({ op: 'apply', seq: seg.seq }));
+      await this.failOnError(() => writeExtents(this.opts.disks, seg));
+    }
+    const stored: StoredPoint = { record: { ...seg.point }, undoBytes: file?.bytes ?? 0 };
+    await this.failOnError(() => this.db.commitPoint(stored));
+    this.lastApplied = seg.seq;
+    this.points_.push(stored);
+    this.byId.set(stored.record.id, stored);
+    if (file && !undoNeeded(seg.seq, this.points_[0]?.record.segment, this.lastApplied)) {
+      this.index.remove(seg.seq);
+      removeFile(file.path);
+    }
+  }
+
+  points(): RecoveryPointRecord[] {
+    return this.points_.map((p) => p.record);
+  }
+
+  latest(): RecoveryPointRecord | undefined {
+    return this.points_.at(-1)?.record;
+  }
+
+  stats(): ReplicaStats {
+    return {
+      vmId: this.vmId,
+      count: this.points_.length,
+      oldest: this.points_[0]?.record,
+      newest: this.points_.at(-1)?.record,
+      undoBytes: this.index.totalBytes(),
+      lastApplied: this.lastApplied,
+    };
+  }
+
+  read(disk: number, offset: number, length: number, pointId: string): Buffer {
+    this.assertUsable();
+    const raw = this.opts.disks[disk];
+    if (!raw) throw badInput('disk', `no disk ${disk}`, { disks: this.opts.disks.length });
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0) {
+      throw badInput('range', `bad range ${offset}+${length}`);
+    }
+    if (length < 0 || offset + length > raw.size) {
+      throw badInput('range', `${offset}+${length} is outside disk ${disk} (${raw.size} bytes)`);
+    }
+    const point = this.point(pointId);
+    const seq = point.record.segment;
+    if (this.revertTarget !== undefined && seq > this.revertTarget) {
+      throw new SecondsiteError('SS_CONFLICT', `point ${pointId} is being reverted away`, {
+        pointId,
+      });
+    }
+    return readAtPoint(this.index, raw, disk, seq, offset, length);
+  }
+
+  prune(now = this.opts.clock.now()): Promise<RecoveryPointRecord[]> {
+    return this.exclusive(async () => {
+      const candidates = this.points_.map((p) => ({ ...p.record, seq: p.record.segment }));
+      const drop = new Set(pointsToPrune(candidates, now, this.opts.rules));
+      if (drop.size === 0) return [];
+      const dropped = this.points_.filter((p) => drop.has(p.record.segment));
+      await this.db.dropPoints([...drop]);
+      this.forget(dropped);
+      const files = dropUnneeded(this.ctx.undoDir, this.index, this.points_, this.lastApplied);
+      this.log.info({ points: dropped.length, undoFiles: files }, 'pruned recovery points');
+      return dropped.map((p) => p.record);
+    });
+  }
+
+  revertTo(pointId: string): Promise<void> {
+    return this.exclusive(() => this.revertUnlocked(pointId));
+  }
+
+  private async revertUnlocked(pointId: string): Promise<void> {
+    const target = this.point(pointId).record.segment;
+    if (target === this.lastApplied) return;
+    // Verified before the intent is recorded: corrupt undo data refuses the revert and leaves
+    // the store as it was, instead of an intent that no reopen could complete.
+    verifyAll(this.ctx, revertFiles(this.live(), target));
+    this.state = 'reverting';
+    this.revertTarget = target;
+    await this.failOnError(async () => {
+      await this.db.putIntent({ op: 'revert', target });
+      const done = await completeRevert(this.ctx, this.db, this.live(), target, this.log, {
+        verified: true,
+      });
+      this.forget(this.points_.filter((p) => p.record.segment > target));
+      this.lastApplied = done.lastApplied;
+    });
+    this.revertTarget = undefined;
+    this.state = 'ready';
+  }
+
+  commit(pointId?: string): Promise<void> {
+    return this.exclusive(async () => {
+      if (pointId !== undefined) await this.revertUnlocked(pointId);
+      const others = this.points_.slice(0, -1);
+      await this.db.dropPoints(others.map((p) => p.record.segment));
+      this.forget(others);
+      dropUnneeded(this.ctx.undoDir, this.index, this.points_, this.lastApplied);
+      this.log.info({ point: this.latest()?.id, dropped: others.length }, 'failover committed');
+    });
+  }
+
+  rebase(lastApplied: number): Promise<void> {
+    return this.exclusive(async () => {
+      if (!Number.isSafeInteger(lastApplied) || lastApplied < 0) {
+        throw badInput('lastApplied', `must be a whole number >= 0, not ${lastApplied}`);
+      }
+      await this.db.resetTo(
+        lastApplied,
+        this.points_.map((p) => p.record.segment),
+      );
+      this.forget(this.points_);
+      this.lastApplied = lastApplied;
+      dropUnneeded(this.ctx.undoDir, this.index, this.points_, this.lastApplied);
+      this.log.info({ lastApplied }, 'replica store rebased');
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    await this.queue.catch(() => undefined);
+    this.state = 'closed';
+    this.index.close();
+    await this.db.close();
+  }
+
+  private point(pointId: string): StoredPoint {
+    const p = this.byId.get(pointId);
+    if (!p) {
+      throw new SecondsiteError('SS_NOT_FOUND', `no recovery point ${pointId}`, {
+        pointId,
+        vmId: this.vmId,
+      });
+    }
+    return p;
+  }
+
+  private live(): LiveState {
+    return { lastApplied: this.lastApplied, points: this.points_, index: this.index };
+  }
+
+  private forget(dropped: readonly StoredPoint[]): void {
+    const gone = new Set(dropped.map((p) => p.record.segment));
+    for (const p of dropped) this.byId.delete(p.record.id);
+    this.points_ = this.points_.filter((p) => !gone.has(p.record.segment));
+  }
+
+  private assertUsable(): void {
+    if (this.state === 'failed' || this.state === 'closed') {
+      throw new SecondsiteError(
+        'SS_CONFLICT',
+        this.state === 'failed'
+          ? 'the replica store failed mid-change; reopen it to roll back'
+          : 'the replica store is closed',
+        { vmId: this.vmId, state: this.state },
+      );
+    }
+  }
+
+  /** Runs mutations one at a time, in call order. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      this.assertUsable();
+      return fn();
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A failure once the disks may be changing leaves the store failed until reopened. */
+  private async failOnError(fn: () => unknown): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      this.state = 'failed';
+      this.log.error({ err: e }, 'replica store failed mid-change; reopen to recover');
+      throw e instanceof SecondsiteError ? e : ioError('changing the replica', e);
+    }
+  }
+}
+
+/** Apply step 3: writes every extent (zeros for data === null), then fsyncs touched disks. */
+function writeExtents(disks: readonly RawDisk[], seg: IncomingSegment): void {
+  const touched = new Set<number>();
+  for (const e of seg.extents) {
+    const disk = disks[e.disk]!;
+    if (e.data === null) disk.zeroSync(e.offset, e.length);
+    else disk.writeSync(e.offset, e.data);
+    touched.add(e.disk);
+  }
+  for (const d of touched) disks[d]!.syncSync();
+}
+
+function ioError(what: string, cause: unknown): SecondsiteError {
+  return new SecondsiteError('SS_IO', `${what}: ${(cause as Error).message}`, {}, { cause });
+}

@@ -1,0 +1,94 @@
+/**
+ * Public shapes of the replica side's recovery store: what the replication receiver, test
+ * failover and failover/commit call on the target host.
+ */
+import type { Clock } from '../../../common/time/clock.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { RawDisk } from '../vm/raw-disk.ts';
+import type { LevelLike } from './recovery-db.ts';
+import type { IncomingSegment } from './segment-check.ts';
+
+export type { IncomingSegment } from './segment-check.ts';
+
+export interface ReplicaStoreOptions {
+  /** This VM's recovery folder (LevelDB in `db/`, undo files in `undo/`); created if missing. */
+  readonly dir: string;
+  readonly vmId: string;
+  /** The replica disks, in the VM's disk order. The store is their only writer while open. */
+  readonly disks: readonly RawDisk[];
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Points older than this are pruned by prune(). */
+  readonly retentionHours: number;
+  /** App-consistent points are kept this long instead. @default retentionHours */
+  readonly appConsistentRetentionHours?: number;
+  /** Size of the reused I/O batch buffer. @default 8 MiB */
+  readonly batchBytes?: number;
+  /** Tests only: an open-able abstract-level database (e.g. memory-level) instead of `db/`. */
+  readonly level?: LevelLike;
+}
+
+/**
+ * ready: idle, every call allowed. applying / reverting: a mutation is running (mutations queue
+ * behind it; reads are served, during a revert only of points it keeps). failed: a mutation
+ * failed after it started changing the disks; reopen the store to roll back or finish it.
+ * closed: nothing allowed.
+ */
+export type ReplicaStoreState = 'ready' | 'applying' | 'reverting' | 'failed' | 'closed';
+
+/** What open() found and did, for logs and tests. */
+export interface OpenReport {
+  /** An apply of this seq was interrupted and has been rolled back. */
+  readonly rolledBack?: number;
+  /** A revert to the point of this seq was interrupted and has been completed. */
+  readonly revertCompleted?: number;
+  /** Undo files removed because no retained point needed them. */
+  readonly undoFilesRemoved: number;
+  /** Points dropped because undo data they depend on was missing or unreadable. */
+  readonly pointsLost: readonly string[];
+}
+
+export interface ReplicaStats {
+  readonly vmId: string;
+  readonly count: number;
+  readonly oldest: RecoveryPointRecord | undefined;
+  readonly newest: RecoveryPointRecord | undefined;
+  /** Bytes of undo files kept on disk. */
+  readonly undoBytes: number;
+  readonly lastApplied: number;
+}
+
+export type ApplyResult = 'applied' | 'duplicate';
+
+export interface ReplicaStore {
+  readonly vmId: string;
+  readonly state: ReplicaStoreState;
+  /** Seq of the last segment applied; the replica disks are exactly at its point. */
+  readonly lastApplied: number;
+  readonly openReport: OpenReport;
+  /**
+   * Applies segment `seq` exactly once: 'duplicate' (no effect) for seq <= lastApplied,
+   * SS_SEGMENT_OUT_OF_ORDER for a gap, SS_PROTOCOL for a malformed segment. Resolves after
+   * undo data, disk writes and the recovery point are all durable: the caller may then ack.
+   */
+  apply(seg: IncomingSegment): Promise<ApplyResult>;
+  /** Retained points, oldest first. */
+  points(): RecoveryPointRecord[];
+  latest(): RecoveryPointRecord | undefined;
+  stats(): ReplicaStats;
+  /** The bytes of [offset, offset+length) of disk `disk` exactly as they were at `pointId`. */
+  read(disk: number, offset: number, length: number, pointId: string): Buffer;
+  /** Prunes points past retention (never the latest) and the undo data only they needed. */
+  prune(now?: number): Promise<RecoveryPointRecord[]>;
+  /** Rolls the replica disks back to `pointId` and drops later points (unplanned failover). */
+  revertTo(pointId: string): Promise<void>;
+  /** Commits a failover: optionally reverts to `pointId`, then discards all other points. */
+  commit(pointId?: string): Promise<void>;
+  /**
+   * After the disks were rewritten outside the journal (resync): drops every point and all
+   * undo data and expects segment `lastApplied + 1` next.
+   */
+  rebase(lastApplied: number): Promise<void>;
+  close(): Promise<void>;
+}

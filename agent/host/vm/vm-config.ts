@@ -1,0 +1,109 @@
+/**
+ * A VM's configuration as the host agent keeps it: <data>/vms/<name>/vm.json, validated on
+ * every read (a hand-edited file with a bad value is refused, naming the field) and written
+ * atomically (temporary file, fsync, rename, fsync of the folder) so a crash leaves the old or
+ * the new file, never half of one.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
+
+/** Letters, digits, '.', '_', '-'; it names a folder and an NBD export, so no '/' or spaces. */
+export const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** Copy frequencies the product offers (R16): 30 s, 5 min, 15 min. */
+export const COPY_FREQUENCIES = [30, 300, 900] as const;
+
+/** Smallest disk: anything smaller is surely a typo ("1M" meant as "1G"). */
+export const MIN_DISK_BYTES = 1024 * 1024;
+
+const diskSchema = z.strictObject({
+  index: z.number().int().min(0),
+  sizeBytes: z.number().int().min(MIN_DISK_BYTES).multipleOf(512),
+  /** File name inside the VM folder. */
+  file: z.string().regex(/^disk-\d+\.raw$/),
+});
+
+const nicSchema = z.strictObject({ network: z.string().min(1), subnet: z.string() });
+
+const protectionSchema = z.strictObject({
+  copyFrequencySeconds: z.union(COPY_FREQUENCIES.map((f) => z.literal(f))),
+  appConsistentHours: z.number().int().min(0).max(12),
+  /** When protection began (ms since the epoch). */
+  since: z.number().int(),
+});
+
+export const vmConfigSchema = z.strictObject({
+  schemaVersion: z.literal(1),
+  name: z.string().regex(VM_NAME),
+  id: z.string().uuid(),
+  /** What the agent keeps the VM at, also across its own restarts. */
+  state: z.enum(['running', 'stopped']),
+  disks: z.array(diskSchema).min(1),
+  nics: z.array(nicSchema),
+  /** Absent when unprotected. */
+  protection: protectionSchema.optional(),
+});
+
+export type VmConfig = z.infer<typeof vmConfigSchema>;
+export type VmProtection = z.infer<typeof protectionSchema>;
+export type VmNic = z.infer<typeof nicSchema>;
+
+export function checkVmName(name: string): string {
+  if (!VM_NAME.test(name)) {
+    throw badInput('name', `"${name}" is not a VM name (letters, digits, . _ -; up to 63)`);
+  }
+  return name;
+}
+
+export function checkProtection(copyFrequencySeconds: number, appConsistentHours: number): void {
+  if (!(COPY_FREQUENCIES as readonly number[]).includes(copyFrequencySeconds)) {
+    throw badInput('copyFrequency', `must be 30s, 5m or 15m, not ${copyFrequencySeconds}s`);
+  }
+  if (!Number.isInteger(appConsistentHours) || appConsistentHours < 0 || appConsistentHours > 12) {
+    throw badInput('appConsistentHours', `must be a whole number from 0 to 12`);
+  }
+}
+
+export function vmConfigPath(vmDir: string): string {
+  return join(vmDir, 'vm.json');
+}
+
+export function readVmConfig(vmDir: string): VmConfig {
+  const path = vmConfigPath(vmDir);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new SecondsiteError('SS_IO', `cannot read ${path}`, { path }, { cause: e });
+  }
+  const parsed = vmConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SecondsiteError('SS_IO', `${path}: ${issue?.path.join('.')}: ${issue?.message}`, {
+      path,
+    });
+  }
+  return parsed.data;
+}
+
+/** Atomic replace; see the file comment. */
+export function writeVmConfig(vmDir: string, config: VmConfig): void {
+  const path = vmConfigPath(vmDir);
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify(vmConfigSchema.parse(config), null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dirFd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}

@@ -1,0 +1,3 @@
+export { createApiClient, errorFromResponse } from './client.ts';
+export type { ApiClient, ApiClientOptions, FetchLike } from './client.ts';
+export * from './types.ts';

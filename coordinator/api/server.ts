@@ -1,0 +1,64 @@
+/**
+ * The REST/JSON API (/api/v1) on fastify, over HTTPS in production and through inject() in
+ * tests. Every /api request must carry the admin token; errors leave through one handler
+ * (http-errors.ts); each request is logged once, without its headers.
+ *
+ * Seam for the provider WebSocket (later work): `app.server` is the https.Server; its
+ * 'upgrade' event can be handed to a `ws` server without touching these routes.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { SecondsiteError } from '../../common/errors/errors.ts';
+import type { Logger } from '../../common/log/log.ts';
+import type { JobRunner } from '../jobs/job-runner.ts';
+import type { VaultService } from '../vaults/vault-service.ts';
+import type { AdminAuth } from './admin-auth.ts';
+import { toHttpError } from './http-errors.ts';
+import { jobRoutes } from './routes-jobs.ts';
+import { vaultRoutes } from './routes-vaults.ts';
+
+export interface ApiOptions {
+  readonly vaults: VaultService;
+  readonly jobs: JobRunner;
+  readonly auth: AdminAuth;
+  readonly log: Logger;
+  /** Registers the test-only job route (SECONDSITE_TEST_JOBS=1). @default false */
+  readonly testJobs?: boolean;
+  /** PEM key and certificate; without them the server speaks plain HTTP (tests only). */
+  readonly https?: { readonly key: string; readonly cert: string };
+}
+
+/** Request bodies are small JSON documents; 1 MiB leaves ample room. */
+const BODY_LIMIT = 1024 * 1024;
+
+export function buildApi(opts: ApiOptions): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    ...(opts.https === undefined ? {} : { https: { key: opts.https.key, cert: opts.https.cert } }),
+  }) as unknown as FastifyInstance;
+
+  app.addHook('onRequest', async (request) => {
+    opts.auth.check(request.headers.authorization);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    opts.log.info(
+      { method: request.method, url: request.url, status: reply.statusCode },
+      'request',
+    );
+  });
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const { status, body, unexpected } = toHttpError(error);
+    if (unexpected) opts.log.error({ err: error, url: request.url }, 'unexpected error');
+    return reply.code(status).send(body);
+  });
+
+  app.setNotFoundHandler(async (request) => {
+    throw new SecondsiteError('SS_NOT_FOUND', `no route ${request.method} ${request.url}`);
+  });
+
+  vaultRoutes(app, opts.vaults);
+  jobRoutes(app, { jobs: opts.jobs, vaults: opts.vaults, testJobs: opts.testJobs ?? false });
+  return app;
+}

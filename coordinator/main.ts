@@ -1,0 +1,129 @@
+/**
+ * The coordinator process: only wiring (STYLE.md rule 1). Load the options, lock the data
+ * folder, open and upgrade the store, make or load the PKI and the admin token, build the
+ * services, listen, write admin.json, resume unfinished jobs; stop in the reverse order.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lockDataFolder, type DataLock } from '../common/lifecycle/data-lock.ts';
+import { abortOnSignals } from '../common/lifecycle/lifecycle.ts';
+import { createLogger, type Logger } from '../common/log/log.ts';
+import { systemClock, type Clock } from '../common/time/clock.ts';
+import { ensureAdminToken, writeAdminFile } from './admin/admin-access.ts';
+import { adminAuth } from './api/admin-auth.ts';
+import { buildApi } from './api/server.ts';
+import { compileConfig, type CoordinatorOptions } from './config.ts';
+import { JobRunner } from './jobs/job-runner.ts';
+import { JobTypeRegistry } from './jobs/job-types.ts';
+import { testJobType, testJobsEnabled } from './jobs/test-job-type.ts';
+import { ensurePki } from './pki/coordinator-pki.ts';
+import { openLevelStore } from './store/level-store.ts';
+import { upgradeSchema } from './store/schema.ts';
+import type { Store } from './store/store.ts';
+import { VaultService } from './vaults/vault-service.ts';
+
+export type { CoordinatorOptions } from './config.ts';
+
+export interface StartedCoordinator {
+  readonly url: string;
+  /** Path of admin.json (URL, CA certificate, admin token). */
+  readonly adminFile: string;
+  readonly caCertPem: string;
+  /** Stops serving, lets running steps stop, closes the store and releases the data folder. */
+  stop(): Promise<void>;
+}
+
+export interface StartDeps {
+  readonly clock?: Clock;
+  readonly log?: Logger;
+}
+
+/** The URL clients use: a wildcard listen address is reached through loopback. */
+function urlFor(host: string, port: number): string {
+  if (host === '0.0.0.0') return `https://127.0.0.1:${port}`;
+  if (host === '::') return `https://[::1]:${port}`;
+  return host.includes(':') ? `https://[${host}]:${port}` : `https://${host}:${port}`;
+}
+
+export async function startCoordinator(
+  options: CoordinatorOptions,
+  deps: StartDeps = {},
+): Promise<StartedCoordinator> {
+  const config = compileConfig({ testJobs: testJobsEnabled(), ...options });
+  const clock = deps.clock ?? systemClock;
+  const log = deps.log ?? createLogger({ name: 'coordinator' });
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock: DataLock = lockDataFolder(config.dataDir);
+  let store: Store | undefined;
+  try {
+    store = await openLevelStore(join(config.dataDir, 'store'));
+    await upgradeSchema(store);
+    const pki = await ensurePki({ dataDir: config.dataDir, host: config.listen.host, clock, log });
+    const admin = await ensureAdminToken({ store, dataDir: config.dataDir, clock, log });
+    const registry = new JobTypeRegistry();
+    if (config.testJobs) {
+      log.warn('SECONDSITE_TEST_JOBS=1: the test-only job type is enabled');
+      registry.register(testJobType);
+    }
+    const vaults = new VaultService(store, clock);
+    const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
+    const app = buildApi({
+      vaults,
+      jobs,
+      auth: adminAuth(admin.tokenHash),
+      log: log.child({ component: 'api' }),
+      testJobs: config.testJobs,
+      https: { key: pki.serverKeyPem, cert: pki.serverCertPem },
+    });
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const url = urlFor(config.listen.host, port);
+    const adminFile = await writeAdminFile(config.dataDir, {
+      url,
+      caCertPem: pki.caCertPem,
+      adminToken: admin.token,
+    });
+    const running = new AbortController();
+    const jobsDone = jobs.run(running.signal);
+    log.info({ url, dataDir: config.dataDir }, 'coordinator started');
+    const opened = store;
+    return {
+      url,
+      adminFile,
+      caCertPem: pki.caCertPem,
+      async stop() {
+        running.abort();
+        await app.close();
+        await jobs.shutdown();
+        await jobsDone;
+        await opened.close();
+        lock.release();
+        log.info('coordinator stopped');
+      },
+    };
+  } catch (e) {
+    await store?.close().catch(() => undefined);
+    lock.release();
+    throw e;
+  }
+}
+
+/**
+ * `secondsite coordinator start`: runs until SIGTERM or SIGINT, then stops cleanly.
+ * `onStarted` lets the caller print where the coordinator listens.
+ */
+export async function runCoordinator(
+  options: CoordinatorOptions,
+  onStarted: (c: StartedCoordinator) => void = () => undefined,
+): Promise<void> {
+  const signals = abortOnSignals();
+  const coordinator = await startCoordinator(options);
+  onStarted(coordinator);
+  if (!signals.signal.aborted) {
+    await new Promise<void>((resolve) =>
+      signals.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+  }
+  await coordinator.stop();
+}

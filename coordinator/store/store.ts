@@ -1,0 +1,54 @@
+/**
+ * The coordinator's state store: a narrow, ordered key-value interface with JSON values
+ * (STYLE.md rule 10). The LevelDB implementation lives in level-store.ts; tests run the same
+ * code over memory-level, and faulty-store.ts wraps any store to inject failures.
+ *
+ * Key tree (keys are '/'-separated; names and ids never contain '/'):
+ *
+ *   meta/schemaVersion              → number       layout version, upgraded by schema.ts
+ *   meta/adminTokenHash             → TokenHash    hash of the admin token (never the token)
+ *   vault/<vaultId>                 → Vault        one record per vault
+ *   vault-name/<lower-case name>    → vaultId      unique-name index (names compare
+ *                                                  case-insensitively)
+ *   job-vault/<jobId>               → vaultId      lets `job show ID` find a job's vault
+ *   v/<vaultId>/job/<jobId>         → Job          everything that belongs to a vault lives
+ *   v/<vaultId>/...                                under v/<vaultId>/ (R1: vault isolation),
+ *                                                  so deleting or listing a vault is a prefix
+ *
+ * Invariant: every state change is written (synchronously, for LevelDB) before the caller
+ * acknowledges it to anyone; a batch is all-or-nothing.
+ */
+export type BatchOp =
+  | { readonly type: 'put'; readonly key: string; readonly value: unknown }
+  | { readonly type: 'del'; readonly key: string };
+
+export interface Store {
+  /** The stored value, or undefined when the key is absent. */
+  get<T>(key: string): Promise<T | undefined>;
+  put(key: string, value: unknown): Promise<void>;
+  del(key: string): Promise<void>;
+  /** Applies every operation or none. */
+  batch(ops: readonly BatchOp[]): Promise<void>;
+  /** Entries whose key starts with prefix, in key order. */
+  iterate<T>(prefix: string): AsyncIterable<readonly [string, T]>;
+  close(): Promise<void>;
+}
+
+/** Builds keys of the tree above; one place so a typo cannot create a stray branch. */
+export const keys = Object.freeze({
+  schemaVersion: 'meta/schemaVersion',
+  adminTokenHash: 'meta/adminTokenHash',
+  vault: (vaultId: string) => `vault/${vaultId}`,
+  vaultPrefix: 'vault/',
+  vaultName: (name: string) => `vault-name/${name.toLowerCase()}`,
+  jobVault: (jobId: string) => `job-vault/${jobId}`,
+  job: (vaultId: string, jobId: string) => `v/${vaultId}/job/${jobId}`,
+  jobPrefix: (vaultId: string) => `v/${vaultId}/job/`,
+});
+
+/** Collects an iteration into an array (small collections only: vaults, jobs of a vault). */
+export async function collect<T>(store: Store, prefix: string): Promise<T[]> {
+  const out: T[] = [];
+  for await (const [, value] of store.iterate<T>(prefix)) out.push(value);
+  return out;
+}

@@ -5,6 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { badInput } from '../common/errors/errors.ts';
 import { lockDataFolder, type DataLock } from '../common/lifecycle/data-lock.ts';
 import { abortOnSignals } from '../common/lifecycle/lifecycle.ts';
 import { createLogger, type Logger } from '../common/log/log.ts';
@@ -12,7 +13,7 @@ import { systemClock, type Clock } from '../common/time/clock.ts';
 import { ensureAdminToken, writeAdminFile } from './admin/admin-access.ts';
 import { adminAuth } from './api/admin-auth.ts';
 import { buildApi } from './api/server.ts';
-import { compileConfig, type CoordinatorOptions } from './config.ts';
+import { compileConfig, type CoordinatorConfig, type CoordinatorOptions } from './config.ts';
 import { JobRunner } from './jobs/job-runner.ts';
 import { JobTypeRegistry } from './jobs/job-types.ts';
 import { testJobType, testJobsEnabled } from './jobs/test-job-type.ts';
@@ -45,6 +46,82 @@ function urlFor(host: string, port: number): string {
   return host.includes(':') ? `https://[${host}]:${port}` : `https://${host}:${port}`;
 }
 
+/** A busy, foreign or privileged address is the operator's to change: bad input on --listen. */
+async function listenOn(
+  app: ReturnType<typeof buildApi>,
+  listen: { host: string; port: number },
+): Promise<void> {
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') {
+      await app.close();
+      throw badInput('listen', `cannot listen on ${listen.host}:${listen.port} (${code})`);
+    }
+    throw e;
+  }
+}
+
+function jobTypes(testJobs: boolean, log: Logger): JobTypeRegistry {
+  const registry = new JobTypeRegistry();
+  if (testJobs) {
+    log.warn('SECONDSITE_TEST_JOBS=1: the test-only job type is enabled');
+    registry.register(testJobType);
+  }
+  return registry;
+}
+
+/** Services and the HTTPS API over an open store; close() undoes exactly this. */
+async function serve(
+  config: CoordinatorConfig,
+  store: Store,
+  clock: Clock,
+  log: Logger,
+): Promise<Omit<StartedCoordinator, 'stop'> & { close(): Promise<void> }> {
+  const pki = await ensurePki({ dataDir: config.dataDir, host: config.listen.host, clock, log });
+  const admin = await ensureAdminToken({ store, dataDir: config.dataDir, clock, log });
+  const vaults = new VaultService(store, clock);
+  const registry = jobTypes(config.testJobs, log);
+  const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
+  const app = buildApi({
+    vaults,
+    jobs,
+    auth: adminAuth(admin.tokenHash),
+    log: log.child({ component: 'api' }),
+    testJobs: config.testJobs,
+    https: { key: pki.serverKeyPem, cert: pki.serverCertPem },
+  });
+  await listenOn(app, config.listen);
+  const address = app.server.address();
+  const url = urlFor(config.listen.host, typeof address === 'object' ? (address?.port ?? 0) : 0);
+  let adminFile: string;
+  try {
+    // Written only once listening, so a script that waits for admin.json can connect at once.
+    adminFile = await writeAdminFile(config.dataDir, {
+      url,
+      caCertPem: pki.caCertPem,
+      adminToken: admin.token,
+    });
+  } catch (e) {
+    await app.close();
+    throw e;
+  }
+  const running = new AbortController();
+  const jobsDone = jobs.run(running.signal);
+  return {
+    url,
+    adminFile,
+    caCertPem: pki.caCertPem,
+    async close() {
+      running.abort();
+      await app.close();
+      await jobs.shutdown();
+      await jobsDone;
+    },
+  };
+}
+
 export async function startCoordinator(
   options: CoordinatorOptions,
   deps: StartDeps = {},
@@ -58,45 +135,15 @@ export async function startCoordinator(
   try {
     store = await openLevelStore(join(config.dataDir, 'store'));
     await upgradeSchema(store);
-    const pki = await ensurePki({ dataDir: config.dataDir, host: config.listen.host, clock, log });
-    const admin = await ensureAdminToken({ store, dataDir: config.dataDir, clock, log });
-    const registry = new JobTypeRegistry();
-    if (config.testJobs) {
-      log.warn('SECONDSITE_TEST_JOBS=1: the test-only job type is enabled');
-      registry.register(testJobType);
-    }
-    const vaults = new VaultService(store, clock);
-    const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
-    const app = buildApi({
-      vaults,
-      jobs,
-      auth: adminAuth(admin.tokenHash),
-      log: log.child({ component: 'api' }),
-      testJobs: config.testJobs,
-      https: { key: pki.serverKeyPem, cert: pki.serverCertPem },
-    });
-    await app.listen({ host: config.listen.host, port: config.listen.port });
-    const address = app.server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : 0;
-    const url = urlFor(config.listen.host, port);
-    const adminFile = await writeAdminFile(config.dataDir, {
-      url,
-      caCertPem: pki.caCertPem,
-      adminToken: admin.token,
-    });
-    const running = new AbortController();
-    const jobsDone = jobs.run(running.signal);
-    log.info({ url, dataDir: config.dataDir }, 'coordinator started');
+    const served = await serve(config, store, clock, log);
+    log.info({ url: served.url, dataDir: config.dataDir }, 'coordinator started');
     const opened = store;
     return {
-      url,
-      adminFile,
-      caCertPem: pki.caCertPem,
+      url: served.url,
+      adminFile: served.adminFile,
+      caCertPem: served.caCertPem,
       async stop() {
-        running.abort();
-        await app.close();
-        await jobs.shutdown();
-        await jobsDone;
+        await served.close();
         await opened.close();
         lock.release();
         log.info('coordinator stopped');

@@ -54,6 +54,8 @@ interface Pending {
 }
 
 const NO_PAYLOAD_SPLIT = 1024 * 1024 * 1024;
+/** NBD_CMD_DISC gets no reply, so its cookie is never matched. */
+const DISC_REQUEST = encodeRequest({ flags: 0, type: Cmd.DISC, cookie: 0n, offset: 0, length: 0 });
 const COMMAND_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(Cmd).map(([name, value]) => [value, name]),
 );
@@ -232,10 +234,7 @@ export class NbdClient {
     await this.whenIdle();
     if (this.socket.destroyed) return;
     const gone = new Promise<void>((resolve) => this.socket.once('close', () => resolve()));
-    if (!this.failure)
-      this.socket.write(
-        encodeRequest({ flags: 0, type: Cmd.DISC, cookie: 0n, offset: 0, length: 0 }),
-      );
+    if (!this.failure) this.socket.write(DISC_REQUEST);
     this.socket.end();
     await gone;
   }

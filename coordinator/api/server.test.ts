@@ -7,6 +7,7 @@ import { waitFor } from '../../test/helpers/wait-for.ts';
 import { JobRunner } from '../jobs/job-runner.ts';
 import { JobTypeRegistry } from '../jobs/job-types.ts';
 import { testJobType } from '../jobs/test-job-type.ts';
+import { faultyStore } from '../store/faulty-store.ts';
 import { openMemoryStore } from '../store/level-store.ts';
 import { collect, type Store } from '../store/store.ts';
 import { VaultService } from '../vaults/vault-service.ts';
@@ -125,6 +126,43 @@ describe('vault routes', () => {
   });
 });
 
+describe('store failures', () => {
+  it('answers SS_IO (500) and acknowledges nothing when the write fails', async () => {
+    const faulty = faultyStore(await openMemoryStore());
+    const clock = new FakeClock();
+    const api = buildApi({
+      vaults: new VaultService(faulty, clock),
+      jobs: new JobRunner({
+        store: faulty,
+        registry: new JobTypeRegistry(),
+        clock,
+        log: silentLogger,
+      }),
+      auth: adminAuth(hashSecret(TOKEN)),
+      log: silentLogger,
+    });
+    faulty.setFault((op) => op === 'batch');
+    const res = await api.inject({
+      method: 'POST',
+      url: '/api/v1/vaults',
+      headers: auth,
+      payload: { name: 'prod' },
+    });
+    expect(res.statusCode).toBe(500);
+    expect(res.json().error.code).toBe('SS_IO');
+    faulty.setFault(undefined);
+    expect(await collect(faulty, '')).toEqual([]);
+    const retry = await api.inject({
+      method: 'POST',
+      url: '/api/v1/vaults',
+      headers: auth,
+      payload: { name: 'prod' },
+    });
+    expect(retry.statusCode).toBe(201);
+    await api.close();
+  });
+});
+
 describe('job routes', () => {
   it('lists, shows, resumes and cancels jobs of a vault', async () => {
     await app.inject({
@@ -195,14 +233,7 @@ describe('job routes', () => {
       code: 'SS_BAD_INPUT',
       details: { field: 'input.steps.0.action' },
     });
-    expect(
-      await runner.list(
-        (
-          await (
-            await app.inject({ method: 'GET', url: '/api/v1/vaults/prod', headers: auth })
-          ).json()
-        ).id,
-      ),
-    ).toEqual([]);
+    const vault = await app.inject({ method: 'GET', url: '/api/v1/vaults/prod', headers: auth });
+    expect(await runner.list(vault.json().id)).toEqual([]);
   });
 });

@@ -90,6 +90,16 @@ describe('job runner', () => {
     await t.stop();
   });
 
+  it('lets only one of two simultaneous resumes through', async () => {
+    const t = await setup(undefined, { one: async () => 1, two: async () => 2 });
+    const job = await t.runner.submit({ vaultId: 'v1', type: 'scripted', input: { n: 1 } });
+    await settled(t.runner, job.id, 'waiting');
+    const outcomes = await Promise.allSettled([t.runner.resume(job.id), t.runner.resume(job.id)]);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+    await settled(t.runner, job.id, 'succeeded');
+    await t.stop();
+  });
+
   it('fails the job at a failing step and runs nothing after it', async () => {
     let twoRan = false;
     const t = await setup(undefined, {

@@ -29,6 +29,8 @@ interface Active {
   current: Job;
   readonly controller: AbortController;
   cancelled: boolean;
+  /** A resume arrived while the previous execution was still winding down. */
+  restartAfter: boolean;
   done: Promise<void>;
 }
 
@@ -40,6 +42,8 @@ function toJobError(e: unknown): JobError {
 
 export class JobRunner {
   private readonly active = new Map<string, Active>();
+  /** Per-job queue so resume and cancel of one job never interleave their read-then-save. */
+  private readonly locks = new Map<string, Promise<unknown>>();
   private readonly events = new EventEmitter();
   private stopping = false;
 
@@ -106,39 +110,51 @@ export class JobRunner {
   }
 
   /** Confirms the manual action a waiting job waits for, and continues it. */
-  async resume(id: string): Promise<Job> {
-    const job = await this.get(id);
-    if (job.state !== 'waiting') {
-      throw new SecondsiteError('SS_CONFLICT', `job ${id} is ${job.state}, not waiting`, {
-        job: id,
-        state: job.state,
-      });
-    }
-    const confirmed = J.confirmWaitingStep(job, this.opts.clock.now());
-    await this.save(confirmed);
-    this.start(confirmed);
-    return this.get(id);
+  resume(id: string): Promise<Job> {
+    return this.exclusive(id, async () => {
+      const job = await this.get(id);
+      if (job.state !== 'waiting') {
+        throw new SecondsiteError('SS_CONFLICT', `job ${id} is ${job.state}, not waiting`, {
+          job: id,
+          state: job.state,
+        });
+      }
+      const confirmed = J.confirmWaitingStep(job, this.opts.clock.now());
+      await this.save(confirmed);
+      this.start(confirmed);
+      return confirmed;
+    });
   }
 
   /** Cancels a running or waiting job; resolves once the cancellation is saved. */
-  async cancel(id: string): Promise<Job> {
-    const active = this.active.get(id);
-    if (active !== undefined) {
-      active.cancelled = true;
-      active.controller.abort(new SecondsiteError('SS_CANCELLED', 'cancelled by request'));
-      await active.done;
-      return this.get(id);
-    }
-    const job = await this.get(id);
-    if (J.isFinished(job.state)) {
-      throw new SecondsiteError('SS_CONFLICT', `job ${id} already ${job.state}`, {
-        job: id,
-        state: job.state,
-      });
-    }
-    const cancelled = J.cancelJob(job, this.opts.clock.now());
-    await this.save(cancelled);
-    return cancelled;
+  cancel(id: string): Promise<Job> {
+    return this.exclusive(id, async () => {
+      const active = this.active.get(id);
+      if (active !== undefined) {
+        active.cancelled = true;
+        active.controller.abort(new SecondsiteError('SS_CANCELLED', 'cancelled by request'));
+        await active.done;
+      }
+      const job = await this.get(id);
+      if (job.state === 'cancelled' && active !== undefined) return job;
+      if (J.isFinished(job.state)) {
+        throw new SecondsiteError('SS_CONFLICT', `job ${id} already ${job.state}`, {
+          job: id,
+          state: job.state,
+        });
+      }
+      return this.save(J.cancelJob(job, this.opts.clock.now()));
+    });
+  }
+
+  private exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.locks.get(id) ?? Promise.resolve()).then(fn, fn);
+    const settled = run.catch(() => undefined);
+    this.locks.set(id, settled);
+    void settled.then(() => {
+      if (this.locks.get(id) === settled) this.locks.delete(id);
+    });
+    return run;
   }
 
   private emit(job: Job): void {
@@ -154,11 +170,17 @@ export class JobRunner {
   }
 
   private start(job: Job): void {
-    if (this.stopping || this.active.has(job.id)) return;
+    if (this.stopping) return;
+    const existing = this.active.get(job.id);
+    if (existing !== undefined) {
+      existing.restartAfter = true;
+      return;
+    }
     const active: Active = {
       current: job,
       controller: new AbortController(),
       cancelled: false,
+      restartAfter: false,
       done: Promise.resolve(),
     };
     this.active.set(job.id, active);
@@ -167,7 +189,10 @@ export class JobRunner {
         // Usually the store failing: the job stays as last saved and resumes on restart.
         this.opts.log.error({ job: job.id, err: e }, 'job stopped: its state could not be saved');
       })
-      .finally(() => this.active.delete(job.id));
+      .finally(() => {
+        this.active.delete(job.id);
+        if (active.restartAfter && active.current.state === 'running') this.start(active.current);
+      });
   }
 
   private async execute(active: Active): Promise<void> {

@@ -183,7 +183,7 @@ export function createVmManager(ctx: RuntimeContext): VmManager {
         if (config.state !== 'stopped') save({ ...config, state: 'stopped' });
         return view(configOf(name));
       }),
-    protectVm: (name, p) => {
+    protectVm: async (name, p) => {
       checkProtection(p.copyFrequencySeconds, p.appConsistentHours);
       return serial(name, async () => {
         const old = configOf(name);
@@ -203,7 +203,7 @@ export function createVmManager(ctx: RuntimeContext): VmManager {
         save(config);
         return view(config);
       }),
-    cut: (name, kind) => {
+    cut: async (name, kind) => {
       const config = configOf(name);
       const runtime = runtimes.get(config.name);
       if (!runtime || !config.protection) {

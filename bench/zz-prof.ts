@@ -1,0 +1,32 @@
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { RawDisk, createSparseImage } from '../agent/host/vm/raw-disk.ts';
+import { writeUndoFile } from '../agent/host/recovery/undo-file.ts';
+import { RecoveryDb } from '../agent/host/recovery/recovery-db.ts';
+const GiB = 1 << 30, BLOCK = 65536, BLOCKS = GiB / BLOCK, PER = 164;
+const dir = mkdtempSync(join(tmpdir(), 'zz-'));
+const path = join(dir, 'd'); createSparseImage(path, GiB);
+const disk = RawDisk.open(path); const chunk = randomBytes(16 << 20);
+for (let a = 0; a < GiB; a += chunk.length) disk.writeSync(a, chunk);
+disk.syncSync();
+mkdirSync(join(dir, 'undo'));
+const db = await RecoveryDb.open(join(dir, 'db')); await db.load({ vmId: 'x', diskSizes: [GiB] });
+const pool = randomBytes(64 * BLOCK); const buffer = Buffer.allocUnsafe(8 << 20);
+const t: Record<string, number> = {};
+const tick = (k: string, s: bigint) => { t[k] = (t[k] ?? 0) + Number(process.hrtime.bigint() - s) / 1e6; };
+for (let seq = 1; seq <= 23; seq++) {
+  const picked = new Set<number>(); while (picked.size < PER) picked.add(Math.floor(Math.random() * BLOCKS));
+  const extents = [...picked].sort((a, b) => a - b).map((b, i) => ({ disk: 0, offset: b * BLOCK, length: BLOCK, data: pool.subarray((i % 64) * BLOCK, (i % 64 + 1) * BLOCK) }));
+  if (seq === 4) for (const k of Object.keys(t)) t[k] = 0;
+  let s = process.hrtime.bigint();
+  for (const e of extents) disk.readSync(e.offset, e.length, buffer.subarray(0, e.length)); tick('read-old', s);
+  s = process.hrtime.bigint(); writeUndoFile({ dir: join(dir, 'undo'), seq, extents, disks: [disk], buffer }); tick('undo-file total', s);
+  s = process.hrtime.bigint(); await db.putIntent({ op: 'apply', seq }); tick('intent', s);
+  s = process.hrtime.bigint(); for (const e of extents) disk.writeSync(e.offset, e.data); tick('write', s);
+  s = process.hrtime.bigint(); disk.syncSync(); tick('disk fsync', s);
+  s = process.hrtime.bigint(); await db.commitPoint({ record: { id: 'p' + seq, time: 0, type: 'crash-consistent', segment: seq }, undoBytes: 0 }); tick('commit', s);
+}
+for (const [k, v] of Object.entries(t)) console.log(k, (v / 20).toFixed(2), 'ms/segment');
+await db.close(); rmSync(dir, { recursive: true, force: true });

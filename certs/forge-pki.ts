@@ -2,11 +2,13 @@
  * Shared node-forge plumbing for the certs module: key generation, PEM parsing with typed
  * errors, serials, validity windows and the extension shapes forge expects.
  *
- * Key choice, by measurement (Node 20, node-forge 1.4): forge 1.x cannot hold EC keys, so keys
- * are RSA-2048. They are generated natively by `node:crypto` (~0.1 s each, versus seconds for
- * forge's pure-JS generator) and handed to forge as PEM; forge builds and signs the CSRs and
- * certificates (~20 ms per RSA-2048 signature) and verifies them (<1 ms). Keys are PKCS#8 PEM,
- * which OpenSSL (and so grpc-js) and forge both read.
+ * Key choice, by measurement (Node 20, node-forge 1.4.3): forge 1.x cannot hold EC keys (no
+ * P-256 CSRs or certificates), so keys are RSA-2048. They are generated natively by
+ * `node:crypto` (measured 0.1-0.2 s each; forge's pure-JS generator takes a second or more,
+ * and forge only delegates to Node when it detects it, so we call Node ourselves) and handed
+ * to forge as PEM. forge builds and signs CSRs and certificates (measured ~22 ms per RSA-2048
+ * signature) and verifies them (<1 ms). Keys are PKCS#8 PEM, read by OpenSSL (so grpc-js)
+ * and by forge alike.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';

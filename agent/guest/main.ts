@@ -8,6 +8,7 @@ import { randomInt } from 'node:crypto';
 import { SecondsiteError, badInput } from '../../common/errors/errors.ts';
 import { formatSize, parseDuration, parseSize } from '../../common/config/units.ts';
 import { NbdClient } from '../../common/nbd/client.ts';
+import { checkDisks, type CheckReport } from './check.ts';
 import { connectGuestAgent } from './guest-agent-client.ts';
 import { Workload, type WorkloadSettings } from './workload.ts';
 
@@ -29,6 +30,8 @@ export interface WorkloadFlags {
   readonly queueDepth?: string;
   /** Read back every block written at the end and check it. */
   readonly verify?: boolean;
+  /** Write nothing: read the disks and check every block (needs the writer's --seed). */
+  readonly check?: boolean;
   readonly json?: boolean;
 }
 
@@ -158,6 +161,25 @@ export async function runWorkload(
   } finally {
     clearInterval(ticker);
     agent?.close();
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  }
+}
+
+/** `--check`: reads every block of the disks; bad blocks are a failed action. */
+export async function checkCommand(flags: WorkloadFlags): Promise<CheckReport> {
+  if (flags.seed === undefined)
+    throw badInput('--seed', "is required with --check (the writer's seed)");
+  const opts = compileWorkloadOptions(flags);
+  const clients = await connectAll(opts.nbd, opts.blockSize, 1);
+  try {
+    const report = await checkDisks(clients, opts.seed, opts.blockSize);
+    if (report.bad > 0) {
+      throw new SecondsiteError('SS_VERIFY_FAILED', `check failed: ${report.badBlocks[0]}`, {
+        report,
+      });
+    }
+    return report;
+  } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   }
 }

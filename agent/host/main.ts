@@ -35,7 +35,10 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
   refuseEnrolled(config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDataFolder(config.dataDir);
-  const log = createLogger({ name: 'secondsite-host' }).child({ host: config.name });
+  const log = createLogger({ name: 'secondsite-host' }).child({
+    component: 'host-agent',
+    host: config.name,
+  });
   const stop = abortOnSignals();
   try {
     const vms = createVmManager({

@@ -63,7 +63,9 @@ function startAgent(data: string): ChildProcess {
       '--journal-cap',
       '2GiB',
     ],
-    { stdio: ['ignore', 'ignore', log] },
+    // Its own process group: a terminal's Ctrl-C reaches only the demo, which then stops the
+    // workload first and the agent last (exports closed, journals flushed).
+    { stdio: ['ignore', 'ignore', log], detached: true },
   );
 }
 

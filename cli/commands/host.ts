@@ -48,87 +48,89 @@ function printVm(vm: VmJson, json: boolean | undefined): void {
 }
 
 function simpleVmCommand(action: VmAction, description: string): Command {
-  return new Command(action)
-    .description(description)
-    .argument('<name>', 'VM name')
-    .requiredOption('--data <dir>', "the host agent's data folder")
-    .option('--json', 'print the VM as JSON')
-    .action(async (name: string, flags: { data: string; json?: boolean }) => {
+  return vmSub(action, description).action(
+    async (name: string, flags: { data: string; json?: boolean }) => {
       printVm(await vmAction(action, { data: flags.data, name }), flags.json);
+    },
+  );
+}
+
+/** A `host vm` subcommand with the arguments every one of them takes. */
+function vmSub(name: string, description: string, named = true): Command {
+  const c = new Command(name).description(description);
+  if (named) c.argument('<name>', 'VM name');
+  return c
+    .requiredOption('--data <dir>', "the host agent's data folder")
+    .option('--json', 'print JSON');
+}
+
+type CreateFlags = { data: string; disk: string[]; nic: string[]; json?: boolean };
+type ProtectFlags = {
+  data: string;
+  copyFrequency: string;
+  appConsistentHours: string;
+  json?: boolean;
+};
+
+function createCommand(): Command {
+  return vmSub('create', 'create a stopped VM with new sparse disks')
+    .option('--disk <size>', 'a disk of this size, e.g. 1GiB (repeat for more disks)', collect, [])
+    .option('--nic <network[/subnet]>', 'a network adapter (repeatable)', collect, [])
+    .action(async (name: string, f: CreateFlags) => {
+      printVm(await vmCreate({ data: f.data, name, disk: f.disk, nic: f.nic }), f.json);
     });
 }
 
-function vmCommand(): Command {
-  const vm = new Command('vm').description("this host's VMs (through the local control socket)");
-  vm.command('create')
-    .description('create a stopped VM with new sparse disks')
-    .argument('<name>', 'VM name')
-    .requiredOption('--data <dir>', "the host agent's data folder")
-    .option('--disk <size>', 'a disk of this size, e.g. 1GiB (repeat for more disks)', collect, [])
-    .option('--nic <network[/subnet]>', 'a network adapter (repeatable)', collect, [])
-    .option('--json', 'print the VM as JSON')
-    .action(
-      async (
-        name: string,
-        flags: { data: string; disk: string[]; nic: string[]; json?: boolean },
-      ) => {
-        printVm(
-          await vmCreate({ data: flags.data, name, disk: flags.disk, nic: flags.nic }),
-          flags.json,
-        );
-      },
-    );
-  vm.addCommand(simpleVmCommand('start', "serve the VM's disks as NBD exports"));
-  vm.addCommand(simpleVmCommand('stop', 'close the exports and the disks'));
-  vm.addCommand(simpleVmCommand('unprotect', 'stop journaling; discards the journal and points'));
-  vm.command('protect')
-    .description('journal every write and cut recovery points on a schedule')
-    .argument('<name>', 'VM name')
-    .requiredOption('--data <dir>', "the host agent's data folder")
+function protectCommand(): Command {
+  return vmSub('protect', 'journal every write and cut recovery points on a schedule')
     .option('--copy-frequency <30s|5m|15m>', 'crash-consistent point interval', '5m')
     .option('--app-consistent-hours <n>', 'app-consistent point interval, 0 = never', '0')
-    .option('--json', 'print the VM as JSON')
-    .action(
-      async (
-        name: string,
-        flags: { data: string; copyFrequency: string; appConsistentHours: string; json?: boolean },
-      ) => {
-        printVm(await vmProtect({ ...flags, name }), flags.json);
-      },
-    );
-  vm.command('list')
-    .description('every VM of this host with its NBD URIs and protection')
-    .requiredOption('--data <dir>', "the host agent's data folder")
-    .option('--json', 'print a JSON array')
-    .action(async (flags: { data: string; json?: boolean }) => {
-      const vms = await vmList(flags);
-      if (flags.json) printJson(vms);
+    .action(async (name: string, f: ProtectFlags) => {
+      printVm(await vmProtect({ ...f, name }), f.json);
+    });
+}
+
+function listCommand(): Command {
+  return vmSub('list', 'every VM of this host with its NBD URIs and protection', false).action(
+    async (f: { data: string; json?: boolean }) => {
+      const vms = await vmList(f);
+      if (f.json) printJson(vms);
       else process.stdout.write(vmsTable(vms));
-    });
-  vm.command('cut')
-    .description('cut a recovery point now')
-    .argument('<name>', 'VM name')
-    .requiredOption('--data <dir>', "the host agent's data folder")
+    },
+  );
+}
+
+function cutCommand(): Command {
+  return vmSub('cut', 'cut a recovery point now')
     .option('--app-consistent', 'freeze the guest first')
-    .option('--json', 'print the point as JSON')
-    .action(
-      async (name: string, flags: { data: string; appConsistent?: boolean; json?: boolean }) => {
-        const point = await vmCut({ ...flags, name });
-        if (flags.json) printJson(point);
-        else process.stdout.write(pointLine(point));
-      },
-    );
-  vm.command('points')
-    .description("the VM's recovery points, oldest first")
-    .argument('<name>', 'VM name')
-    .requiredOption('--data <dir>', "the host agent's data folder")
-    .option('--json', 'print a JSON array')
-    .action(async (name: string, flags: { data: string; json?: boolean }) => {
-      const points = await vmPoints({ data: flags.data, name });
-      if (flags.json) printJson(points);
-      else process.stdout.write(pointsTable(points));
+    .action(async (name: string, f: { data: string; appConsistent?: boolean; json?: boolean }) => {
+      const point = await vmCut({ ...f, name });
+      if (f.json) printJson(point);
+      else process.stdout.write(pointLine(point));
     });
-  return vm;
+}
+
+function pointsCommand(): Command {
+  return vmSub('points', "the VM's recovery points, oldest first").action(
+    async (name: string, f: { data: string; json?: boolean }) => {
+      const points = await vmPoints({ data: f.data, name });
+      if (f.json) printJson(points);
+      else process.stdout.write(pointsTable(points));
+    },
+  );
+}
+
+function vmCommand(): Command {
+  return new Command('vm')
+    .description("this host's VMs (through the local control socket)")
+    .addCommand(createCommand())
+    .addCommand(simpleVmCommand('start', "serve the VM's disks as NBD exports"))
+    .addCommand(simpleVmCommand('stop', 'close the exports and the disks'))
+    .addCommand(protectCommand())
+    .addCommand(simpleVmCommand('unprotect', 'stop journaling; discards the journal and points'))
+    .addCommand(cutCommand())
+    .addCommand(pointsCommand())
+    .addCommand(listCommand());
 }
 
 export function hostCommand(): Command {

@@ -1,6 +1,10 @@
 /** `secondsite workload`: a stand-in guest writing a verifiable pattern through NBD. */
 import { Command } from 'commander';
-import { workloadCommand as run, type WorkloadFlags } from '../../agent/guest/main.ts';
+import {
+  checkCommand,
+  workloadCommand as run,
+  type WorkloadFlags,
+} from '../../agent/guest/main.ts';
 import { collect, humanSize, printJson } from '../output/table.ts';
 
 export function workloadCommand(): Command {
@@ -15,8 +19,17 @@ export function workloadCommand(): Command {
     .option('--vm <name>', 'the VM name the guest agent announces', 'workload')
     .option('--queue-depth <n>', 'writes in flight', '4')
     .option('--verify', 'at the end, read back every block written and check it')
+    .option('--check', 'write nothing: check every block of the disks (needs --seed)')
     .option('--json', 'print the summary as one JSON document')
     .action(async (flags: WorkloadFlags) => {
+      if (flags.check) {
+        const r = await checkCommand(flags);
+        if (flags.json) return printJson(r);
+        process.stdout.write(
+          `checked ${r.blocks} blocks: ${r.pattern} pattern, ${r.zero} zero, ${r.foreign} foreign, ${r.bad} bad\n`,
+        );
+        return;
+      }
       const s = await run(flags);
       if (flags.json) return printJson(s);
       const verified = s.verified ? `, verified ${s.verified.blocks} blocks` : '';

@@ -48,7 +48,7 @@ export const ERROR_CATALOGUE = {
   SS_SEGMENT_OUT_OF_ORDER: {
     kind: 'conflict',
     action:
-      'The replica expected another journal segment; the sender resends from the replica\'s last applied segment. If it persists, run secondsite replication resync for the VM.',
+      "The replica expected another journal segment; the sender resends from the replica's last applied segment. If it persists, run secondsite replication resync for the VM.",
   },
   SS_UNDO_CORRUPT: {
     kind: 'failed',

@@ -20,7 +20,12 @@ import { RecordType } from '../../agent/host/journal/segment-format.ts';
 import { readSegment, type SegmentRecord } from '../../agent/host/journal/segment-reader.ts';
 import { openVmJournal } from '../../agent/host/journal/vm-journal.ts';
 import { RawDisk, createSparseImage } from '../../agent/host/vm/raw-disk.ts';
-import { CRASH_DISK_SIZES, applyToModel, journalTestOps, type JournalTestOp } from '../helpers/journal-ops.ts';
+import {
+  CRASH_DISK_SIZES,
+  applyToModel,
+  journalTestOps,
+  type JournalTestOp,
+} from '../helpers/journal-ops.ts';
 import { seededRandom, testSeed } from '../helpers/seeded-random.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -34,9 +39,19 @@ interface DriverRun {
 }
 
 /** Runs the driver and SIGKILLs it after `killAfterLines` lines plus a random short delay. */
-function runDriver(dir: string, seed: number, opts: { killAfterLines: number; delayMs: number; cap?: number }) {
+function runDriver(
+  dir: string,
+  seed: number,
+  opts: { killAfterLines: number; delayMs: number; cap?: number },
+) {
   return new Promise<DriverRun>((done, fail) => {
-    const args = ['bin/run-ts.mjs', 'test/helpers/journal-crash-driver.ts', dir, String(seed), String(OPS)];
+    const args = [
+      'bin/run-ts.mjs',
+      'test/helpers/journal-crash-driver.ts',
+      dir,
+      String(seed),
+      String(OPS),
+    ];
     if (opts.cap !== undefined) args.push(String(opts.cap));
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: string[] = [];
@@ -70,7 +85,14 @@ function makeDisks(dir: string): void {
 
 async function reopen(dir: string, capBytes = 2 ** 40) {
   const disks = CRASH_DISK_SIZES.map((_, i) => RawDisk.open(join(dir, `d${i}.img`)));
-  return openVmJournal({ dir: join(dir, 'journal'), vmId: 'crash-vm', disks, capBytes, clock: new FakeClock(), log: silentLogger });
+  return openVmJournal({
+    dir: join(dir, 'journal'),
+    vmId: 'crash-vm',
+    disks,
+    capBytes,
+    clock: new FakeClock(),
+    log: silentLogger,
+  });
 }
 
 /** The records of every segment left after recovery, in journal order. */
@@ -86,8 +108,11 @@ function sameOp(r: SegmentRecord, op: JournalTestOp): boolean {
   if (op.kind === 'cut') return r.type === RecordType.seal;
   if (op.kind === 'flush') return false;
   if (r.disk !== op.disk || r.offset !== op.offset) return false;
-  if (op.kind === 'write') return r.type === RecordType.write && r.data !== null && r.data.equals(op.data);
-  return r.type === (op.kind === 'trim' ? RecordType.trim : RecordType.zero) && r.length === op.length;
+  if (op.kind === 'write')
+    return r.type === RecordType.write && r.data !== null && r.data.equals(op.data);
+  return (
+    r.type === (op.kind === 'trim' ? RecordType.trim : RecordType.zero) && r.length === op.length
+  );
 }
 
 describe('journal crash recovery', () => {
@@ -98,9 +123,15 @@ describe('journal crash recovery', () => {
       const rnd = seededRandom(roundSeed ^ 0x5eed);
       const dir = join(work, `r${round}`);
       makeDisks(dir);
-      const { lines } = await runDriver(dir, roundSeed, { killAfterLines: rnd.int(70), delayMs: rnd.int(20) });
+      const { lines } = await runDriver(dir, roundSeed, {
+        killAfterLines: rnd.int(70),
+        delayMs: rnd.int(20),
+      });
       const ops = [...journalTestOps(roundSeed, OPS, CRASH_DISK_SIZES)];
-      const lastFlushed = Math.max(-1, ...lines.filter((l) => l.startsWith('flushed ')).map((l) => Number(l.split(' ')[1])));
+      const lastFlushed = Math.max(
+        -1,
+        ...lines.filter((l) => l.startsWith('flushed ')).map((l) => Number(l.split(' ')[1])),
+      );
 
       const journal = await reopen(dir);
       const records = journalRecords(dir);
@@ -132,13 +163,16 @@ describe('journal crash recovery', () => {
     void count;
     const ops = [...journalTestOps(seed, OPS, CRASH_DISK_SIZES)];
     const block = 64 * 1024;
-    const touched = CRASH_DISK_SIZES.map((s) => new Array<boolean>(Math.ceil(s / block)).fill(false));
+    const touched = CRASH_DISK_SIZES.map((s) =>
+      new Array<boolean>(Math.ceil(s / block)).fill(false),
+    );
     const model = CRASH_DISK_SIZES.map((s) => Buffer.alloc(s));
     for (const op of ops) {
       applyToModel(model, op);
       if (op.kind === 'flush' || op.kind === 'cut') continue;
       const length = op.kind === 'write' ? op.data.length : op.length;
-      for (let b = Math.floor(op.offset / block); b * block < op.offset + length; b++) touched[op.disk]![b] = true;
+      for (let b = Math.floor(op.offset / block); b * block < op.offset + length; b++)
+        touched[op.disk]![b] = true;
     }
     const expected = new Map<number, Array<[number, number]>>();
     touched.forEach((bits, disk) => {

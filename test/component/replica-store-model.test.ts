@@ -42,13 +42,15 @@ describe('replica store against a model', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ss-replica-model-'));
     dirs.push(dir);
     const base = initialContents(seed, SIZES);
-    const disks = openDisks(writeDiskImages(dir, base));
+    const diskPaths = writeDiskImages(dir, base);
+    const disks = openDisks(diskPaths);
     const clock = new FakeClock();
     const open = (): Promise<ReplicaStore> =>
       openReplicaStore({
         dir: join(dir, 'recovery'),
         vmId: 'vm-model',
         disks,
+        diskPaths, // parallel reads of old contents; replica-store.test.ts covers serial
         clock,
         log: silentLogger,
         retentionHours: RETENTION_H,

@@ -35,7 +35,8 @@ let i = 0;
 for (const op of journalTestOps(Number(seedText), Number(countText), CRASH_DISK_SIZES)) {
   if (op.kind === 'write') await journal.disk(op.disk).write(op.offset, op.data, op.fua);
   else if (op.kind === 'trim') await journal.disk(op.disk).trim(op.offset, op.length, op.fua);
-  else if (op.kind === 'zero') await journal.disk(op.disk).writeZeroes(op.offset, op.length, op.fua);
+  else if (op.kind === 'zero')
+    await journal.disk(op.disk).writeZeroes(op.offset, op.length, op.fua);
   else if (op.kind === 'flush') {
     await journal.disk(op.disk).flush();
     say(`flushed ${i}`);

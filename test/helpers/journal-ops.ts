@@ -23,7 +23,14 @@ export function* journalTestOps(seed: number, count: number, diskSizes: readonly
     const length = Math.min(rnd.range(1, (128 * 1024) / unit) * unit, size);
     const offset = Math.floor(rnd.int(size - length + 1) / unit) * unit;
     const fua = rnd.int(10) === 0;
-    if (roll < 62) yield { kind: 'write', disk, offset, data: rnd.fill(Buffer.alloc(length)), fua } as JournalTestOp;
+    if (roll < 62)
+      yield {
+        kind: 'write',
+        disk,
+        offset,
+        data: rnd.fill(Buffer.alloc(length)),
+        fua,
+      } as JournalTestOp;
     else if (roll < 72) yield { kind: 'trim', disk, offset, length, fua } as JournalTestOp;
     else if (roll < 82) yield { kind: 'zero', disk, offset, length, fua } as JournalTestOp;
     else if (roll < 96) yield { kind: 'flush', disk } as JournalTestOp;
@@ -34,5 +41,6 @@ export function* journalTestOps(seed: number, count: number, diskSizes: readonly
 /** Applies an operation to in-memory disks (the model). */
 export function applyToModel(disks: Buffer[], op: JournalTestOp): void {
   if (op.kind === 'write') op.data.copy(disks[op.disk]!, op.offset);
-  else if (op.kind === 'trim' || op.kind === 'zero') disks[op.disk]!.fill(0, op.offset, op.offset + op.length);
+  else if (op.kind === 'trim' || op.kind === 'zero')
+    disks[op.disk]!.fill(0, op.offset, op.offset + op.length);
 }

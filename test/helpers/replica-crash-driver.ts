@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     dir: args.dir,
     vmId: 'vm-crash',
     disks,
+    diskPaths: args.diskPaths,
     clock: new FakeClock(),
     log: silentLogger,
     retentionHours: 10_000,

@@ -53,8 +53,8 @@ type UnaryMethod<T> = (
   callback: (e: grpc.ServiceError | null, reply: T) => void,
 ) => void;
 
-/** Freezing a guest waits up to the agent's freeze timeout; leave room beyond it. */
-const CALL_DEADLINE_MS = 60_000;
+/** A cut may wait up to the freeze timeout (at most 60 s) plus the thaw and the cut itself. */
+const CALL_DEADLINE_MS = 120_000;
 
 export function pointFromMsg(p: RecoveryPointMsg): PointJson {
   const timeMs = Number(p.timeMs);

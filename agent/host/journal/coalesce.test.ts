@@ -9,8 +9,14 @@ const w = (disk: number, offset: number, bytes: number[]): CoalesceOp => ({
   length: bytes.length,
   data: Buffer.from(bytes),
 });
-const z = (disk: number, offset: number, length: number): CoalesceOp => ({ disk, offset, length, data: null });
-const show = (es: Extent[]) => es.map((e) => [e.disk, e.offset, e.length, e.data ? [...e.data] : null]);
+const z = (disk: number, offset: number, length: number): CoalesceOp => ({
+  disk,
+  offset,
+  length,
+  data: null,
+});
+const show = (es: Extent[]) =>
+  es.map((e) => [e.disk, e.offset, e.length, e.data ? [...e.data] : null]);
 
 describe('coalesce', () => {
   it('keeps the surviving pieces of a write partly overwritten later', () => {
@@ -86,11 +92,13 @@ function checkAgainstModel(rnd: Random, round: number): void {
   for (const e of out) {
     expect(e.length, `round ${round}: empty extent`).toBeGreaterThan(0);
     if (prev) {
-      const ordered = prev.disk < e.disk || (prev.disk === e.disk && prev.offset + prev.length <= e.offset);
+      const ordered =
+        prev.disk < e.disk || (prev.disk === e.disk && prev.offset + prev.length <= e.offset);
       expect(ordered, `round ${round}: extents out of order or overlapping`).toBe(true);
     }
     if (e.data) expect(e.data.length).toBe(e.length);
-    if (detectZeros && e.data) expect(isAllZero(e.data), `round ${round}: zero data kept`).toBe(false);
+    if (detectZeros && e.data)
+      expect(isAllZero(e.data), `round ${round}: zero data kept`).toBe(false);
     for (let i = 0; i < e.length; i++) seen[e.disk]![e.offset + i] = e.data ? e.data[i]! : 0;
     prev = e;
   }

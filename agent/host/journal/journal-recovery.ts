@@ -2,11 +2,13 @@
  * Opening a VM journal after any stop, clean or kill -9 at any instant.
  *
  * Invariants the write path keeps (vm-journal.ts):
- * 1. A record reaches the segment before its operation reaches the disk, in one synchronous
- *    step, so the disks never hold an operation the journal lacks (up to page-cache loss in a
- *    host crash, see 4).
- * 2. A segment is renamed `.seg` only after its SEAL record and every disk were fdatasynced, so
- *    a sealed segment's operations are all on stable storage.
+ * 1. A record reaches the segment before its operation reaches the disk (at the next cut or
+ *    close, or at once while resync-required), so the disks never hold an operation the
+ *    journal lacks (up to page-cache loss in a host crash, see 4).
+ * 2. A segment is renamed `.seg` only after its SEAL record was fdatasynced, its operations
+ *    applied to the disks and the disks fdatasynced: a sealed segment is on stable storage.
+ *    FLUSH and FUA fdatasync only the unsealed segments: until its segment is sealed, the
+ *    journal is the durable copy of a write.
  * 3. Segment N+1 is created only after N's SEAL is appended; hence only the newest `.active`
  *    may lack a SEAL, and older `.active` files are cuts whose rename was interrupted.
  * 4. The state file names the boot the journal was opened in until a clean close. Found open
@@ -80,8 +82,6 @@ export function recoverJournal(o: RecoverOptions): RecoveredJournal {
   DirtyBitmap.remove(o.dir); // left over from an interrupted reset or overflow: not in force
   const crashedHost =
     stateFile?.openBootId !== undefined && bootId !== undefined && stateFile.openBootId !== bootId;
-  if (crashedHost)
-    return dropToFullResync(o, nextSeq, bootId, 'host went down with the journal open');
   const stats: ReplayStats = { records: 0, tailCutBytes: 0, sealedAtOpen: 0 };
   let result: { sealed: SealedSegment[]; active: SegmentWriter | undefined };
   try {
@@ -89,6 +89,11 @@ export function recoverJournal(o: RecoverOptions): RecoveredJournal {
   } catch (e) {
     if (!(e instanceof CorruptJournal)) throw e;
     return dropToFullResync(o, nextSeq, bootId, e.message);
+  }
+  if (crashedHost) {
+    // Replayed first all the same: flushed writes may live only in the journal.
+    result.active?.close();
+    return dropToFullResync(o, nextSeq, bootId, 'host went down with the journal open');
   }
   const active =
     result.active ??

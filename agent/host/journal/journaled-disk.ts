@@ -1,7 +1,7 @@
 /**
  * The journaled view of one disk, served over NBD in place of the raw disk. Each method does
- * all of its work synchronously inside the journal (record, then disk), so operations are
- * journaled and applied in exactly the order the NBD server issues them, and a cut taken
+ * all of its work synchronously inside the journal, so operations are journaled in exactly
+ * the order the NBD server issues them, reads see every completed write, and a cut taken
  * between two calls splits them cleanly. Failures reject with SS_IO (an NBD EIO reply).
  */
 import { SecondsiteError, isSecondsiteError } from '../../../common/errors/errors.ts';

@@ -19,7 +19,12 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const seal = { id: 'rp-1', time: 1_700_000_000_123, type: 'app-consistent' as const, freezeFailed: 'guest slow' };
+const seal = {
+  id: 'rp-1',
+  time: 1_700_000_000_123,
+  type: 'app-consistent' as const,
+  freezeFailed: 'guest slow',
+};
 
 /** A segment with a write, a trim, a zero and a final write; returns its path and record ends. */
 function sample(withSeal = false): { path: string; ends: number[] } {
@@ -113,7 +118,11 @@ describe('segment format', () => {
     // Duplicate record 1 where record 2 should be: valid CRC, wrong record seq.
     const first = original.subarray(SEGMENT_HEADER_BYTES, ends[0]);
     writeFileSync(path, Buffer.concat([original.subarray(0, ends[0]), first]));
-    expect(readSegment(path).summary).toMatchObject({ validLength: ends[0], stop: 'invalid', records: 1 });
+    expect(readSegment(path).summary).toMatchObject({
+      validLength: ends[0],
+      stop: 'invalid',
+      records: 1,
+    });
     const bad = Buffer.from(original);
     bad[30] = bad[30]! ^ 1;
     writeFileSync(path, bad);
@@ -126,7 +135,9 @@ describe('segment format', () => {
     const long = 'é'.repeat(300); // 600 bytes of UTF-8
     const back = decodeSealPayload(encodeSealPayload({ ...seal, freezeFailed: long }));
     expect(back?.freezeFailed).toBe('é'.repeat(192));
-    expect(decodeSealPayload(encodeSealPayload({ id: 'a', time: 1, type: 'crash-consistent' }))).toEqual({
+    expect(
+      decodeSealPayload(encodeSealPayload({ id: 'a', time: 1, type: 'crash-consistent' })),
+    ).toEqual({
       id: 'a',
       time: 1,
       type: 'crash-consistent',

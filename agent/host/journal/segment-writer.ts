@@ -1,7 +1,7 @@
 /**
- * Appends records to one segment file. Every append is one synchronous positional writev of
- * header + payload (no payload copy), so the journal's order is the order of the calls; the
- * caller applies the same operation to the disk right after, in the same synchronous step.
+ * Appends records to one segment file (and reads payloads back for the overlay, see
+ * overlay-map-pure.ts). Every append is one synchronous positional writev of header + payload
+ * (no payload copy), so the journal's order is the order of the calls.
  */
 import {
   closeSync,
@@ -9,6 +9,7 @@ import {
   fdatasyncSync,
   ftruncateSync,
   openSync,
+  readSync,
   writevSync,
   constants,
 } from 'node:fs';
@@ -78,6 +79,7 @@ export class SegmentWriter {
     return RECORD_HEADER_BYTES + payloadLength;
   }
 
+  /** Appends one record; returns the file position of its payload. */
   append(
     type: RecordTypeCode,
     disk: number,
@@ -85,8 +87,9 @@ export class SegmentWriter {
     length: number,
     payload: Buffer | null,
     flags = 0,
-  ): void {
+  ): number {
     const fd = this.handle();
+    const payloadAt = this.end + RECORD_HEADER_BYTES;
     const head = encodeRecordHeader(
       this.header,
       { type, flags, recordSeq: this.nextRecordSeq, disk, offset, length },
@@ -106,10 +109,22 @@ export class SegmentWriter {
       throw e;
     }
     this.nextRecordSeq++;
+    return payloadAt;
   }
 
   appendSeal(seal: SealInfo): void {
     this.append(RecordType.seal, 0, 0, 0, encodeSealPayload(seal));
+  }
+
+  /** Reads back journaled bytes (the newest data of a range not yet applied to its disk). */
+  readInto(into: Buffer, position: number): void {
+    const fd = this.handle();
+    let done = 0;
+    while (done < into.length) {
+      const n = readSync(fd, into, done, into.length - done, position + done);
+      if (n === 0) throw new Error(`segment ${this.seq} ends before ${position + into.length}`);
+      done += n;
+    }
   }
 
   syncSync(): void {

@@ -20,6 +20,7 @@ export interface CompiledOptions {
   readonly log: Logger;
   readonly rules: RetentionRules;
   readonly batchBytes: number;
+  readonly diskPaths: readonly string[] | undefined;
 }
 
 function positiveHours(field: string, value: number): number {
@@ -33,6 +34,9 @@ export function validateOptions(o: ReplicaStoreOptions, minBatchBytes: number): 
   if (!o.dir) throw badInput('dir', 'is required');
   if (!o.vmId) throw badInput('vmId', 'is required');
   if (o.disks.length === 0) throw badInput('disks', 'at least one replica disk is required');
+  if (o.diskPaths && o.diskPaths.length !== o.disks.length) {
+    throw badInput('diskPaths', `names ${o.diskPaths.length} images for ${o.disks.length} disks`);
+  }
   const batchBytes = o.batchBytes ?? DEFAULT_BATCH_BYTES;
   if (!Number.isSafeInteger(batchBytes) || batchBytes < minBatchBytes) {
     throw badInput('batchBytes', `must be at least ${minBatchBytes}`);
@@ -56,5 +60,6 @@ export function validateOptions(o: ReplicaStoreOptions, minBatchBytes: number): 
     log: o.log,
     rules: Object.freeze(rules),
     batchBytes,
+    diskPaths: o.diskPaths ? Object.freeze([...o.diskPaths]) : undefined,
   });
 }

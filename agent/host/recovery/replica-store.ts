@@ -32,6 +32,7 @@ import {
   revertFiles,
   type LiveState,
 } from './open-recovery.ts';
+import { parallelReader, syncReader, type OldContentsReader } from './old-contents-reader.ts';
 import { readAtPoint } from './point-read.ts';
 import { RecoveryDb, type StoredPoint } from './recovery-db.ts';
 import { pointsToPrune, undoNeeded } from './retention.ts';
@@ -65,7 +66,8 @@ export async function openReplicaStore(options: ReplicaStoreOptions): Promise<Re
     };
     const recovered = await recoverOnOpen(ctx, db, loaded, log);
     log.info({ lastApplied: recovered.lastApplied, ...recovered.report }, 'replica store open');
-    return new Store(opts, ctx, db, recovered, log);
+    const reader = opts.diskPaths ? parallelReader(opts.diskPaths) : syncReader(opts.disks);
+    return new Store(opts, ctx, db, reader, recovered, log);
   } catch (e) {
     await db.close();
     throw e;
@@ -87,6 +89,7 @@ class Store implements ReplicaStore {
     private readonly opts: CompiledOptions,
     private readonly ctx: ReplayContext,
     private readonly db: RecoveryDb,
+    private readonly reader: OldContentsReader,
     recovered: { lastApplied: number; points: StoredPoint[]; index: UndoIndex; report: OpenReport },
     private readonly log: CompiledOptions['log'],
   ) {
@@ -136,7 +139,14 @@ class Store implements ReplicaStore {
     let file: UndoFile | undefined;
     if (seg.extents.length > 0) {
       try {
-        file = writeUndoFile({ ...this.ctx, dir: this.ctx.undoDir, ...seg });
+        file = await writeUndoFile({
+          dir: this.ctx.undoDir,
+          seq: seg.seq,
+          extents: seg.extents,
+          diskCount: this.opts.disks.length,
+          reader: this.reader,
+          buffer: this.ctx.buffer,
+        });
       } catch (e) {
         removeFile(undoPath(this.ctx.undoDir, seg.seq));
         throw ioError(`writing undo data of segment ${seg.seq}`, e);
@@ -265,6 +275,7 @@ class Store implements ReplicaStore {
     await this.queue.catch(() => undefined);
     this.state = 'closed';
     this.index.close();
+    this.reader.close();
     await this.db.close();
   }
 

@@ -18,6 +18,7 @@ import { crc32 } from 'node:zlib';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Extent } from '../journal/types.ts';
 import type { RawDisk } from '../vm/raw-disk.ts';
+import type { OldContentsReader, ReadRequest } from './old-contents-reader.ts';
 import {
   HEADER_BYTES,
   decodeHeader,
@@ -48,39 +49,42 @@ export function undoPath(dir: string, seq: number): string {
  * Apply step 1: reads the current contents of every extent's range from the replica disks and
  * writes them, with checksums, to the undo file of `seq` (replacing any leftover), then fsyncs
  * the file and its folder so the file exists durably before the intent that relies on it.
+ * Runs are gathered into `buffer` batch by batch: the reads of one batch go out together, the
+ * batch is written with sequential writes.
  */
-export function writeUndoFile(opts: {
+export async function writeUndoFile(opts: {
   dir: string;
   seq: number;
   extents: readonly Extent[];
-  disks: readonly RawDisk[];
+  diskCount: number;
+  reader: OldContentsReader;
   buffer: Buffer;
-}): UndoFile {
-  const { dir, seq, disks, buffer } = opts;
+}): Promise<UndoFile> {
+  const { dir, seq, buffer } = opts;
   const runs = planUndoRuns(opts.extents, HEADER_BYTES);
   const dataBytes = runsDataBytes(runs);
   const path = undoPath(dir, seq);
   const fd = openSync(path, constants.O_CREAT | constants.O_TRUNC | constants.O_WRONLY, 0o600);
   try {
-    encodeHeader({ seq, runCount: runs.count, dataBytes, diskCount: disks.length }, buffer);
+    encodeHeader({ seq, runCount: runs.count, dataBytes, diskCount: opts.diskCount }, buffer);
     let fill = HEADER_BYTES;
     let filePos = 0;
-    for (let i = 0; i < runs.count; i++) {
-      const length = runs.length[i]!;
-      if (fill + length > buffer.length) {
-        pwriteFull(fd, buffer.subarray(0, fill), filePos);
-        filePos += fill;
-        fill = 0;
+    let i = 0;
+    while (i < runs.count) {
+      const batch: ReadRequest[] = [];
+      for (; i < runs.count && fill + runs.length[i]! <= buffer.length; i++) {
+        const into = buffer.subarray(fill, fill + runs.length[i]!);
+        batch.push({ disk: runs.disk[i]!, offset: runs.offset[i]!, into });
+        fill += runs.length[i]!;
       }
-      const slot = buffer.subarray(fill, fill + length);
-      disks[runs.disk[i]!]!.readSync(runs.offset[i]!, length, slot);
-      runs.crc[i] = crc32(slot);
-      fill += length;
+      await opts.reader.readAll(batch);
+      batch.forEach((r, k) => (runs.crc[i - batch.length + k] = crc32(r.into)));
+      pwriteFull(fd, buffer.subarray(0, fill), filePos);
+      filePos += fill;
+      fill = 0;
     }
     pwriteFull(fd, buffer.subarray(0, fill), filePos);
-    filePos += fill;
-    const table = encodeTable(runs);
-    pwriteFull(fd, table, filePos);
+    pwriteFull(fd, encodeTable(runs), filePos + fill);
     fdatasyncSync(fd);
   } finally {
     closeSync(fd);

@@ -90,61 +90,30 @@ function loadConfigs(ctx: RuntimeContext): Map<string, VmConfig> {
 }
 
 export function createVmManager(ctx: RuntimeContext): VmManager {
-  const configs = loadConfigs(ctx);
-  const runtimes = new Map<string, VmRuntime>();
-  const locks = new Map<string, Promise<unknown>>();
+  return new Manager(ctx, loadConfigs(ctx));
+}
 
-  /** Runs `fn` after every earlier operation on the same VM. */
-  function serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const next = (locks.get(name) ?? Promise.resolve()).then(fn);
-    locks.set(
-      name,
-      next.catch(() => undefined),
-    );
-    return next;
-  }
+class Manager implements VmManager {
+  private readonly runtimes = new Map<string, VmRuntime>();
+  /** Per VM: the tail of its operation chain. */
+  private readonly locks = new Map<string, Promise<unknown>>();
 
-  function configOf(name: string): VmConfig {
-    const c = configs.get(checkVmName(name));
-    if (!c)
-      throw new SecondsiteError('SS_NOT_FOUND', `no VM named ${name} on this host`, { vm: name });
-    return c;
-  }
+  constructor(
+    private readonly ctx: RuntimeContext,
+    private readonly configs: Map<string, VmConfig>,
+  ) {}
 
-  function save(config: VmConfig): void {
-    writeVmConfig(layout.vmDir(ctx.dataDir, config.name), config);
-    configs.set(config.name, config);
-  }
-
-  function view(config: VmConfig): VmView {
-    const runtime = runtimes.get(config.name);
-    const points = pointsOf(config);
-    return { config, runtime: runtime?.info(), latestPoint: points[points.length - 1] };
-  }
-
-  function pointsOf(config: VmConfig): readonly RecoveryPointRecord[] {
-    const runtime = runtimes.get(config.name);
-    if (runtime) return runtime.recoveryPoints();
-    if (!config.protection) return [];
-    return openPointIndex(layout.pointIndex(ctx.dataDir, config.name), ctx.log).list();
-  }
-
-  async function start(config: VmConfig): Promise<void> {
-    if (runtimes.has(config.name)) return;
-    runtimes.set(config.name, await VmRuntime.start(ctx, config));
-  }
-
-  async function createVm(input: CreateVmInput): Promise<VmView> {
+  async createVm(input: CreateVmInput): Promise<VmView> {
     const name = checkVmName(input.name);
     checkDiskSizes(input.diskSizes);
     input.nics.forEach((n, i) => {
       if (!n.network) throw badInput(`nics[${i}].network`, 'must not be empty');
     });
-    return serial(name, async () => {
-      if (configs.has(name)) {
+    return this.serial(name, async () => {
+      if (this.configs.has(name)) {
         throw new SecondsiteError('SS_CONFLICT', `a VM named ${name} already exists`, { vm: name });
       }
-      const vmDir = layout.vmDir(ctx.dataDir, name);
+      const vmDir = layout.vmDir(this.ctx.dataDir, name);
       mkdirSync(vmDir, { mode: 0o700 });
       const disks = input.diskSizes.map((sizeBytes, index) => ({
         index,
@@ -160,86 +129,144 @@ export function createVmManager(ctx: RuntimeContext): VmManager {
         disks,
         nics: input.nics.map((n) => ({ network: n.network, subnet: n.subnet })),
       };
-      save(config); // last: a folder without vm.json is an interrupted create
-      ctx.log.info({ vm: name, disks: input.diskSizes }, 'VM created');
-      return view(config);
+      this.save(config); // last: a folder without vm.json is an interrupted create
+      this.ctx.log.info({ vm: name, disks: input.diskSizes }, 'VM created');
+      return this.view(config);
     });
   }
 
-  return {
-    createVm,
-    startVm: (name) =>
-      serial(name, async () => {
-        const config = configOf(name);
-        await start(config);
-        if (config.state !== 'running') save({ ...config, state: 'running' });
-        return view(configOf(name));
-      }),
-    stopVm: (name) =>
-      serial(name, async () => {
-        const config = configOf(name);
-        await runtimes.get(name)?.stop();
-        runtimes.delete(name);
-        if (config.state !== 'stopped') save({ ...config, state: 'stopped' });
-        return view(configOf(name));
-      }),
-    protectVm: async (name, p) => {
-      checkProtection(p.copyFrequencySeconds, p.appConsistentHours);
-      return serial(name, async () => {
-        const old = configOf(name);
-        const since = old.protection?.since ?? ctx.clock.now();
-        const config: VmConfig = { ...old, protection: { ...p, since } as VmConfig['protection'] };
-        await runtimes.get(name)?.protect(config);
-        save(config);
-        return view(config);
-      });
-    },
-    unprotectVm: (name) =>
-      serial(name, async () => {
-        const { protection: _dropped, ...config } = configOf(name);
-        const runtime = runtimes.get(name);
-        if (runtime) await runtime.unprotect(config);
-        else discardProtectionData(ctx.dataDir, name);
-        save(config);
-        return view(config);
-      }),
-    cut: async (name, kind) => {
-      const config = configOf(name);
-      const runtime = runtimes.get(config.name);
-      if (!runtime || !config.protection) {
-        throw new SecondsiteError(
-          'SS_CONFLICT',
-          `VM ${name} must be running and protected to cut a recovery point`,
-          {
-            vm: name,
-          },
-        );
-      }
-      return runtime.cut(kind);
-    },
-    list: () => [...configs.values()].sort((a, b) => a.name.localeCompare(b.name)).map(view),
-    points: (name) => pointsOf(configOf(name)),
+  startVm(name: string): Promise<VmView> {
+    return this.serial(name, async () => {
+      const config = this.configOf(name);
+      await this.start(config);
+      if (config.state !== 'running') this.save({ ...config, state: 'running' });
+      return this.view(this.configOf(name));
+    });
+  }
 
-    async run(signal: AbortSignal): Promise<void> {
-      for (const config of configs.values()) {
-        if (config.state !== 'running' || signal.aborted) continue;
-        await serial(config.name, () => start(config)).catch((e: unknown) => {
-          ctx.log.error({ err: e, vm: config.name }, 'VM did not start');
-        });
-      }
-      if (!signal.aborted)
-        await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-    },
+  stopVm(name: string): Promise<VmView> {
+    return this.serial(name, async () => {
+      const config = this.configOf(name);
+      await this.runtimes.get(name)?.stop();
+      this.runtimes.delete(name);
+      if (config.state !== 'stopped') this.save({ ...config, state: 'stopped' });
+      return this.view(this.configOf(name));
+    });
+  }
 
-    async shutdown(): Promise<void> {
-      await Promise.all(
-        [...runtimes.entries()].map(([name, r]) =>
-          serial(name, () => r.stop()).catch((e: unknown) =>
-            ctx.log.error({ err: e, vm: name }, 'VM did not stop cleanly'),
-          ),
-        ),
+  async protectVm(
+    name: string,
+    p: { copyFrequencySeconds: number; appConsistentHours: number },
+  ): Promise<VmView> {
+    checkProtection(p.copyFrequencySeconds, p.appConsistentHours);
+    return this.serial(name, async () => {
+      const old = this.configOf(name);
+      const since = old.protection?.since ?? this.ctx.clock.now();
+      const config = { ...old, protection: { ...p, since } } as VmConfig; // checked above
+      await this.runtimes.get(name)?.protect(config);
+      this.save(config);
+      return this.view(config);
+    });
+  }
+
+  unprotectVm(name: string): Promise<VmView> {
+    return this.serial(name, async () => {
+      const { protection: _dropped, ...config } = this.configOf(name);
+      const runtime = this.runtimes.get(name);
+      if (runtime) await runtime.unprotect(config);
+      else discardProtectionData(this.ctx.dataDir, name);
+      this.save(config);
+      return this.view(config);
+    });
+  }
+
+  async cut(name: string, kind: CutKind): Promise<RecoveryPointRecord> {
+    const config = this.configOf(name);
+    const runtime = this.runtimes.get(config.name);
+    if (!runtime || !config.protection) {
+      throw new SecondsiteError(
+        'SS_CONFLICT',
+        `VM ${name} must be running and protected to cut a recovery point`,
+        { vm: name },
       );
-      runtimes.clear();
-    },
-  };
+    }
+    return runtime.cut(kind);
+  }
+
+  list(): VmView[] {
+    return [...this.configs.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((c) => this.view(c));
+  }
+
+  points(name: string): readonly RecoveryPointRecord[] {
+    return this.pointsOf(this.configOf(name));
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    for (const config of this.configs.values()) {
+      if (config.state !== 'running' || signal.aborted) continue;
+      await this.serial(config.name, () => this.start(config)).catch((e: unknown) => {
+        this.ctx.log.error({ err: e, vm: config.name }, 'VM did not start');
+      });
+    }
+    if (signal.aborted) return;
+    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+  }
+
+  /** Stops every VM but keeps their configs' state, so the next run() restarts them. */
+  async shutdown(): Promise<void> {
+    await Promise.all(
+      [...this.runtimes.entries()].map(([name, r]) =>
+        this.serial(name, () => r.stop()).catch((e: unknown) =>
+          this.ctx.log.error({ err: e, vm: name }, 'VM did not stop cleanly'),
+        ),
+      ),
+    );
+    this.runtimes.clear();
+  }
+
+  /** Runs `fn` after every earlier operation on the same VM. */
+  private serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.locks.get(name) ?? Promise.resolve()).then(fn);
+    this.locks.set(
+      name,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+
+  private configOf(name: string): VmConfig {
+    const c = this.configs.get(checkVmName(name));
+    if (!c) {
+      throw new SecondsiteError('SS_NOT_FOUND', `no VM named ${name} on this host`, { vm: name });
+    }
+    return c;
+  }
+
+  private save(config: VmConfig): void {
+    writeVmConfig(layout.vmDir(this.ctx.dataDir, config.name), config);
+    this.configs.set(config.name, config);
+  }
+
+  private view(config: VmConfig): VmView {
+    const points = this.pointsOf(config);
+    return {
+      config,
+      runtime: this.runtimes.get(config.name)?.info(),
+      latestPoint: points[points.length - 1],
+    };
+  }
+
+  private pointsOf(config: VmConfig): readonly RecoveryPointRecord[] {
+    const runtime = this.runtimes.get(config.name);
+    if (runtime) return runtime.recoveryPoints();
+    if (!config.protection) return [];
+    return openPointIndex(layout.pointIndex(this.ctx.dataDir, config.name), this.ctx.log).list();
+  }
+
+  private async start(config: VmConfig): Promise<void> {
+    if (this.runtimes.has(config.name)) return;
+    this.runtimes.set(config.name, await VmRuntime.start(this.ctx, config));
+  }
 }

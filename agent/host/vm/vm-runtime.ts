@@ -72,7 +72,7 @@ export class VmRuntime {
     mkdirSync(layout.runDir(ctx.dataDir), { recursive: true, mode: 0o700 });
     const undo: Array<() => Promise<void>> = [];
     try {
-      const backing = await openBacking(ctx, config, vmDir, log);
+      const backing = await openBacking(ctx, config, vmDir);
       undo.push(() => closeBacking(backing));
       const devices = config.disks.map((_, i) => new SwitchableDevice(deviceOf(backing, i)));
       const exports: NbdExport[] = [];
@@ -91,7 +91,7 @@ export class VmRuntime {
         socketPath: checkSocketPath(layout.guestSocket(ctx.dataDir, config.name)),
         vm: config.name,
         clock: ctx.clock,
-        log: log.child({ component: 'guest-agent' }),
+        log: ctx.log.child({ component: 'guest-agent', vm: config.name }),
       });
       const vm = new VmRuntime(ctx, config, backing, devices, exports, guest, log);
       vm.startCycles();
@@ -127,7 +127,7 @@ export class VmRuntime {
       await Promise.all(this.backing.raw.map((d) => d.flush()));
       return {
         raw: this.backing.raw,
-        journal: await openJournal(this.ctx, config, this.backing.raw, this.log),
+        journal: await openJournal(this.ctx, config, this.backing.raw),
       };
     });
     this.config = config;
@@ -190,7 +190,7 @@ export class VmRuntime {
       schedule: scheduleOf(this.ctx, p),
       freezeTimeoutMs: this.ctx.freezeTimeoutMs,
       clock: this.ctx.clock,
-      log: this.log.child({ component: 'cycles' }),
+      log: this.ctx.log.child({ component: 'cycles', vm: this.config.name }),
     });
     const loop = runner.run(new AbortController().signal).catch((e: unknown) => {
       this.log.error({ err: e }, 'cycle loop ended with an error');
@@ -239,12 +239,7 @@ function openRawDisks(vmDir: string, config: VmConfig): RawDisk[] {
   }
 }
 
-function openJournal(
-  ctx: RuntimeContext,
-  config: VmConfig,
-  raw: RawDisk[],
-  log: Logger,
-): Promise<VmJournal> {
+function openJournal(ctx: RuntimeContext, config: VmConfig, raw: RawDisk[]): Promise<VmJournal> {
   const dir = layout.journalDir(ctx.dataDir, config.name);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return openVmJournal({
@@ -253,20 +248,15 @@ function openJournal(
     disks: raw,
     capBytes: ctx.journalCapBytes,
     clock: ctx.clock,
-    log: log.child({ component: 'journal' }),
+    log: ctx.log.child({ component: 'journal', vm: config.name }),
   });
 }
 
-async function openBacking(
-  ctx: RuntimeContext,
-  config: VmConfig,
-  vmDir: string,
-  log: Logger,
-): Promise<Backing> {
+async function openBacking(ctx: RuntimeContext, config: VmConfig, vmDir: string): Promise<Backing> {
   const raw = openRawDisks(vmDir, config);
   if (!config.protection) return { raw };
   try {
-    return { raw, journal: await openJournal(ctx, config, raw, log) };
+    return { raw, journal: await openJournal(ctx, config, raw) };
   } catch (e) {
     await Promise.all(raw.map((d) => d.close()));
     throw e;

@@ -278,4 +278,29 @@ describe('storage-path', () => {
       expect(r.status, String(r.stdout) + String(r.stderr)).toBe(0);
     });
   });
+  it('11. after kill -9 mid-workload it restarts, replays, and no block is torn', async () => {
+    const [vm] = await listVms();
+    const nbd = vm!.disks.flatMap((d) => ['--nbd', d.nbd]);
+    const workload = startDaemon([
+      ...['workload', ...nbd],
+      '--duration',
+      '30s',
+      '--rate',
+      '5',
+      '--seed',
+      '42',
+    ]);
+    await waitFor(() => /\d+ writes/.test(workload.stderr()), { what: 'the workload writing' });
+    agent!.child.kill('SIGKILL');
+    await agent!.exited;
+    await workload.exited; // it fails: its NBD server vanished
+
+    const [back] = await waitForAgent(startAgent());
+    expect(back).toMatchObject({ state: 'running', protected: true, journalState: 'journaling' });
+    const check = await runCli(['workload', ...nbd, '--check', '--seed', '42', '--json']);
+    expect(check.code, check.stderr).toBe(0);
+    const report = JSON.parse(check.stdout) as { pattern: number; bad: number };
+    expect(report.bad).toBe(0);
+    expect(report.pattern).toBeGreaterThan(0);
+  });
 });

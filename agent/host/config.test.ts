@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { compileHostConfig, refuseEnrolled } from './config.ts';
+
+describe('compileHostConfig', () => {
+  it('compiles a standalone config with defaults, frozen', () => {
+    const c = compileHostConfig({ data: 'some/dir', standalone: true, name: 'h1' });
+    expect(c).toMatchObject({
+      name: 'h1',
+      standalone: true,
+      certPort: 8084,
+      ticketPort: 8083,
+      freezeTimeoutMs: 10_000,
+    });
+    expect(c.dataDir.endsWith('/some/dir')).toBe(true);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(() => refuseEnrolled(c)).not.toThrow();
+  });
+
+  it.each([
+    [{}, '--data'],
+    [{ data: 'd' }, '--name'],
+    [{ data: 'd', name: 'h' }, '--provider'],
+    [{ data: 'd', name: 'h', provider: 'nocolon' }, '--provider'],
+    [{ data: 'd', name: 'h', provider: 'p:1' }, '--token-file'],
+    [{ data: 'd', standalone: true, provider: 'p:1' }, '--standalone'],
+    [{ data: 'd', standalone: true, certPort: '70000' }, '--cert-port'],
+    [{ data: 'd', standalone: true, freezeTimeout: '2m' }, '--freeze-timeout'],
+    [{ data: 'd', standalone: true, devCopyFrequency: '10ms' }, '--dev-copy-frequency'],
+    [{ data: 'd', standalone: true, journalCap: 'lots' }, '--journal-cap'],
+  ])('refuses %j naming %s', (flags, field) => {
+    expect(() => compileHostConfig(flags)).toThrow(
+      expect.objectContaining({
+        code: 'SS_BAD_INPUT',
+        details: expect.objectContaining({ field }),
+      }),
+    );
+  });
+
+  it('refuses the enrolled form until the provider agent exists, saying what to use', () => {
+    const c = compileHostConfig({ data: 'd', name: 'h', provider: 'p:1', tokenFile: 't' });
+    expect(() => refuseEnrolled(c)).toThrow(/--standalone/);
+  });
+});

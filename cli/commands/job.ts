@@ -70,12 +70,32 @@ function report(job: JobView, flags: AdminFlags): void {
   }
 }
 
+/** Human mode: one line per step change while waiting (JSON mode prints only the result). */
+function stepChanges(): (job: JobView) => void {
+  const seen = new Map<string, string>();
+  return (job) => {
+    for (const s of job.steps) {
+      const pct =
+        s.state === 'running' && s.progress !== undefined
+          ? ` ${Math.round(s.progress * 100)}%`
+          : '';
+      const shown = `${s.state}${pct}`;
+      if (s.state !== 'pending' && seen.get(s.name) !== shown) {
+        seen.set(s.name, shown);
+        process.stdout.write(`  ${s.name}: ${shown}\n`);
+      }
+    }
+  };
+}
+
 async function waitForJob(id: string, flags: AdminFlags & { timeout?: string }): Promise<JobView> {
   const deadline =
     flags.timeout === undefined ? Infinity : Date.now() + parseTimeout(flags.timeout);
+  const show = flags.json ? () => undefined : stepChanges();
   return withApiClient(flags.config, async (api) => {
     for (;;) {
       const job = await api.getJob(id);
+      show(job);
       if (FINISHED_JOB_STATES.includes(job.state) || job.state === 'waiting') return job;
       if (Date.now() >= deadline) {
         throw new SecondsiteError('SS_TIMEOUT', `job ${id} is still ${job.state}`, {

@@ -18,7 +18,8 @@ export interface ApiClientOptions {
   /** Base URL of the coordinator, e.g. https://127.0.0.1:9443 */
   readonly url: string;
   readonly token: string;
-  readonly fetch: FetchLike;
+  /** @default globalThis.fetch (a browser, or Node trusting only the system's roots) */
+  readonly fetch?: FetchLike;
 }
 
 export interface ApiClient {
@@ -60,13 +61,14 @@ export function errorFromResponse(status: number, text: string): SecondsiteError
 
 export function createApiClient(opts: ApiClientOptions): ApiClient {
   const base = opts.url.replace(/\/+$/, '');
+  const fetchFn: FetchLike = opts.fetch ?? ((url, init) => globalThis.fetch(url, init));
 
   async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${opts.token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Awaited<ReturnType<FetchLike>>;
     try {
-      res = await opts.fetch(`${base}/api/v1${path}`, {
+      res = await fetchFn(`${base}/api/v1${path}`, {
         method,
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),

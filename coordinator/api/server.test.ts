@@ -193,6 +193,19 @@ describe('job routes', () => {
     const list = await app.inject({ method: 'GET', url: '/api/v1/jobs?vault=prod', headers: auth });
     expect(list.json().jobs).toHaveLength(1);
     expect(list.json().jobs[0]).toMatchObject({ id, vault: 'prod', type: 'test.steps' });
+    // Vault isolation (R1): another vault sees none of prod's jobs.
+    await app.inject({
+      method: 'POST',
+      url: '/api/v1/vaults',
+      headers: auth,
+      payload: { name: 'other' },
+    });
+    const other = await app.inject({
+      method: 'GET',
+      url: '/api/v1/jobs?vault=other',
+      headers: auth,
+    });
+    expect(other.json().jobs).toEqual([]);
 
     const resumed = await app.inject({
       method: 'POST',

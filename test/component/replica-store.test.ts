@@ -233,6 +233,22 @@ describe('replica store', () => {
     expectDisksAt(f, 4);
   });
 
+  it('drops the points an unreadable undo file served when it reopens, keeps the rest', async () => {
+    const f = await fixture();
+    await applyUpTo(f, 5);
+    nonEmpty(f, 3);
+    const path = join(f.dir, 'recovery', 'undo', '000000000003.undo');
+    const bytes = readFileSync(path);
+    bytes[20] = bytes[20]! ^ 0xff; // inside the header: the file cannot be indexed
+    writeFileSync(path, bytes);
+    await f.reopen();
+    expect(f.store.openReport.pointsLost).toEqual(['p-1', 'p-2']);
+    expect(f.store.points().map((p) => p.id)).toEqual(['p-3', 'p-4', 'p-5']);
+    expect(undoFiles(f)).not.toContain('000000000003.undo');
+    for (const seq of [3, 4, 5]) expectPointReads(f, seq);
+    expectDisksAt(f, 5);
+  });
+
   it('refuses to open with another disk set', async () => {
     const f = await fixture();
     await f.store.close();

@@ -6,6 +6,7 @@ import { isSecondsiteError } from '../../../common/errors/errors.ts';
 import { silentLogger } from '../../../common/log/log.ts';
 import { FakeClock } from '../../../common/time/clock.ts';
 import { RawDisk, createSparseImage } from '../vm/raw-disk.ts';
+import { readCoalescedSegment } from './segment-coalesce.ts';
 import { readSegment } from './segment-reader.ts';
 import { SegmentWriter } from './segment-writer.ts';
 import { RecordType } from './segment-format.ts';
@@ -83,6 +84,9 @@ describe('VmJournal', () => {
     await j.markShipped(1);
     expect(j.unshippedBytes()).toBe(before - first);
     expect(j.sealedSegments().map((s) => s.seq)).toEqual([2]);
+    const shipped = readCoalescedSegment(j.sealedSegments()[0]!.path);
+    expect(shipped.point).toEqual(p2);
+    expect(shipped.extents).toEqual([{ disk: 1, offset: 0, length: 10, data: fill(10, 2) }]);
     await j.markShipped(1); // idempotent
     await j.close();
     const again = await open();
@@ -217,6 +221,21 @@ describe('VmJournal', () => {
     const p = await j2.cut({ type: 'crash-consistent' });
     expect(p.segment).toBeGreaterThan(2); // seqs are never reused
     await j2.close();
+  });
+
+  it('an overflow while a cut is sealing fails that cut and keeps every byte', async () => {
+    const j = await open({ capBytes: 256 * 1024 });
+    await j.disk(0).write(0, fill(64 * 1024, 1), false);
+    const cut = j.cut({ type: 'crash-consistent' });
+    await j.disk(0).write(32 * 1024, fill(200 * 1024, 2), false); // overflows mid-seal
+    await expect(cut).rejects.toMatchObject({ code: 'SS_RESYNC_REQUIRED' });
+    expect(j.state).toBe('resync-required');
+    expect(files()).toEqual(['dirty.bitmap', 'state.json']);
+    const expected = Buffer.concat([fill(32 * 1024, 1), fill(200 * 1024, 2)]);
+    expect((await j.disk(0).read(0, expected.length)).equals(expected)).toBe(true);
+    expect(diskBytes(0).subarray(0, expected.length).equals(expected)).toBe(true);
+    expect(j.dirtyRanges()).toEqual(new Map([[0, [[0, 256 * 1024]]]]));
+    await j.close();
   });
 
   it('after a host crash with the journal open, marks every block dirty', async () => {

@@ -1,23 +1,20 @@
 /**
- * The per-VM write journal (Hyper-V Replica's log). Every change to the VM's disks is appended
- * to the active segment synchronously, and the overlay (overlay-map-pure.ts) records where the
- * newest bytes of the range now live; reads merge the overlay over the raw disk. The raw disks
- * catch up at each cut, when the sealed segment's surviving pieces are copied onto them in the
- * background, and on close. Why not write the disk at once too: that doubles the bytes every
- * write dirties and every FLUSH waits for; measured here, a journaled NBD export ran at half
- * the speed of a raw one that way.
- * - Operations are journaled in call order, and a cut (also synchronous) falls between two
- *   operations, never inside one: a recovery point is exact across all disks without a lock.
+ * The per-VM write journal (Hyper-V Replica's log). Each change is appended to the active
+ * segment synchronously and the overlay (overlay-map-pure.ts) notes where the range's newest
+ * bytes now live; reads merge it over the raw disk. The raw disks catch up at each cut (the
+ * sealed segment's surviving pieces are copied onto them in the background) and on close.
+ * Writing the disk at once as well doubles the bytes each write dirties and each FLUSH waits
+ * for: measured here, a journaled NBD export then ran at half the speed of a raw one.
+ * - Operations are journaled in call order and a cut (also synchronous) falls between two of
+ *   them: a recovery point is exact across all disks without a lock.
  * - FLUSH / FUA fdatasync the unsealed segments only: recovery replays every unsealed segment
  *   onto the disks (journal-recovery.ts), so a durable record is a durable write.
  * - Read the disks through `disk(i)`: the raw files lag by up to one cycle while open.
  *
- * Lifecycle (`state`):
- *   journaling ──(unshipped bytes would pass capBytes)──▶ resync-required
- *   resync-required ──(resetAfterResync)──▶ journaling
- * A cut appends SEAL and switches to segment seq+1 synchronously; making the sealed segment
- * and the disks durable runs on the thread pool so the VM's I/O continues meanwhile; the cut
- * resolves once the segment is renamed `.seg`. Seals complete in seq order.
+ * Lifecycle (`state`): journaling ──(unshipped bytes would pass capBytes)──▶ resync-required
+ * ──(resetAfterResync)──▶ journaling. A cut appends SEAL and opens segment seq+1 synchronously;
+ * then, in seq order and off the write path: fdatasync the segment, apply it, fdatasync the
+ * disks, rename it `.seg`, resolve.
  */
 import { randomUUID } from 'node:crypto';
 import { renameSync, rmSync } from 'node:fs';
@@ -202,13 +199,8 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
   }): Promise<RecoveryPointRecord> {
     this.assertOpen();
     if (this.current !== 'journaling') {
-      throw new SecondsiteError(
-        'SS_RESYNC_REQUIRED',
-        'journal overflowed: no recovery point until a resync',
-        {
-          vm: this.o.vmId,
-        },
-      );
+      const vm = this.o.vmId;
+      throw new SecondsiteError('SS_RESYNC_REQUIRED', 'journal overflowed: no point', { vm });
     }
     const old = this.activeWriter();
     const point: RecoveryPointRecord = {
@@ -312,11 +304,8 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
     ]);
     ranges.push(pending);
     const unshipped = this.unshippedBytes();
-    // The journal is about to go: its newest bytes must be on the disks first.
-    this.copyBuf ??= copyBuffer();
-    applyPiecesSync(this.overlay.pieces(), this.segs, this.o.disks, this.copyBuf);
+    this.drainOverlay(); // the journal is about to go: its newest bytes first
     for (const d of this.o.disks) d.syncSync();
-    this.overlay.clear();
     this.nextSeq = active.seq + 1;
     // Sealing segments keep their descriptors until their pending fdatasync returns.
     for (const s of live) s.dropped = true;
@@ -365,11 +354,7 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
     await this.sealChain;
     // The raw files must hold everything once closed (the journal may be deleted next). The
     // active segment stays: the next open replays it again, which changes nothing.
-    if (this.overlay.size > 0) {
-      this.copyBuf ??= copyBuffer();
-      applyPiecesSync(this.overlay.pieces(), this.segs, this.o.disks, this.copyBuf);
-      this.overlay.clear();
-    }
+    this.drainOverlay();
     this.active?.syncSync();
     this.active?.close();
     this.bitmap?.close();
@@ -387,6 +372,14 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
       nextSeq,
       ...(this.bootId === undefined ? {} : { openBootId: this.bootId }),
     };
+  }
+
+  /** Writes the overlay's newest bytes to the disks now, and forgets it. */
+  private drainOverlay(): void {
+    if (this.overlay.size === 0) return;
+    this.copyBuf ??= copyBuffer();
+    applyPiecesSync(this.overlay.pieces(), this.segs, this.o.disks, this.copyBuf);
+    this.overlay.clear();
   }
 
   private createSegment(seq: number): SegmentWriter {

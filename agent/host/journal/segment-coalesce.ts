@@ -1,0 +1,38 @@
+/**
+ * A sealed segment as what shipping sends: its recovery point and its coalesced extents.
+ * Payloads are read into memory (one segment holds one cycle of writes, at most the journal
+ * cap); extents are subarrays of them.
+ */
+import { SecondsiteError } from '../../../common/errors/errors.ts';
+import { coalesce, type CoalesceOp, type CoalesceOptions } from './coalesce.ts';
+import { RecordType, type SegmentHeader } from './segment-format.ts';
+import { scanSegment } from './segment-reader.ts';
+import type { Extent, RecoveryPointRecord } from './types.ts';
+
+export interface CoalescedSegment {
+  readonly header: SegmentHeader;
+  readonly point: RecoveryPointRecord;
+  readonly extents: Extent[];
+}
+
+export function readCoalescedSegment(path: string, opts: CoalesceOptions = {}): CoalescedSegment {
+  const ops: CoalesceOp[] = [];
+  let point: RecoveryPointRecord | undefined;
+  const summary = scanSegment(path, (r) => {
+    if (r.type === RecordType.seal && r.seal) point = { ...r.seal, segment: 0 };
+    else if (point)
+      point = undefined; // a record after a SEAL: not a sealed segment
+    else ops.push({ disk: r.disk, offset: r.offset, length: r.length, data: r.data });
+  });
+  if (!summary.header || summary.stop !== 'end' || !point) {
+    throw new SecondsiteError('SS_JOURNAL_CORRUPT', `not a valid sealed segment: ${path}`, {
+      path,
+      stop: summary.stop,
+    });
+  }
+  return {
+    header: summary.header,
+    point: { ...point, segment: summary.header.seq },
+    extents: coalesce(ops, opts),
+  };
+}

@@ -70,7 +70,9 @@ export async function recoverOnOpen(
     points = points.filter((p) => p.record.segment >= newest);
     await db.dropPoints(gone.map((p) => p.record.segment));
     pointsLost.push(...gone.map((p) => p.record.id));
-    removed += dropUnneeded(ctx.undoDir, index, points, lastApplied);
+    // Every point a lost file served is gone now, so no retained point needs the lost files.
+    for (const seq of lost) removeFile(undoPath(ctx.undoDir, seq));
+    removed += lost.length + dropUnneeded(ctx.undoDir, index, points, lastApplied);
   }
   const state = { lastApplied, points, index };
   const report = { rolledBack, undoFilesRemoved: removed, pointsLost };

@@ -20,15 +20,30 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Folders this process holds: a lock file naming our own pid is ours only if listed here. */
+const heldHere = new Set<string>();
+
 export function lockDataFolder(dir: string): DataLock {
   const path = join(dir, 'LOCK.pid');
+  if (heldHere.has(path)) {
+    throw new SecondsiteError(
+      'SS_DATA_FOLDER_LOCKED',
+      `data folder ${dir} is in use by this process`,
+      {
+        dir,
+        pid: process.pid,
+      },
+    );
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
+      heldHere.add(path);
       return {
         release(): void {
+          if (!heldHere.delete(path)) return;
           try {
             unlinkSync(path);
           } catch {
@@ -39,6 +54,8 @@ export function lockDataFolder(dir: string): DataLock {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const owner = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
+      // Our own pid in the file without an entry in heldHere is a crashed earlier process
+      // whose pid was reused: stale, like any dead owner.
       if (Number.isInteger(owner) && owner !== process.pid && alive(owner)) {
         throw new SecondsiteError(
           'SS_DATA_FOLDER_LOCKED',

@@ -70,6 +70,21 @@ export const ERROR_CATALOGUE = {
     action:
       'A peer sent a malformed or unexpected message; check that both sides run compatible versions.',
   },
+  SS_PROTOCOL_INCOMPATIBLE: {
+    kind: 'conflict',
+    action:
+      'The two hosts share no replication protocol version; upgrade the older host. Replication of the VM stays stopped until then.',
+  },
+  SS_CHECKSUM_MISMATCH: {
+    kind: 'failed',
+    action:
+      'Data arrived different from what was sent and was refused; it is sent again automatically. If it repeats, check memory and network hardware.',
+  },
+  SS_NOT_PAIRED: {
+    kind: 'unauthenticated',
+    action:
+      'The calling host is not the peer paired with this VM on this host; check the VM\'s replication pairing.',
+  },
   SS_STORE_VERSION: {
     kind: 'failed',
     action:

@@ -15,6 +15,13 @@ const STATUS_OF_KIND: Readonly<Record<ErrorKind, status>> = Object.freeze({
   failed: status.INTERNAL,
 });
 
+/** Codes whose gRPC status is more precise than their kind's. */
+const STATUS_OF_CODE: Readonly<Partial<Record<ErrorCode, status>>> = Object.freeze({
+  SS_NOT_PAIRED: status.PERMISSION_DENIED,
+  SS_CHECKSUM_MISMATCH: status.DATA_LOSS,
+  SS_PROTOCOL: status.INVALID_ARGUMENT,
+});
+
 /** For a server handler's callback. Unknown errors become SS_INTERNAL. */
 export function toGrpcError(e: unknown): Partial<ServiceError> {
   const err = isSecondsiteError(e)
@@ -23,7 +30,11 @@ export function toGrpcError(e: unknown): Partial<ServiceError> {
   const metadata = new Metadata();
   metadata.set('ss-code', err.code);
   metadata.set('ss-details', JSON.stringify(err.details));
-  return { code: STATUS_OF_KIND[err.kind], details: err.message, metadata };
+  return {
+    code: STATUS_OF_CODE[err.code] ?? STATUS_OF_KIND[err.kind],
+    details: err.message,
+    metadata,
+  };
 }
 
 /** For a client: the typed error the server meant, or SS_UNAVAILABLE when none was reached. */

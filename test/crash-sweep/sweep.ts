@@ -126,10 +126,20 @@ class Host {
       '--journal-cap',
       '1GiB',
     ]);
+    const daemon = this.daemon;
+    let exited: number | string | null | undefined;
+    void daemon.exited.then((code) => (exited = code));
     await waitFor(
-      async () => (await runCli(['host', 'vm', 'list', '--data', this.data, '--json'])).code === 0,
+      async () => {
+        if (exited !== undefined) {
+          throw new Error(`host agent exited (${exited}) while starting:\n${daemon.stderr()}`);
+        }
+        return (await runCli(['host', 'vm', 'list', '--data', this.data, '--json'])).code === 0;
+      },
       { what: 'host agent control socket', timeoutMs: 60_000 },
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n--- host agent stderr ---\n${daemon.stderr().slice(-4000)}`);
+    });
   }
 
   async kill(): Promise<void> {
@@ -219,10 +229,12 @@ export async function runSweep(opts: SweepOptions): Promise<SweepReport> {
         uri,
         inFlight.map((o) => o.cmd),
       );
+      // Listen for the exit now: the writer may well finish before the kill.
+      const writerDone = once(writer, 'exit').catch(() => undefined);
       writer.stderr?.resume();
       await new Promise((r) => setTimeout(r, rnd.int(150)));
       await host.kill();
-      await once(writer, 'exit').catch(() => undefined);
+      await writerDone;
       inFlightOpsSeen += inFlight.length;
       await host.start();
       const disk = await readDisk(await host.uri(), join(dir, 'readback.raw'));

@@ -9,6 +9,10 @@ import { registerCoordinatorCommands } from './commands/coordinator.ts';
 import { demoCommand } from './commands/demo.ts';
 import { hostCommand } from './commands/host.ts';
 import { registerJobCommands } from './commands/job.ts';
+import { registerKeyCommands } from './commands/key.ts';
+import { registerServerCommands } from './commands/server.ts';
+import { registerCloudCommands } from './commands/cloud.ts';
+import { registerProviderCommands } from './commands/provider.ts';
 import { registerVaultCommands } from './commands/vault.ts';
 import { workloadCommand } from './commands/workload.ts';
 
@@ -23,6 +27,10 @@ export function buildProgram(): Command {
   registerCoordinatorCommands(program);
   registerVaultCommands(program);
   registerJobCommands(program);
+  registerKeyCommands(program);
+  registerServerCommands(program);
+  registerCloudCommands(program);
+  registerProviderCommands(program);
   program.addCommand(demoCommand());
   program.addCommand(hostCommand());
   program.addCommand(workloadCommand());

@@ -16,6 +16,11 @@ export interface CoordinatorConfig {
   readonly listen: { readonly host: string; readonly port: number };
   /** Registers the test-only job type and route. @default false (SECONDSITE_TEST_JOBS=1) */
   readonly testJobs: boolean;
+  /**
+   * How often providers send heartbeats; a server is disconnected after 3 missed ones.
+   * @default 5000 (SECONDSITE_HEARTBEAT_MS overrides it; tests use less)
+   */
+  readonly heartbeatMs: number;
 }
 
 const optionsSchema = z
@@ -23,6 +28,7 @@ const optionsSchema = z
     data: z.string().min(1, 'the data folder is required'),
     listen: z.string().default(DEFAULT_LISTEN),
     testJobs: z.boolean().default(false),
+    heartbeatMs: z.number().int().min(50).max(600_000).default(5000),
   })
   .strict();
 
@@ -50,5 +56,6 @@ export function compileConfig(opts: CoordinatorOptions): CoordinatorConfig {
     dataDir: resolve(parsed.data.data),
     listen: Object.freeze(parseListen(parsed.data.listen)),
     testJobs: parsed.data.testJobs,
+    heartbeatMs: parsed.data.heartbeatMs,
   });
 }

@@ -22,6 +22,15 @@ import { openLevelStore } from './store/level-store.ts';
 import { upgradeSchema } from './store/schema.ts';
 import type { Store } from './store/store.ts';
 import { VaultService } from './vaults/vault-service.ts';
+import { fingerprintOfPem } from '../certs/inspect.ts';
+import { attachAgentChannel } from './channel/agent-channel-server.ts';
+import { ChannelHub } from './channel/channel-hub.ts';
+import { cloudSyncJobType } from './inventory/cloud-sync-job.ts';
+import { InventoryService } from './inventory/inventory-service.ts';
+import { KeyService } from './registration/key-service.ts';
+import { providerSigner } from './registration/provider-signer.ts';
+import { registerJobType } from './registration/registration-job.ts';
+import { RegistrationService } from './registration/registration-service.ts';
 
 export type { CoordinatorOptions } from './config.ts';
 
@@ -63,8 +72,15 @@ async function listenOn(
   }
 }
 
-function jobTypes(testJobs: boolean, log: Logger): JobTypeRegistry {
-  const registry = new JobTypeRegistry();
+function jobTypes(
+  testJobs: boolean,
+  log: Logger,
+  types: {
+    register: ReturnType<typeof registerJobType>;
+    cloudSync: ReturnType<typeof cloudSyncJobType>;
+  },
+): JobTypeRegistry {
+  const registry = new JobTypeRegistry().register(types.register).register(types.cloudSync);
   if (testJobs) {
     log.warn('SECONDSITE_TEST_JOBS=1: the test-only job type is enabled');
     registry.register(testJobType);
@@ -82,7 +98,17 @@ async function serve(
   const pki = await ensurePki({ dataDir: config.dataDir, host: config.listen.host, clock, log });
   const admin = await ensureAdminToken({ store, dataDir: config.dataDir, clock, log });
   const vaults = new VaultService(store, clock);
-  const registry = jobTypes(config.testJobs, log);
+  const hub = new ChannelHub(config.heartbeatMs, clock, log.child({ component: 'channel' }));
+  const inventory = new InventoryService(store, clock, hub);
+  let url = '';
+  const keys = new KeyService(store, clock, {
+    coordinatorUrl: () => url,
+    caFingerprint: fingerprintOfPem(pki.caCertPem),
+  });
+  const registry = jobTypes(config.testJobs, log, {
+    register: registerJobType({ vaults, inventory, signer: providerSigner(config.dataDir), clock }),
+    cloudSync: cloudSyncJobType({ hub, inventory }),
+  });
   const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
   const app = buildApi({
     vaults,
@@ -90,11 +116,32 @@ async function serve(
     auth: adminAuth(admin.tokenHash),
     log: log.child({ component: 'api' }),
     testJobs: config.testJobs,
-    https: { key: pki.serverKeyPem, cert: pki.serverCertPem },
+    // The chain carries the root so a registering provider can pin it by fingerprint.
+    https: {
+      key: pki.serverKeyPem,
+      cert: pki.serverCertPem + pki.caCertPem,
+      clientCa: pki.caCertPem,
+    },
+    inventory: { keys, inventory, clock },
+  });
+  const registration = new RegistrationService({
+    store,
+    keys,
+    vaults,
+    jobs,
+    log: log.child({ component: 'registration' }),
+  });
+  const channel = attachAgentChannel(app.server, {
+    hub,
+    registration,
+    vaults,
+    inventory,
+    clock,
+    log: log.child({ component: 'agent-channel' }),
   });
   await listenOn(app, config.listen);
   const address = app.server.address();
-  const url = urlFor(config.listen.host, typeof address === 'object' ? (address?.port ?? 0) : 0);
+  url = urlFor(config.listen.host, typeof address === 'object' ? (address?.port ?? 0) : 0);
   let adminFile: string;
   try {
     // Written only once listening, so a script that waits for admin.json can connect at once.
@@ -115,6 +162,7 @@ async function serve(
     caCertPem: pki.caCertPem,
     async close() {
       running.abort();
+      await channel.close();
       await app.close();
       await jobs.shutdown();
       await jobsDone;
@@ -126,7 +174,12 @@ export async function startCoordinator(
   options: CoordinatorOptions,
   deps: StartDeps = {},
 ): Promise<StartedCoordinator> {
-  const config = compileConfig({ testJobs: testJobsEnabled(), ...options });
+  const heartbeatEnv = process.env['SECONDSITE_HEARTBEAT_MS'];
+  const config = compileConfig({
+    testJobs: testJobsEnabled(),
+    ...(heartbeatEnv ? { heartbeatMs: Number(heartbeatEnv) } : {}),
+    ...options,
+  });
   const clock = deps.clock ?? systemClock;
   const log = deps.log ?? createLogger({ name: 'coordinator' });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });

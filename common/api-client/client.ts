@@ -6,7 +6,7 @@
  */
 import { ERROR_CATALOGUE } from '../errors/catalogue.ts';
 import { SecondsiteError, type ErrorCode } from '../errors/errors.ts';
-import type { JobView, VaultView } from './types.ts';
+import type { CloudView, JobView, KeyFileView, KeyView, ServerView, VaultView } from './types.ts';
 
 /** The subset of the WHATWG fetch the client needs. */
 export type FetchLike = (
@@ -32,6 +32,16 @@ export interface ApiClient {
   cancelJob(id: string): Promise<JobView>;
   /** Test-only route, present when the coordinator runs with SECONDSITE_TEST_JOBS=1. */
   startTestJob(vault: string, input: unknown): Promise<JobView>;
+  downloadKey(
+    vault: string,
+    opts: { validFor?: string; singleUse?: boolean; server?: string },
+  ): Promise<KeyFileView>;
+  listKeys(vault: string): Promise<KeyView[]>;
+  revokeKey(vault: string, keyId: string): Promise<KeyView>;
+  listServers(vault: string): Promise<ServerView[]>;
+  listClouds(vault: string): Promise<CloudView[]>;
+  /** Starts the cloud.sync job; returns it at once. */
+  syncCloud(vault: string, server: string, cloud: string): Promise<JobView>;
 }
 
 function isErrorCode(code: unknown): code is ErrorCode {
@@ -105,5 +115,15 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     resumeJob: (id) => call('POST', `/jobs/${seg(id)}/resume`),
     cancelJob: (id) => call('POST', `/jobs/${seg(id)}/cancel`),
     startTestJob: (vault, input) => call('POST', '/test/jobs', { vault, input }),
+    downloadKey: (vault, opts) => call('POST', `/vaults/${seg(vault)}/keys`, opts),
+    listKeys: async (vault) =>
+      (await call<{ keys: KeyView[] }>('GET', `/vaults/${seg(vault)}/keys`)).keys,
+    revokeKey: (vault, keyId) => call('POST', `/vaults/${seg(vault)}/keys/${seg(keyId)}/revoke`),
+    listServers: async (vault) =>
+      (await call<{ servers: ServerView[] }>('GET', `/vaults/${seg(vault)}/servers`)).servers,
+    listClouds: async (vault) =>
+      (await call<{ clouds: CloudView[] }>('GET', `/vaults/${seg(vault)}/clouds`)).clouds,
+    syncCloud: (vault, server, cloud) =>
+      call('POST', `/vaults/${seg(vault)}/clouds/sync`, { server, cloud }),
   };
 }

@@ -56,3 +56,51 @@ export interface JobView {
 }
 
 export const FINISHED_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+
+/** A registration key as listed (never its secret). */
+export interface KeyView {
+  readonly id: string;
+  readonly vault: string;
+  readonly issuedAt: string;
+  readonly expiresAt: string;
+  readonly singleUse: boolean;
+  /** The server name the key is bound to, or null. */
+  readonly server: string | null;
+  readonly revokedAt: string | null;
+  /** How many registrations used the key. */
+  readonly uses: number;
+  readonly state: 'valid' | 'expired' | 'revoked' | 'used';
+}
+
+/** The registration key file `key download` writes (see common/wire/registration-key.ts). */
+export interface KeyFileView {
+  readonly version: number;
+  readonly vaultId: string;
+  readonly vault: string;
+  readonly coordinatorUrl: string;
+  readonly caFingerprint: string;
+  readonly keyId: string;
+  readonly secret: string;
+  readonly issuedAt: string;
+  readonly expiresAt: string;
+  readonly singleUse: boolean;
+  readonly server: string | null;
+}
+
+/** `server list` (CLI.md). */
+export interface ServerView {
+  readonly name: string;
+  readonly state: 'connected' | 'disconnected';
+  readonly version: string;
+  readonly clouds: readonly string[];
+}
+
+/** `cloud list` (CLI.md); policy and pairedWith are filled by policy association. */
+export interface CloudView {
+  readonly server: string;
+  readonly name: string;
+  readonly hostGroups: readonly string[];
+  readonly synced: boolean;
+  readonly policy: string | null;
+  readonly pairedWith: string | null;
+}

@@ -113,6 +113,31 @@ export const ERROR_CATALOGUE = {
     action:
       'The registration key or token is altered, revoked or for another vault; download a new one for this vault.',
   },
+  SS_KEY_ALTERED: {
+    kind: 'unauthenticated',
+    action:
+      'The registration key file was changed after download (a field or its secret differs from what the coordinator issued); download a new key and use the file as it is.',
+  },
+  SS_KEY_REVOKED: {
+    kind: 'unauthenticated',
+    action:
+      'The registration key was revoked (secondsite key revoke); download a new key for the vault.',
+  },
+  SS_KEY_USED: {
+    kind: 'unauthenticated',
+    action:
+      'The single-use registration key was already used to register a server; download a new key.',
+  },
+  SS_KEY_OTHER_VAULT: {
+    kind: 'unauthenticated',
+    action:
+      'The registration key belongs to another vault than the one asked for (or the provider is registered in another vault); download a key from the right vault, or use another data folder.',
+  },
+  SS_KEY_WRONG_SERVER: {
+    kind: 'unauthenticated',
+    action:
+      'The registration key is bound to another server name (key download --server); register under that name or download a key for this server.',
+  },
   SS_FINGERPRINT_MISMATCH: {
     kind: 'unauthenticated',
     action:

@@ -15,6 +15,10 @@ import type { AdminAuth } from './admin-auth.ts';
 import { toHttpError } from './http-errors.ts';
 import { jobRoutes } from './routes-jobs.ts';
 import { vaultRoutes } from './routes-vaults.ts';
+import { inventoryRoutes } from './routes-inventory.ts';
+import type { KeyService } from '../registration/key-service.ts';
+import type { InventoryService } from '../inventory/inventory-service.ts';
+import type { Clock } from '../../common/time/clock.ts';
 
 export interface ApiOptions {
   readonly vaults: VaultService;
@@ -24,7 +28,18 @@ export interface ApiOptions {
   /** Registers the test-only job route (SECONDSITE_TEST_JOBS=1). @default false */
   readonly testJobs?: boolean;
   /** PEM key and certificate; without them the server speaks plain HTTP (tests only). */
-  readonly https?: { readonly key: string; readonly cert: string };
+  readonly https?: {
+    readonly key: string;
+    readonly cert: string;
+    /**
+     * CA that client certificates must chain to. When set, the server asks every connection
+     * for a certificate but lets those without one in (the admin API uses its token); the
+     * agent channel checks `socket.authorized` per connection.
+     */
+    readonly clientCa?: string;
+  };
+  /** Registration keys, servers and clouds (with clock for key states). */
+  readonly inventory?: { keys: KeyService; inventory: InventoryService; clock: Clock };
 }
 
 /** Request bodies are small JSON documents; 1 MiB leaves ample room. */
@@ -34,7 +49,17 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
-    ...(opts.https === undefined ? {} : { https: { key: opts.https.key, cert: opts.https.cert } }),
+    ...(opts.https === undefined
+      ? {}
+      : {
+          https: {
+            key: opts.https.key,
+            cert: opts.https.cert,
+            ...(opts.https.clientCa === undefined
+              ? {}
+              : { ca: opts.https.clientCa, requestCert: true, rejectUnauthorized: false }),
+          },
+        }),
   }) as unknown as FastifyInstance;
 
   app.addHook('onRequest', async (request) => {
@@ -60,5 +85,7 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
 
   vaultRoutes(app, opts.vaults);
   jobRoutes(app, { jobs: opts.jobs, vaults: opts.vaults, testJobs: opts.testJobs ?? false });
+  if (opts.inventory)
+    inventoryRoutes(app, { ...opts.inventory, vaults: opts.vaults, jobs: opts.jobs });
   return app;
 }

@@ -14,6 +14,11 @@
  *   v/<vaultId>/job/<jobId>         → Job          everything that belongs to a vault lives
  *   v/<vaultId>/...                                under v/<vaultId>/ (R1: vault isolation),
  *                                                  so deleting or listing a vault is a prefix
+ *   key-vault/<keyId>               → vaultId      lets a registration find its key's vault
+ *   v/<vaultId>/key/<keyId>         → KeyRecord    registration key (hash of the secret only)
+ *   v/<vaultId>/registration/<regId> → jobId       a provider's registration attempt → its job
+ *   v/<vaultId>/server/<lower name> → ServerRecord a registered provider (site manager)
+ *   v/<vaultId>/cloud/<lower server>/<cloud> → CloudRecord   a synced cloud (R5)
  *
  * Invariant: every state change is written (synchronously, for LevelDB) before the caller
  * acknowledges it to anyone; a batch is all-or-nothing.
@@ -44,6 +49,15 @@ export const keys = Object.freeze({
   jobVault: (jobId: string) => `job-vault/${jobId}`,
   job: (vaultId: string, jobId: string) => `v/${vaultId}/job/${jobId}`,
   jobPrefix: (vaultId: string) => `v/${vaultId}/job/`,
+  keyVault: (keyId: string) => `key-vault/${keyId}`,
+  key: (vaultId: string, keyId: string) => `v/${vaultId}/key/${keyId}`,
+  keyPrefix: (vaultId: string) => `v/${vaultId}/key/`,
+  registration: (vaultId: string, regId: string) => `v/${vaultId}/registration/${regId}`,
+  server: (vaultId: string, name: string) => `v/${vaultId}/server/${name.toLowerCase()}`,
+  serverPrefix: (vaultId: string) => `v/${vaultId}/server/`,
+  cloud: (vaultId: string, server: string, cloud: string) =>
+    `v/${vaultId}/cloud/${server.toLowerCase()}/${cloud}`,
+  cloudPrefix: (vaultId: string) => `v/${vaultId}/cloud/`,
 });
 
 /** Collects an iteration into an array (small collections only: vaults, jobs of a vault). */

@@ -45,7 +45,7 @@ export function* planChunks(
       pieces.push(e);
       continue;
     }
-    for (let pos = 0; pos < e.length; ) {
+    for (let pos = 0; pos < e.length;) {
       if (full()) yield take();
       const n = Math.min(e.length - pos, opts.maxRawBytes - raw);
       const data = e.data === null ? zeroBytes(n) : e.data.subarray(pos, pos + n);

@@ -17,22 +17,27 @@ export interface SegmentDigest {
 const HEADER_BYTES = 21;
 
 export function createSegmentDigest(seq: number, blake3: boolean): SegmentDigest {
-  const h = blake3 ? new Blake3Hasher() : createHash('sha256');
+  const b3 = blake3 ? new Blake3Hasher() : undefined;
+  const sha = blake3 ? undefined : createHash('sha256');
+  const update = (b: Buffer): void => {
+    if (b3) b3.update(b);
+    else sha?.update(b);
+  };
   const head = Buffer.alloc(HEADER_BYTES);
   const seqBytes = Buffer.alloc(8);
   seqBytes.writeBigUInt64LE(BigInt(seq));
-  h.update(seqBytes);
+  update(seqBytes);
   return {
     add(e: Extent): void {
       head.writeUInt32LE(e.disk, 0);
       head.writeBigUInt64LE(BigInt(e.offset), 4);
       head.writeBigUInt64LE(BigInt(e.length), 12);
       head.writeUInt8(e.data === null ? 1 : 0, 20);
-      h.update(head);
-      if (e.data !== null) h.update(e.data);
+      update(head);
+      if (e.data !== null) update(e.data);
     },
     digest(): Buffer {
-      return h instanceof Blake3Hasher ? h.digestBuffer() : h.digest();
+      return b3 ? b3.digestBuffer() : (sha?.digest() ?? Buffer.alloc(0));
     },
   };
 }

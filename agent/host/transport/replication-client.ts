@@ -1,0 +1,108 @@
+/**
+ * Client of a peer host's replication port (8084): mutual TLS with this host's certificate,
+ * the peer verified by its identity URI SAN (not by the address dialled, which only locates
+ * it), keepalive and the flow-control window of grpc-options.ts.
+ *
+ * The channel connects lazily and reconnects by itself; each stream or call opens with Hello.
+ * States: idle → (streams open and close over it) → closed (close()).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { checkServerIdentityFor } from '../../../certs/peer.ts';
+import { formatIdentity, type Identity } from '../../../certs/identity.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import { fromGrpcError } from '../../../common/wire/grpc-errors.ts';
+import { safeInt } from '../replication/chunk-codec.ts';
+import {
+  LOCAL_HELLO,
+  negotiate,
+  type Agreement,
+  type HelloFields,
+} from '../replication/protocol.ts';
+import type { StatusReplyMsg } from '../replication/wire-types.ts';
+import { CLIENT_OPTIONS } from './grpc-options.ts';
+import type { TlsMaterial } from './replication-server.ts';
+import { replicationService } from './replication-service.ts';
+import { ShipStream } from './ship-client.ts';
+
+export { ShipStream, type ShipResult } from './ship-client.ts';
+
+export interface ReplicationClientOptions {
+  /** host:port of the peer's replication port, e.g. "10.0.0.2:8084". */
+  readonly target: string;
+  /** The identity the peer's certificate must carry (from the pairing). */
+  readonly expectedPeer: Identity;
+  readonly tls: TlsMaterial;
+  readonly log: Logger;
+  /** Tests only: the versions and features this client claims. @default LOCAL_HELLO */
+  readonly local?: HelloFields;
+}
+
+export interface PeerStatus {
+  readonly agreement: Agreement;
+  readonly lastApplied: number;
+  readonly newestPointId: string;
+}
+
+export interface ReplicationClient {
+  /** Opens a ShipSegments stream for one VM and completes its handshake. */
+  openShipStream(opts: { vmId: string; epoch: number }): Promise<ShipStream>;
+  /** The peer's last applied seq (and newest point) of a VM. */
+  status(opts: { vmId: string; epoch: number; deadlineMs?: number }): Promise<PeerStatus>;
+  close(): void;
+}
+
+/** SNI name sent to peers: the server is checked by identity, so this only has to be valid. */
+const SNI_NAME = 'secondsite-peer';
+
+export function createReplicationClient(opts: ReplicationClientOptions): ReplicationClient {
+  const peerUri = formatIdentity(opts.expectedPeer);
+  const log = opts.log.child({ component: 'replication-client', peer: peerUri });
+  const local = opts.local ?? LOCAL_HELLO;
+  const creds = grpc.credentials.createSsl(
+    Buffer.from(opts.tls.caPem),
+    Buffer.from(opts.tls.keyPem),
+    Buffer.from(opts.tls.certPem),
+    { checkServerIdentity: checkServerIdentityFor(opts.expectedPeer) },
+  );
+  const Ctor = replicationService();
+  const client = new Ctor(opts.target, creds, {
+    ...CLIENT_OPTIONS,
+    'grpc.ssl_target_name_override': SNI_NAME,
+  }) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+  return {
+    async openShipStream({ vmId, epoch }): Promise<ShipStream> {
+      const call = client['shipSegments']!() as ConstructorParameters<typeof ShipStream>[0];
+      const stream = new ShipStream(call, local, peerUri);
+      await stream.open({ vmId, epoch });
+      log.debug({ vm: vmId, lastApplied: stream.lastApplied }, 'ship stream open');
+      return stream;
+    },
+
+    status({ vmId, epoch, deadlineMs = 30_000 }): Promise<PeerStatus> {
+      return new Promise<PeerStatus>((resolve, reject) => {
+        client['status']!(
+          { hello: { ...local, vmId, epoch } },
+          { deadline: Date.now() + deadlineMs },
+          (e: grpc.ServiceError | null, reply: StatusReplyMsg) => {
+            if (e) return reject(fromGrpcError(e, peerUri));
+            try {
+              if (!reply.welcome) throw new Error('status reply without welcome');
+              resolve({
+                agreement: negotiate(local, reply.welcome),
+                lastApplied: safeInt(reply.lastAppliedSeq, 'last_applied_seq'),
+                newestPointId: reply.newestPointId,
+              });
+            } catch (err) {
+              reject(err);
+            }
+          },
+        );
+      });
+    },
+
+    close(): void {
+      client.close();
+    },
+  };
+}

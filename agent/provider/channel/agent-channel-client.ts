@@ -1,0 +1,141 @@
+/**
+ * The provider's end of the authenticated agent channel: keeps one WebSocket to the
+ * coordinator open, reconnecting with capped exponential backoff and jitter.
+ *
+ * States: connecting → connected → backoff → connecting … ; any state → closed (shutdown).
+ * While connected: hello first, then a heartbeat every interval the welcome names; commands
+ * are applied once per id (command-handlers.ts) and answered with the same id.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSecondsiteError } from '../../../common/errors/errors.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import {
+  AGENT_PROTOCOL,
+  agentChannelCodec,
+  decodeEnvelope,
+  errorFromDetail,
+  type AgentEnvelope,
+  type SiteInventoryMsg,
+} from '../../../common/wire/agent-channel-messages.ts';
+import type { StoredIdentity } from '../../common/identity-store.ts';
+import type { CommandDispatcher } from '../commands/command-handlers.ts';
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../domain/backoff.ts';
+import { openCoordinatorSocket, type OpenSocket } from './coordinator-socket.ts';
+
+export type ChannelState = 'connecting' | 'connected' | 'backoff' | 'closed';
+
+export interface ChannelClientOptions {
+  readonly identity: StoredIdentity;
+  readonly version: string;
+  readonly inventory: () => SiteInventoryMsg;
+  readonly commands: CommandDispatcher;
+  readonly proxy?: URL;
+  readonly backoff?: BackoffOptions;
+  readonly now: () => number;
+  readonly log: Logger;
+}
+
+export interface ChannelClient {
+  state(): ChannelState;
+  /** Connects and reconnects until the signal aborts. */
+  run(signal: AbortSignal): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
+  let state: ChannelState = 'connecting';
+  let current: OpenSocket['ws'] | undefined;
+  const stop = new AbortController();
+  const set = (s: ChannelState): void => {
+    if (state !== s) opts.log.info({ state: s }, 'channel state');
+    state = s;
+  };
+
+  /** Serves one connection until it closes. Resolves true when it reached `connected`. */
+  async function serve(ws: OpenSocket['ws']): Promise<boolean> {
+    const send = (env: AgentEnvelope): void => {
+      if (ws.readyState === ws.OPEN) ws.send(agentChannelCodec().encode(env));
+    };
+    let welcomed = false;
+    let beat: NodeJS.Timeout | undefined;
+    send({
+      hello: {
+        protocolMin: AGENT_PROTOCOL.min,
+        protocolMax: AGENT_PROTOCOL.max,
+        version: opts.version,
+        inventory: opts.inventory(),
+      },
+    });
+    ws.on('message', (data: Buffer) => {
+      let env: AgentEnvelope;
+      try {
+        env = decodeEnvelope(data);
+      } catch (e) {
+        opts.log.warn({ err: e }, 'unreadable frame; reconnecting');
+        ws.terminate();
+        return;
+      }
+      if (env.body === 'welcome' && 'welcome' in env) {
+        welcomed = true;
+        set('connected');
+        const every = Math.max(50, env.welcome.heartbeatMs);
+        beat = setInterval(() => send({ heartbeat: { sentAtMs: String(opts.now()) } }), every);
+      } else if (env.body === 'command' && 'command' in env && welcomed) {
+        const id = env.commandId ?? '';
+        void opts.commands.dispatch(id, env.command).then(
+          (commandResult) => send({ commandId: id, commandResult }),
+          (e: unknown) => opts.log.error({ err: e, command: id }, 'command failed to record'),
+        );
+      } else if (env.body === 'error' && 'error' in env) {
+        const err = errorFromDetail(env.error);
+        opts.log.warn({ code: err.code, msg: err.message }, 'coordinator refused the channel');
+      }
+    });
+    await new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    clearInterval(beat);
+    return welcomed;
+  }
+
+  async function run(signal: AbortSignal): Promise<void> {
+    const aborted = AbortSignal.any([signal, stop.signal]);
+    const id = opts.identity;
+    let attempt = 0;
+    while (!aborted.aborted) {
+      set('connecting');
+      try {
+        const { ws } = await openCoordinatorSocket({
+          coordinatorUrl: id.info.coordinatorUrl,
+          trust: {
+            mode: 'verified',
+            rootCaPem: id.rootCaPem,
+            keyPem: id.clientKeyPem,
+            certPem: id.clientCertPem,
+          },
+          ...(opts.proxy === undefined ? {} : { proxy: opts.proxy }),
+          now: opts.now,
+        });
+        current = ws;
+        if (aborted.aborted) ws.close(1001, 'stopping');
+        if (await serve(ws)) attempt = 0;
+      } catch (e) {
+        const why = isSecondsiteError(e) ? e.message : String(e);
+        opts.log.warn({ attempt, why }, 'cannot reach the coordinator');
+      }
+      current = undefined;
+      if (aborted.aborted) break;
+      set('backoff');
+      const delay = backoffDelay(attempt++, Math.random(), opts.backoff ?? DEFAULT_BACKOFF);
+      await sleep(delay, undefined, { signal: aborted }).catch(() => undefined);
+    }
+    set('closed');
+  }
+
+  return {
+    state: () => state,
+    run,
+    async shutdown() {
+      stop.abort();
+      current?.close(1001, 'provider stopping');
+    },
+  };
+}

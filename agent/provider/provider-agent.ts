@@ -1,0 +1,114 @@
+/**
+ * The provider agent as a long-lived part (STYLE.md rule 1): create() registers on the first
+ * start (or loads the stored identity), writes the host join token and prepares the channel;
+ * run() keeps the channel up until the signal aborts; shutdown() closes it.
+ */
+import { SecondsiteError } from '../../common/errors/errors.ts';
+import type { Logger } from '../../common/log/log.ts';
+import { loadIdentity, type StoredIdentity } from '../common/identity-store.ts';
+import { createChannelClient, type ChannelClient } from './channel/agent-channel-client.ts';
+import { CommandLog } from './commands/command-log.ts';
+import { commandDispatcher, type CommandDispatcher } from './commands/command-handlers.ts';
+import type { ProviderConfig } from './config.ts';
+import type { BackoffOptions } from './domain/backoff.ts';
+import { ensureHostJoinToken } from './registration/host-join-token.ts';
+import { readKeyFile, register } from './registration/register.ts';
+import type { Site } from './site/site-file.ts';
+import { siteInventory } from './site/site-inventory.ts';
+
+export const PROVIDER_VERSION = '0.1.0';
+
+export interface ProviderAgent {
+  readonly identity: StoredIdentity;
+  readonly channel: ChannelClient;
+  readonly commands: CommandDispatcher;
+  run(signal: AbortSignal): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+async function identityFor(
+  config: ProviderConfig,
+  site: Site,
+  name: string,
+  log: Logger,
+  now: () => number,
+): Promise<StoredIdentity> {
+  const stored = await loadIdentity(config.dataDir);
+  const key = config.keyPath === undefined ? undefined : await readKeyFile(config.keyPath);
+  if (stored !== undefined) {
+    if (key !== undefined && key.key.vaultId !== stored.info.vaultId) {
+      throw new SecondsiteError(
+        'SS_KEY_OTHER_VAULT',
+        `this provider is registered in vault ${stored.info.vault}; the key is for vault ${key.key.vault}. Start it without --key, or use another data folder to register into ${key.key.vault}`,
+        { registeredVault: stored.info.vault, keyVault: key.key.vault },
+      );
+    }
+    if (key !== undefined) log.info('already registered: --key is not needed and was ignored');
+    if (stored.info.name.toLowerCase() !== name.toLowerCase()) {
+      throw new SecondsiteError(
+        'SS_BAD_INPUT',
+        `name: this provider is registered as ${stored.info.name}, not ${name}`,
+        { field: 'name' },
+      );
+    }
+    return stored;
+  }
+  if (key === undefined) {
+    throw new SecondsiteError(
+      'SS_BAD_INPUT',
+      'key: the first start registers the provider: pass --key KEY.json (secondsite key download)',
+      { field: 'key' },
+    );
+  }
+  return register({
+    dataDir: config.dataDir,
+    keyText: key.text,
+    key: key.key,
+    serverName: name,
+    version: PROVIDER_VERSION,
+    syncClouds: config.syncClouds,
+    inventory: siteInventory(site.file),
+    ...(config.proxy === undefined ? {} : { proxy: config.proxy }),
+    now,
+    log,
+  });
+}
+
+export async function createProviderAgent(a: {
+  config: ProviderConfig;
+  site: Site;
+  log: Logger;
+  now?: () => number;
+  backoff?: BackoffOptions;
+}): Promise<ProviderAgent> {
+  const now = a.now ?? Date.now;
+  const name = a.config.name ?? a.site.file.server;
+  if (a.config.name !== undefined && a.config.name !== a.site.file.server) {
+    throw new SecondsiteError(
+      'SS_BAD_INPUT',
+      `name: --name ${a.config.name} and the site file's server ${a.site.file.server} differ; make them the same`,
+      { field: 'name', site: a.site.path },
+    );
+  }
+  const identity = await identityFor(a.config, a.site, name, a.log, now);
+  const tokenPath = await ensureHostJoinToken(a.config.dataDir, identity.caCertPem);
+  a.log.info({ tokenPath }, 'host join token ready');
+  const commands = commandDispatcher(() => a.site, await CommandLog.open(a.config.dataDir));
+  const channel = createChannelClient({
+    identity,
+    version: PROVIDER_VERSION,
+    inventory: () => siteInventory(a.site.file),
+    commands,
+    ...(a.config.proxy === undefined ? {} : { proxy: a.config.proxy }),
+    ...(a.backoff === undefined ? {} : { backoff: a.backoff }),
+    now,
+    log: a.log.child({ component: 'channel' }),
+  });
+  return {
+    identity,
+    channel,
+    commands,
+    run: (signal) => channel.run(signal),
+    shutdown: () => channel.shutdown(),
+  };
+}

@@ -1,0 +1,206 @@
+/**
+ * The coordinator's end of the agent channel (agent_channel.proto): a `ws` server on the HTTPS
+ * server's upgrade event at /api/v1/agent. The admin REST API never sees these connections.
+ *
+ * Who is calling is decided per connection from TLS: a connection with a client certificate
+ * that chains to our CA is the provider it names (and must be registered in its vault);
+ * a connection without one may only register. Frames are dispatched by a table per kind;
+ * an unexpected or unreadable frame gets an error frame and the connection is closed.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { assertPeerCertificateCurrent, identityFromPeerCertificate } from '../../certs/peer.ts';
+import { SecondsiteError, isSecondsiteError } from '../../common/errors/errors.ts';
+import type { Logger } from '../../common/log/log.ts';
+import type { Clock } from '../../common/time/clock.ts';
+import {
+  AGENT_CHANNEL_PATH,
+  AGENT_MAX_FRAME,
+  AGENT_PROTOCOL,
+  agentChannelCodec,
+  decodeEnvelope,
+  errorDetailOf,
+  type AgentEnvelope,
+} from '../../common/wire/agent-channel-messages.ts';
+import type { InventoryService } from '../inventory/inventory-service.ts';
+import type { RegistrationService } from '../registration/registration-service.ts';
+import type { VaultService } from '../vaults/vault-service.ts';
+import type { ChannelHub, ChannelSession } from './channel-hub.ts';
+
+export interface AgentChannelDeps {
+  readonly hub: ChannelHub;
+  readonly registration: RegistrationService;
+  readonly vaults: VaultService;
+  readonly inventory: InventoryService;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+function toError(e: unknown): SecondsiteError {
+  return isSecondsiteError(e) ? e : new SecondsiteError('SS_INTERNAL', 'internal error');
+}
+
+function sendTo(ws: WebSocket, env: AgentEnvelope): void {
+  if (ws.readyState === ws.OPEN) ws.send(agentChannelCodec().encode(env));
+}
+
+function refuse(ws: WebSocket, e: SecondsiteError): void {
+  sendTo(ws, { error: errorDetailOf(e) });
+  ws.close(4001, e.code);
+}
+
+/** A registration connection: one `register` frame, one answer, then close. */
+function registrationSession(ws: WebSocket, deps: AgentChannelDeps): void {
+  const aborted = new AbortController();
+  ws.on('close', () => aborted.abort(new SecondsiteError('SS_CANCELLED', 'connection closed')));
+  ws.once('message', (data: Buffer) => {
+    void (async () => {
+      try {
+        const env = decodeEnvelope(data);
+        if (env.body !== 'register' || !('register' in env)) {
+          throw new SecondsiteError('SS_UNAUTHENTICATED', 'register first (no client certificate)');
+        }
+        const reply = await deps.registration.register(env.register, aborted.signal);
+        sendTo(ws, { registered: reply });
+        ws.close(1000, 'registered');
+      } catch (e) {
+        const err = toError(e);
+        if (err.code === 'SS_INTERNAL') deps.log.error({ err: e }, 'registration failed');
+        else deps.log.warn({ code: err.code, msg: err.message }, 'registration refused');
+        refuse(ws, err);
+      }
+    })();
+  });
+}
+
+/** The authenticated channel of a registered provider. */
+async function providerSession(
+  ws: WebSocket,
+  socket: TLSSocket,
+  deps: AgentChannelDeps,
+): Promise<(data: Buffer) => void> {
+  const peer = socket.getPeerCertificate();
+  assertPeerCertificateCurrent(peer, deps.clock.now());
+  const identity = identityFromPeerCertificate(peer);
+  if (identity.kind !== 'provider') {
+    throw new SecondsiteError('SS_UNAUTHENTICATED', 'only providers use the agent channel');
+  }
+  const vault = await deps.vaults.byName(identity.vault).catch(() => undefined);
+  const servers = vault === undefined ? [] : await deps.inventory.listServers(vault.id);
+  const server = servers.find((s) => s.name.toLowerCase() === identity.name);
+  if (vault === undefined || server === undefined) {
+    throw new SecondsiteError('SS_UNAUTHENTICATED', 'this provider is not registered in its vault');
+  }
+  const log = deps.log.child({ vault: vault.name, server: server.name });
+  const session: ChannelSession = {
+    vaultId: vault.id,
+    identityName: identity.name,
+    send: (env) => sendTo(ws, env),
+    close: (code, reason) => ws.close(code, reason),
+  };
+  let greeted = false;
+  const handlers: Record<string, (env: AgentEnvelope) => Promise<void>> = {
+    hello: async (env) => {
+      if (!('hello' in env)) return;
+      const h = env.hello;
+      if (h.protocolMin > AGENT_PROTOCOL.max || h.protocolMax < AGENT_PROTOCOL.min) {
+        throw new SecondsiteError('SS_PROTOCOL_INCOMPATIBLE', 'no common channel protocol');
+      }
+      await deps.inventory.reportInventory(vault.id, server.name, h.version, h.inventory);
+      sendTo(ws, {
+        welcome: {
+          protocol: Math.min(h.protocolMax, AGENT_PROTOCOL.max),
+          heartbeatMs: deps.hub.heartbeatMs,
+        },
+      });
+      greeted = true;
+      deps.hub.attach(session);
+      log.info('provider connected');
+    },
+    heartbeat: async () => deps.hub.heartbeat(session),
+    commandResult: async (env) => {
+      if ('commandResult' in env)
+        deps.hub.onResult(session, env.commandId ?? '', env.commandResult);
+    },
+    inventoryReport: async (env) => {
+      if ('inventoryReport' in env) {
+        await deps.inventory.reportInventory(
+          vault.id,
+          server.name,
+          server.version,
+          env.inventoryReport.inventory,
+        );
+      }
+    },
+  };
+  const onMessage = (data: Buffer): void => {
+    void (async () => {
+      try {
+        const env = decodeEnvelope(data);
+        const handler = env.body === undefined ? undefined : handlers[env.body];
+        if (handler === undefined || (!greeted && env.body !== 'hello')) {
+          throw new SecondsiteError('SS_PROTOCOL', `unexpected ${env.body ?? 'empty'} frame`);
+        }
+        await handler(env);
+      } catch (e) {
+        log.warn({ err: e }, 'closing the agent channel');
+        refuse(ws, toError(e));
+      }
+    })();
+  };
+  ws.on('close', () => {
+    deps.hub.detach(session);
+    log.info('provider disconnected');
+  });
+  return onMessage;
+}
+
+export interface AgentChannel {
+  close(): Promise<void>;
+}
+
+export function attachAgentChannel(server: Server, deps: AgentChannelDeps): AgentChannel {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: AGENT_MAX_FRAME });
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== AGENT_CHANNEL_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const tls = req.socket as TLSSocket;
+      const hasCert = typeof tls.getPeerCertificate === 'function' && tls.authorized === true;
+      if (!hasCert) {
+        registrationSession(ws, deps);
+        return;
+      }
+      // The provider sends hello at once; frames that arrive while its identity is being
+      // looked up are kept and replayed in order.
+      const early: Buffer[] = [];
+      const keep = (d: Buffer): void => void early.push(d);
+      ws.on('message', keep);
+      providerSession(ws, tls, deps).then(
+        (onMessage) => {
+          ws.off('message', keep);
+          ws.on('message', onMessage);
+          for (const d of early.splice(0)) onMessage(d);
+        },
+        (e: unknown) => {
+          deps.log.warn({ err: e }, 'agent connection refused');
+          refuse(ws, toError(e));
+        },
+      );
+    });
+  };
+  server.on('upgrade', onUpgrade);
+  return {
+    async close() {
+      server.off('upgrade', onUpgrade);
+      deps.hub.closeAll();
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}

@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 export interface Served {
   uri: string;
   stop(): Promise<void>;
+  /** Our journaled server only: cut a recovery point; resolves with how long it took (ms). */
+  cut?(): Promise<number>;
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -24,16 +26,23 @@ export async function serveOurs(
   const child = spawn(
     process.execPath,
     ['bin/run-ts.mjs', 'bench/serve-export.ts', dir, mode, String(size)],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    { stdio: ['pipe', 'pipe', 'inherit'] },
   );
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    const { uri } = JSON.parse(line) as { uri: string };
-    return { uri, stop: () => stopChild(child) };
-  }
-  throw new Error('benchmark server exited before announcing its URI');
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, unknown>> => {
+    const r = await lines.next();
+    if (r.done) throw new Error('benchmark server exited before answering');
+    return JSON.parse(r.value as string) as Record<string, unknown>;
+  };
+  const { uri } = (await next()) as { uri: string };
+  return {
+    uri,
+    stop: () => stopChild(child),
+    cut: async () => {
+      child.stdin!.write('cut\n');
+      return (await next())['cutMs'] as number;
+    },
+  };
 }
 
 /** qemu-nbd serving a plain raw file: the reference NBD server. */

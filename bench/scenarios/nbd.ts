@@ -59,23 +59,43 @@ export const nbdSeqWrite: Scenario = {
         uri,
       ]);
     const ours: number[] = [];
+    const oursWithCut: number[] = [];
     const theirs: number[] = [];
-    for (let round = 0; round < 2; round++) {
+    const ROUNDS = 3;
+    for (let round = 0; round < ROUNDS; round++) {
       const qdir = join(dir, `q${round}`);
       const odir = join(dir, `o${round}`);
       mkdirSync(qdir);
       mkdirSync(odir);
       const qfile = join(qdir, 'disk0.raw');
       createSparseImage(qfile, size);
-      theirs.push(await withServer(() => serveQemuNbd(qfile, join(qdir, 'q.sock')), copy));
-      ours.push(await withServer(() => serveOurs(odir, 'journal', size), copy));
+      const runTheirs = async (): Promise<void> => {
+        theirs.push(await withServer(() => serveQemuNbd(qfile, join(qdir, 'q.sock')), copy));
+      };
+      // The journal defers the raw disk's copy of the data to the next cut; the second figure
+      // includes that cut, so a whole cycle's cost is on the table, not only the guest's view.
+      const runOurs = async (): Promise<void> => {
+        const served = await serveOurs(odir, 'journal', size);
+        try {
+          const t = await copy(served.uri);
+          const cutMs = await served.cut!();
+          ours.push(t);
+          oursWithCut.push(t + cutMs / 1000);
+        } finally {
+          await served.stop();
+        }
+      };
+      // Alternate who goes first: the page cache and the disk's write-back favour the second.
+      if (round % 2 === 0) await runTheirs().then(runOurs);
+      else await runOurs().then(runTheirs);
       say(
-        `round ${round + 1}: ours ${ours[round]!.toFixed(2)} s, qemu-nbd ${theirs[round]!.toFixed(2)} s`,
+        `round ${round + 1}: ours ${ours[round]!.toFixed(2)} s (+cut ${oursWithCut[round]!.toFixed(2)} s), qemu-nbd ${theirs[round]!.toFixed(2)} s`,
       );
       rmSync(qdir, { recursive: true });
       rmSync(odir, { recursive: true });
     }
     const rate = (t: number): number => size / MiB / t;
+    const how = `${size / MiB} MiB via nbdcopy --request-size=1M --flush, median of ${ROUNDS} runs each`;
     return [
       result(
         'nbd-seq-write',
@@ -84,7 +104,16 @@ export const nbdSeqWrite: Scenario = {
         rate(median(ours)),
         rate(median(theirs)),
         'qemu-nbd (raw file, no journal)',
-        `${size / MiB} MiB via nbdcopy --request-size=1M, median of 2 runs each`,
+        `${how}; what the guest sees (the raw disk catches up at the next cut)`,
+      ),
+      result(
+        'nbd-seq-write+cut',
+        'MiB/s',
+        'higher-is-better',
+        rate(median(oursWithCut)),
+        rate(median(theirs)),
+        'qemu-nbd (raw file, no journal)',
+        `${how}; includes the cut that seals the segment and brings the raw disk up to date`,
       ),
     ];
   },

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../common/time/clock.ts';
-import { ProviderLab } from '../helpers/provider-lab.ts';
+import { CHICAGO_SITE, ProviderLab } from '../helpers/provider-lab.ts';
 
 let lab: ProviderLab;
 afterEach(async () => lab.cleanup());
@@ -61,7 +61,10 @@ describe('registration keys', () => {
     const key = await lab.key(c.api, 'prod', { validFor: '1h' });
     clock.advance(3600_000);
     const e = await lab.provider({ data: lab.path('p'), key }).catch((x: unknown) => x);
-    expect(e).toMatchObject({ code: 'SS_KEY_EXPIRED', message: expect.stringMatching(/download a new key/) });
+    expect(e).toMatchObject({
+      code: 'SS_KEY_EXPIRED',
+      message: expect.stringMatching(/download a new key/),
+    });
     expect((await c.api.listKeys('prod'))[0]?.state).toBe('expired');
     await expect(c.api.downloadKey('prod', { validFor: '6d' })).rejects.toMatchObject({
       code: 'SS_BAD_INPUT',
@@ -92,7 +95,7 @@ describe('registration keys', () => {
       lab.provider({
         data: lab.path('chi'),
         key,
-        site: lab.site((await import('../helpers/provider-lab.ts')).CHICAGO_SITE, 'VMM-Chicago'),
+        site: CHICAGO_SITE,
       }),
     ).rejects.toMatchObject({ code: 'SS_KEY_USED' });
     expect((await c.api.listKeys('prod'))[0]).toMatchObject({ state: 'used', uses: 1 });
@@ -106,7 +109,6 @@ describe('registration keys', () => {
     await expect(lab.provider({ data: lab.path('ny'), key })).rejects.toMatchObject({
       code: 'SS_KEY_WRONG_SERVER',
     });
-    const { CHICAGO_SITE } = await import('../helpers/provider-lab.ts');
     await lab.provider({ data: lab.path('chi'), key, site: CHICAGO_SITE });
     expect((await c.api.listServers('prod')).map((s) => s.name)).toEqual(['VMM-Chicago']);
   });

@@ -81,6 +81,10 @@ export default tseslint.config(
       'agent/host/journal/*-pure.ts',
       'agent/host/journal/coalesce.ts',
       'agent/host/recovery/resolve.ts',
+      'agent/host/recovery/resync-map.ts',
+      'agent/host/sync/chunk-grid.ts',
+      'agent/host/sync/hash-diff.ts',
+      'agent/host/sync/resync-rules.ts',
     ],
     ignores: ['**/*.test.ts'],
     rules: {

@@ -23,7 +23,7 @@ export interface StartedProvider {
 
 export async function startProvider(
   options: ProviderOptions,
-  deps: { log?: Logger; backoff?: BackoffOptions } = {},
+  deps: { log?: Logger; backoff?: BackoffOptions; signal?: AbortSignal } = {},
 ): Promise<StartedProvider> {
   const config = compileProviderConfig(options);
   const site = loadSite(config.sitePath);
@@ -36,6 +36,7 @@ export async function startProvider(
       site,
       log,
       ...(deps.backoff === undefined ? {} : { backoff: deps.backoff }),
+      ...(deps.signal === undefined ? {} : { signal: deps.signal }),
     });
     const running = new AbortController();
     const done = agent.run(running.signal);
@@ -66,7 +67,7 @@ export async function runProvider(
   onStarted: (p: StartedProvider) => void = () => undefined,
 ): Promise<void> {
   const signals = abortOnSignals();
-  const provider = await startProvider(options);
+  const provider = await startProvider(options, { signal: signals.signal });
   onStarted(provider);
   if (!signals.signal.aborted) {
     await new Promise<void>((resolve) =>

@@ -12,7 +12,7 @@ import { commandDispatcher, type CommandDispatcher } from './commands/command-ha
 import type { ProviderConfig } from './config.ts';
 import type { BackoffOptions } from './domain/backoff.ts';
 import { ensureHostJoinToken } from './registration/host-join-token.ts';
-import { readKeyFile, register } from './registration/register.ts';
+import { readKeyFile, registerWithRetry } from './registration/register.ts';
 import type { Site } from './site/site-file.ts';
 import { siteInventory } from './site/site-inventory.ts';
 
@@ -26,13 +26,18 @@ export interface ProviderAgent {
   shutdown(): Promise<void>;
 }
 
-async function identityFor(
-  config: ProviderConfig,
-  site: Site,
-  name: string,
-  log: Logger,
-  now: () => number,
-): Promise<StoredIdentity> {
+interface IdentityContext {
+  readonly config: ProviderConfig;
+  readonly site: Site;
+  readonly name: string;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly signal?: AbortSignal;
+  readonly backoff?: BackoffOptions;
+}
+
+async function identityFor(ctx: IdentityContext): Promise<StoredIdentity> {
+  const { config, site, name, log, now } = ctx;
   const stored = await loadIdentity(config.dataDir);
   const key = config.keyPath === undefined ? undefined : await readKeyFile(config.keyPath);
   if (stored !== undefined) {
@@ -60,7 +65,9 @@ async function identityFor(
       { field: 'key' },
     );
   }
-  return register({
+  return registerWithRetry({
+    ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
+    ...(ctx.backoff === undefined ? {} : { backoff: ctx.backoff }),
     dataDir: config.dataDir,
     keyText: key.text,
     key: key.key,
@@ -80,6 +87,8 @@ export async function createProviderAgent(a: {
   log: Logger;
   now?: () => number;
   backoff?: BackoffOptions;
+  /** Stops a registration that waits for an unreachable coordinator. */
+  signal?: AbortSignal;
 }): Promise<ProviderAgent> {
   const now = a.now ?? Date.now;
   const name = a.config.name ?? a.site.file.server;
@@ -90,7 +99,15 @@ export async function createProviderAgent(a: {
       { field: 'name', site: a.site.path },
     );
   }
-  const identity = await identityFor(a.config, a.site, name, a.log, now);
+  const identity = await identityFor({
+    config: a.config,
+    site: a.site,
+    name,
+    log: a.log,
+    now,
+    ...(a.signal === undefined ? {} : { signal: a.signal }),
+    ...(a.backoff === undefined ? {} : { backoff: a.backoff }),
+  });
   const tokenPath = await ensureHostJoinToken(a.config.dataDir, identity.caCertPem);
   a.log.info({ tokenPath }, 'host join token ready');
   const commands = commandDispatcher(() => a.site, await CommandLog.open(a.config.dataDir));

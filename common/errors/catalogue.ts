@@ -83,7 +83,7 @@ export const ERROR_CATALOGUE = {
   SS_NOT_PAIRED: {
     kind: 'unauthenticated',
     action:
-      'The calling host is not the peer paired with this VM on this host; check the VM\'s replication pairing.',
+      "The calling host is not the peer paired with this VM on this host; check the VM's replication pairing.",
   },
   SS_STORE_VERSION: {
     kind: 'failed',

@@ -168,4 +168,21 @@ describe('provider registration', () => {
     expect(await c.api.listClouds('dr')).toEqual([]);
     await expect(lab.provider({ data })).rejects.toMatchObject({ code: 'SS_DATA_FOLDER_LOCKED' });
   });
+
+  it('keeps trying to register while the coordinator is down, then registers once', async () => {
+    lab = new ProviderLab();
+    const c = await lab.coordinator();
+    await c.api.createVault('prod');
+    const key = await lab.key(c.api, 'prod', { singleUse: true });
+    const port = new URL(c.url).port;
+    await c.stop();
+    const starting = lab.provider({ data: lab.path('ny'), key });
+    // Registration is pending (the key pair and CSRs are kept for the retries)…
+    await waitFor(() => readdirSync(join(lab.path('ny'), 'identity')).includes('pending.json'));
+    const again = await lab.coordinator(lab.path('coordinator'), { listen: `127.0.0.1:${port}` });
+    const p = await starting;
+    expect(p.agent.identity.info.name).toBe('VMM-NewYork');
+    await waitFor(async () => (await again.api.listServers('prod'))[0]?.state === 'connected');
+    expect((await again.api.listKeys('prod'))[0]).toMatchObject({ uses: 1 });
+  });
 });

@@ -21,7 +21,7 @@ export function makeSegment(vmId: string, seq: number, seed: number): OutgoingSe
       kind === 0
         ? null
         : kind === 1
-          ? Buffer.from(`block ${seq}/${i} `.repeat(Math.ceil(length / 12)).slice(0, length))
+          ? Buffer.alloc(length, `block ${seq}/${i} `)
           : rnd.fill(Buffer.alloc(length));
     extents.push({ disk: 0, offset, length, data });
     offset += length + rnd.range(0, 8) * 512;

@@ -12,7 +12,9 @@
  *    read makes every point older than its segment unreadable: those points are dropped with
  *    a warning rather than refusing to open (replication must go on).
  * 4. A `revert` intent to point T is completed: the undo files after T are written back newest
- *    first (idempotent, see undo-replay.ts), then the later points are dropped.
+ *    first (idempotent, see undo-replay.ts), then the later points are dropped. When a resync's
+ *    undo log (resync-layer.ts) lies between T and now, it is written back in its place in that
+ *    order: after the files of segments past the resync, before those up to its start.
  */
 import { readdirSync, unlinkSync } from 'node:fs';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
@@ -23,7 +25,7 @@ import type { OpenReport } from './types.ts';
 import { parseUndoFileName } from './undo-format.ts';
 import { readUndoFile, undoPath, type UndoFile } from './undo-file.ts';
 import { UndoIndex } from './undo-index.ts';
-import { loadUndo, writeBack, type ReplayContext } from './undo-replay.ts';
+import { loadUndo, verifyAll, writeBack, type ReplayContext } from './undo-replay.ts';
 
 export interface RecoveredState {
   readonly lastApplied: number;
@@ -37,6 +39,7 @@ export async function recoverOnOpen(
   db: RecoveryDb,
   loaded: RecoveryDbState,
   log: Logger,
+  layer?: RevertLayer,
 ): Promise<RecoveredState> {
   let rolledBack: number | undefined;
   if (loaded.intent?.op === 'apply') {
@@ -77,7 +80,8 @@ export async function recoverOnOpen(
   const state = { lastApplied, points, index };
   const report = { rolledBack, undoFilesRemoved: removed, pointsLost };
   if (loaded.intent?.op === 'revert') {
-    const done = await completeRevert(ctx, db, state, loaded.intent.target, log);
+    const target = loaded.intent.target;
+    const done = await completeRevert(ctx, db, state, target, log, layer ? { layer } : {});
     return { ...done, report: { ...report, revertCompleted: loaded.intent.target } };
   }
   return { ...state, report };
@@ -93,16 +97,41 @@ export async function completeRevert(
   state: LiveState,
   target: number,
   log: Logger,
-  opts: { verified?: boolean } = {},
+  opts: { verified?: boolean; layer?: RevertLayer } = {},
 ): Promise<LiveState> {
   const files = revertFiles(state, target);
   log.info({ target, segments: files.length }, 'reverting replica disks');
-  writeBack(ctx, files, opts);
+  const layer = opts.layer && target <= opts.layer.after ? opts.layer : undefined;
+  if (layer) {
+    if (!opts.verified) verifyAll(ctx, files);
+    writeBack(
+      ctx,
+      files.filter((f) => f.seq > layer.after),
+      { verified: true },
+    );
+    layer.writeBack();
+    writeBack(
+      ctx,
+      files.filter((f) => f.seq <= layer.after),
+      { verified: true },
+    );
+  } else writeBack(ctx, files, opts);
   const points = state.points.filter((p) => p.record.segment <= target);
   const drop = state.points.filter((p) => p.record.segment > target).map((p) => p.record.segment);
-  await db.resetTo(target, drop);
+  await db.resetTo(target, drop, { dropResync: layer !== undefined });
+  layer?.remove();
   dropUnneeded(ctx.undoDir, state.index, points, target);
   return { lastApplied: target, points, index: state.index };
+}
+
+/** A resync's undo log as a revert sees it (replica-store.ts adapts ResyncLayer). */
+export interface RevertLayer {
+  /** lastApplied when the resync began: points up to it predate the resync. */
+  readonly after: number;
+  /** Writes the pre-resync bytes back and fsyncs the disks. */
+  writeBack(): void;
+  /** Deletes the log once the revert is recorded. */
+  remove(): void;
 }
 
 export interface LiveState {

@@ -10,6 +10,7 @@
  *   intent                 → { op: 'apply', seq }          step 2 of apply: disks may be mid-apply
  *                          | { op: 'revert', target }      revertTo: disks may be mid-revert
  *   point!<seq, 16 digits> → { record, undoBytes }         one per retained recovery point
+ *   resync                 → ResyncRecord                  while a resync's undo log exists
  *
  * A point's seq is the segment it sealed (record.segment); undoBytes is the size of that
  * segment's undo file (0 when the segment changed nothing).
@@ -25,6 +26,28 @@ const SYNC = { sync: true } as const;
 export type RecoveryIntent =
   | { readonly op: 'apply'; readonly seq: number }
   | { readonly op: 'revert'; readonly target: number };
+
+/**
+ * A resync in progress or finished (store-resync.ts). running: chunks are being compared and
+ * written, `cursor` is where a resumed compare starts, no segment may be applied. finished:
+ * lastApplied was set to `base` in the same batch; the undo log stays while a point older
+ * than the resync (seq <= after) is retained. `undo` false: no point was retained when the
+ * resync began, so nothing needed saving.
+ */
+/** Everything before (disk, offset), disks in index order, has been compared. */
+export interface ResyncCursor {
+  readonly disk: number;
+  readonly offset: number;
+}
+
+export interface ResyncRecord {
+  readonly id: string;
+  readonly after: number;
+  readonly state: 'running' | 'finished';
+  readonly cursor: ResyncCursor;
+  readonly undo: boolean;
+  readonly base?: number;
+}
 
 export interface StoredPoint {
   readonly record: RecoveryPointRecord;
@@ -147,13 +170,52 @@ export class RecoveryDb {
     );
   }
 
-  /** Ends a revert or a rebase, atomically: drop `seqs`, set lastApplied, clear the intent. */
-  async resetTo(lastApplied: number, dropSeqs: readonly number[]): Promise<void> {
+  /**
+   * Ends a revert or a rebase, atomically: drop `seqs`, set lastApplied, clear the intent (and
+   * the resync record when the revert or rebase undid or superseded the resync).
+   */
+  async resetTo(
+    lastApplied: number,
+    dropSeqs: readonly number[],
+    opts: { dropResync?: boolean } = {},
+  ): Promise<void> {
     await this.db.batch(
       [
         ...dropSeqs.map((seq): BatchOp => ({ type: 'del', key: pointKey(seq) })),
         { type: 'put', key: 'lastApplied', value: String(lastApplied) },
         { type: 'del', key: 'intent' },
+        ...(opts.dropResync ? [{ type: 'del', key: 'resync' } as const] : []),
+      ],
+      SYNC,
+    );
+  }
+
+  async getResync(): Promise<ResyncRecord | undefined> {
+    const text = await this.db.get('resync');
+    return text === undefined ? undefined : (JSON.parse(text) as ResyncRecord);
+  }
+
+  async putResync(r: ResyncRecord): Promise<void> {
+    await this.db.put('resync', JSON.stringify(r), SYNC);
+  }
+
+  /** Drops the resync record and `dropSeqs` points in one batch. */
+  async dropResync(dropSeqs: readonly number[] = []): Promise<void> {
+    await this.db.batch(
+      [
+        ...dropSeqs.map((seq): BatchOp => ({ type: 'del', key: pointKey(seq) })),
+        { type: 'del', key: 'resync' },
+      ],
+      SYNC,
+    );
+  }
+
+  /** Ends a resync's compare, atomically: the record says finished and lastApplied = base. */
+  async finishResync(r: ResyncRecord & { base: number }): Promise<void> {
+    await this.db.batch(
+      [
+        { type: 'put', key: 'resync', value: JSON.stringify(r) },
+        { type: 'put', key: 'lastApplied', value: String(r.base) },
       ],
       SYNC,
     );

@@ -18,11 +18,13 @@
  *
  * Mutations run one at a time (a promise queue); reads are synchronous and may interleave
  * with a running mutation (see undo-index.ts for why that is safe).
+ *
+ * Resync (beginResync … finishResync) keeps the retained points readable: store-resync.ts.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
-import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { Extent, RecoveryPointRecord } from '../journal/types.ts';
 import type { RawDisk } from '../vm/raw-disk.ts';
 import {
   completeRevert,
@@ -34,7 +36,8 @@ import {
 } from './open-recovery.ts';
 import { parallelReader, syncReader, type OldContentsReader } from './old-contents-reader.ts';
 import { readAtPoint } from './point-read.ts';
-import { RecoveryDb, type StoredPoint } from './recovery-db.ts';
+import { RecoveryDb, type ResyncRecord, type StoredPoint } from './recovery-db.ts';
+import { StoreResync, type ResyncCursor } from './store-resync.ts';
 import { pointsToPrune, undoNeeded } from './retention.ts';
 import { checkSegment, type IncomingSegment } from './segment-check.ts';
 import type {
@@ -64,10 +67,14 @@ export async function openReplicaStore(options: ReplicaStoreOptions): Promise<Re
       disks: opts.disks,
       buffer: Buffer.allocUnsafe(opts.batchBytes),
     };
-    const recovered = await recoverOnOpen(ctx, db, loaded, log);
-    log.info({ lastApplied: recovered.lastApplied, ...recovered.report }, 'replica store open');
+    const resync = await StoreResync.load(db, opts.dir, opts.disks, ctx.buffer);
+    const recovered = await recoverOnOpen(ctx, db, loaded, log, resync.revertLayer());
+    log.info(
+      { lastApplied: recovered.lastApplied, ...recovered.report, resync: resync.record },
+      'replica store open',
+    );
     const reader = opts.diskPaths ? parallelReader(opts.diskPaths) : syncReader(opts.disks);
-    return new Store(opts, ctx, db, reader, recovered, log);
+    return new Store(opts, ctx, db, reader, { ...recovered, resync }, log);
   } catch (e) {
     await db.close();
     throw e;
@@ -75,6 +82,7 @@ export async function openReplicaStore(options: ReplicaStoreOptions): Promise<Re
 }
 
 class Store implements ReplicaStore {
+  private readonly resync: StoreResync;
   state: ReplicaStoreState = 'ready';
   lastApplied: number;
   readonly openReport: OpenReport;
@@ -90,9 +98,16 @@ class Store implements ReplicaStore {
     private readonly ctx: ReplayContext,
     private readonly db: RecoveryDb,
     private readonly reader: OldContentsReader,
-    recovered: { lastApplied: number; points: StoredPoint[]; index: UndoIndex; report: OpenReport },
+    recovered: {
+      lastApplied: number;
+      points: StoredPoint[];
+      index: UndoIndex;
+      report: OpenReport;
+      resync: StoreResync;
+    },
     private readonly log: CompiledOptions['log'],
   ) {
+    this.resync = recovered.resync;
     this.lastApplied = recovered.lastApplied;
     this.points_ = recovered.points;
     this.index = recovered.index;
@@ -106,6 +121,12 @@ class Store implements ReplicaStore {
 
   apply(seg: IncomingSegment): Promise<ApplyResult> {
     return this.exclusive(async () => {
+      if (this.resync.running()) {
+        throw new SecondsiteError('SS_CONFLICT', `a resync is running: segment ${seg.seq} waits`, {
+          seq: seg.seq,
+          vmId: this.vmId,
+        });
+      }
       if (seg.seq <= this.lastApplied) return 'duplicate';
       if (seg.seq !== this.lastApplied + 1) {
         throw new SecondsiteError(
@@ -164,6 +185,7 @@ class Store implements ReplicaStore {
       this.index.remove(seg.seq);
       removeFile(file.path);
     }
+    await this.dropResyncIfUnneeded();
   }
 
   points(): RecoveryPointRecord[] {
@@ -202,7 +224,7 @@ class Store implements ReplicaStore {
         pointId,
       });
     }
-    return readAtPoint(this.index, raw, disk, seq, offset, length);
+    return readAtPoint(this.index, raw, disk, seq, offset, length, this.resync.readLayer());
   }
 
   prune(now = this.opts.clock.now()): Promise<RecoveryPointRecord[]> {
@@ -214,6 +236,7 @@ class Store implements ReplicaStore {
       await this.db.dropPoints([...drop]);
       this.forget(dropped);
       const files = dropUnneeded(this.ctx.undoDir, this.index, this.points_, this.lastApplied);
+      await this.dropResyncIfUnneeded();
       this.log.info({ points: dropped.length, undoFiles: files }, 'pruned recovery points');
       return dropped.map((p) => p.record);
     });
@@ -225,7 +248,8 @@ class Store implements ReplicaStore {
 
   private async revertUnlocked(pointId: string): Promise<void> {
     const target = this.point(pointId).record.segment;
-    if (target === this.lastApplied) return;
+    const layer = this.resync.revertLayer();
+    if (target === this.lastApplied && !this.resync.fuzzy(this.lastApplied)) return;
     // Verified before the intent is recorded: corrupt undo data refuses the revert and leaves
     // the store as it was, instead of an intent that no reopen could complete.
     verifyAll(this.ctx, revertFiles(this.live(), target));
@@ -235,6 +259,7 @@ class Store implements ReplicaStore {
       await this.db.putIntent({ op: 'revert', target });
       const done = await completeRevert(this.ctx, this.db, this.live(), target, this.log, {
         verified: true,
+        ...(layer ? { layer } : {}),
       });
       this.forget(this.points_.filter((p) => p.record.segment > target));
       this.lastApplied = done.lastApplied;
@@ -245,11 +270,15 @@ class Store implements ReplicaStore {
 
   commit(pointId?: string): Promise<void> {
     return this.exclusive(async () => {
-      if (pointId !== undefined) await this.revertUnlocked(pointId);
+      // Mid-resync the disks are at no point: committing means going back to the last good one.
+      const fuzzy = this.resync.fuzzy(this.lastApplied) ? this.latest()?.id : undefined;
+      const target = pointId ?? fuzzy;
+      if (target !== undefined) await this.revertUnlocked(target);
       const others = this.points_.slice(0, -1);
       await this.db.dropPoints(others.map((p) => p.record.segment));
       this.forget(others);
       dropUnneeded(this.ctx.undoDir, this.index, this.points_, this.lastApplied);
+      await this.dropResyncIfUnneeded();
       this.log.info({ point: this.latest()?.id, dropped: others.length }, 'failover committed');
     });
   }
@@ -259,21 +288,79 @@ class Store implements ReplicaStore {
       if (!Number.isSafeInteger(lastApplied) || lastApplied < 0) {
         throw badInput('lastApplied', `must be a whole number >= 0, not ${lastApplied}`);
       }
-      await this.db.resetTo(
-        lastApplied,
-        this.points_.map((p) => p.record.segment),
-      );
-      this.forget(this.points_);
-      this.lastApplied = lastApplied;
-      dropUnneeded(this.ctx.undoDir, this.index, this.points_, this.lastApplied);
+      await this.rebaseUnlocked(lastApplied);
       this.log.info({ lastApplied }, 'replica store rebased');
     });
+  }
+
+  /** Drops every point, all undo data and any resync; segment `lastApplied + 1` comes next. */
+  private async rebaseUnlocked(lastApplied: number): Promise<void> {
+    const seqs = this.points_.map((p) => p.record.segment);
+    await this.db.resetTo(lastApplied, seqs, { dropResync: this.resync.record !== undefined });
+    this.resync.forget();
+    this.forget(this.points_);
+    this.lastApplied = lastApplied;
+    dropUnneeded(this.ctx.undoDir, this.index, this.points_, this.lastApplied);
+  }
+
+  resyncState(): ResyncRecord | undefined {
+    return this.resync.record;
+  }
+
+  resyncStats(): { undoBytes: number; coveredBytes: number } {
+    return this.resync.stats();
+  }
+
+  beginResync(id: string): Promise<ResyncRecord> {
+    return this.exclusive(async () => {
+      const seqs = this.points_.map((p) => p.record.segment);
+      const { record, dropped } = await this.resync.begin(this.db, id, this.lastApplied, seqs);
+      if (dropped.length > 0) {
+        this.forget(this.points_.filter((p) => dropped.includes(p.record.segment)));
+        dropUnneeded(this.ctx.undoDir, this.index, this.points_, this.lastApplied);
+        this.log.warn({ dropped: dropped.length }, 'a new resync superseded an older one');
+      }
+      this.log.info({ resync: record }, 'resync begun');
+      return record;
+    });
+  }
+
+  applyResyncChunks(id: string, extents: readonly Extent[], cursor: ResyncCursor): Promise<void> {
+    return this.exclusive(async () => {
+      this.state = 'applying';
+      try {
+        await this.failOnError(() => this.resync.applyChunks(this.db, id, extents, cursor));
+      } finally {
+        if (this.state === 'applying') this.state = 'ready';
+      }
+    });
+  }
+
+  finishResync(id: string, baseSeq: number): Promise<'kept' | 'rebase'> {
+    return this.exclusive(async () => {
+      if (!Number.isSafeInteger(baseSeq) || baseSeq < 0) {
+        throw badInput('baseSeq', `must be a whole number >= 0, not ${baseSeq}`);
+      }
+      const outcome = await this.resync.finish(this.db, id, baseSeq);
+      if (outcome === 'rebase') await this.rebaseUnlocked(baseSeq);
+      else this.lastApplied = baseSeq;
+      this.log.info({ id, baseSeq, outcome }, 'resync finished');
+      return outcome;
+    });
+  }
+
+  private async dropResyncIfUnneeded(): Promise<void> {
+    const oldest = this.points_[0]?.record.segment;
+    if (await this.resync.dropIfUnneeded(this.db, oldest, this.lastApplied)) {
+      this.log.info('resync undo log no longer needed: deleted');
+    }
   }
 
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     await this.queue.catch(() => undefined);
     this.state = 'closed';
+    this.resync.close();
     this.index.close();
     this.reader.close();
     await this.db.close();

@@ -4,12 +4,13 @@
  */
 import type { Clock } from '../../../common/time/clock.ts';
 import type { Logger } from '../../../common/log/log.ts';
-import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { Extent, RecoveryPointRecord } from '../journal/types.ts';
 import type { RawDisk } from '../vm/raw-disk.ts';
-import type { LevelLike } from './recovery-db.ts';
+import type { LevelLike, ResyncCursor, ResyncRecord } from './recovery-db.ts';
 import type { IncomingSegment } from './segment-check.ts';
 
 export type { IncomingSegment } from './segment-check.ts';
+export type { ResyncCursor, ResyncRecord } from './recovery-db.ts';
 
 export interface ReplicaStoreOptions {
   /** This VM's recovery folder (LevelDB in `db/`, undo files in `undo/`); created if missing. */
@@ -96,5 +97,26 @@ export interface ReplicaStore {
    * undo data and expects segment `lastApplied + 1` next.
    */
   rebase(lastApplied: number): Promise<void>;
+  /**
+   * Resync (store-resync.ts): begins or resumes resync `id`; the returned record's cursor says
+   * where the compare resumes. While it runs, segments are refused with SS_CONFLICT and every
+   * retained point still reads (and reverts) exactly.
+   */
+  beginResync(id: string): Promise<ResyncRecord>;
+  /**
+   * Writes differing chunks (sorted by (disk, offset); data null = zeros) after saving their
+   * current bytes durably, then records `cursor` (everything before it is compared). Resolves
+   * when all of that is durable.
+   */
+  applyResyncChunks(id: string, extents: readonly Extent[], cursor: ResyncCursor): Promise<void>;
+  /**
+   * Ends the compare: lastApplied = baseSeq, so segment baseSeq + 1 is expected next and makes
+   * the replica exact. 'kept': older points stay readable; 'rebase': they were dropped (there
+   * were none, or baseSeq does not follow them).
+   */
+  finishResync(id: string, baseSeq: number): Promise<'kept' | 'rebase'>;
+  /** The running or finished resync whose undo log is kept, if any. */
+  resyncState(): ResyncRecord | undefined;
+  resyncStats(): { undoBytes: number; coveredBytes: number };
   close(): Promise<void>;
 }

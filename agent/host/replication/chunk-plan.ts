@@ -40,6 +40,11 @@ export function* planChunks(
     return plan;
   };
   for (const e of extents) {
+    if (e.data !== null && e.data.length !== e.length) {
+      throw new RangeError(
+        `extent ${e.disk}:${e.offset} has ${e.data.length} bytes for ${e.length}`,
+      );
+    }
     if (e.data === null && opts.zeroRanges) {
       if (full()) yield take();
       pieces.push(e);

@@ -18,12 +18,14 @@ import type { Http2Session } from 'node:http2';
 import type { Server } from '@grpc/grpc-js';
 
 const raised = new WeakSet<object>();
+/** Largest HTTP/2 DATA frame the peer may send us (default 16 KiB; fewer frames per chunk). */
+const MAX_FRAME_SIZE = 1024 * 1024;
 
 function raise(session: Http2Session, bytes: number): void {
   // Both calls are no-ops on a session that is already closing.
   if (session.destroyed || session.closed) return;
   session.setLocalWindowSize(bytes);
-  session.settings({ initialWindowSize: bytes });
+  session.settings({ initialWindowSize: bytes, maxFrameSize: MAX_FRAME_SIZE });
 }
 
 /**

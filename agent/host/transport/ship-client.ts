@@ -163,7 +163,11 @@ export class ShipStream {
       if (this.state === 'closed') return;
       if (!this.call.write(frame)) {
         // Wait for HTTP/2 flow control to make room, or for the stream to die.
-        await Promise.race([once(this.call, 'drain'), once(this.call, 'close')]);
+        const ac = new AbortController();
+        await Promise.race([
+          once(this.call, 'drain', { signal: ac.signal }),
+          once(this.call, 'close', { signal: ac.signal }),
+        ]).finally(() => ac.abort());
       }
     }
   }

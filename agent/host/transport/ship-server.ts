@@ -160,7 +160,10 @@ class ShipSession {
 /** Serves one ShipSegments stream to its end; throws what should end it with an error. */
 export async function serveShipStream(call: Stream, deps: ShipDeps): Promise<void> {
   const session = new ShipSession(call, deps);
-  for await (const frame of call as AsyncIterable<ShipFrameMsg>) {
+  // destroyOnReturn false: a handler error must leave the call open so the error status
+  // (emitted by the adapter) still reaches the client.
+  const frames = call.iterator({ destroyOnReturn: false }) as AsyncIterable<ShipFrameMsg>;
+  for await (const frame of frames) {
     const step = stepOf(frame, STEPS);
     session.state = nextShipState(session.state, step);
     await session.handlers[step as ShipStep](frame);

@@ -4,6 +4,7 @@
  * after a crash or a broken connection sends the same registration id and CSRs.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { createKeyAndCsr } from '../../../certs/csr.ts';
 import { providerIdentity, formatIdentity } from '../../../certs/identity.ts';
@@ -29,6 +30,7 @@ import {
   type StoredIdentity,
 } from '../../common/identity-store.ts';
 import { openCoordinatorSocket, type OpenSocket } from '../channel/coordinator-socket.ts';
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../domain/backoff.ts';
 
 export async function readKeyFile(
   path: string,
@@ -168,5 +170,31 @@ export async function register(a: {
     return identity;
   } finally {
     ws.terminate();
+  }
+}
+
+/**
+ * register() again while the coordinator is unreachable or the connection broke mid-way (the
+ * same registration id makes the retry safe); any refusal is final.
+ */
+export async function registerWithRetry(
+  a: Parameters<typeof register>[0] & { signal?: AbortSignal; backoff?: BackoffOptions },
+): Promise<StoredIdentity> {
+  // A function, so TypeScript does not narrow the flag across the await below.
+  const aborted = (): boolean => a.signal?.aborted === true;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await register(a);
+    } catch (e) {
+      const retry = e instanceof SecondsiteError && e.code === 'SS_UNAVAILABLE';
+      if (!retry || aborted()) throw e;
+      const delay = backoffDelay(attempt, Math.random(), a.backoff ?? DEFAULT_BACKOFF);
+      a.log.warn(
+        { attempt, why: e.message, retryInMs: delay },
+        'registration: coordinator unreachable',
+      );
+      await sleep(delay, undefined, a.signal ? { signal: a.signal } : {}).catch(() => undefined);
+      if (aborted()) throw e;
+    }
   }
 }

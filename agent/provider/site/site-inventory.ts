@@ -1,6 +1,6 @@
 /** What a provider reports about its site: clouds with their host groups and networks (R7). */
 import type { CloudInfo, SiteInventoryMsg } from '../../../common/wire/agent-channel-messages.ts';
-import type { SiteFile } from './site-file.ts';
+import type { SiteFile } from './site-schema.ts';
 
 export function cloudInfo(site: SiteFile, cloud: string): CloudInfo | undefined {
   const c = site.clouds.find((x) => x.name === cloud);

@@ -3,7 +3,7 @@
  * names the first that points at nothing. Pure. Duplicated names are refused too, since every
  * reference is by name.
  */
-import type { SiteFile } from './site-file.ts';
+import type { SiteFile } from './site-schema.ts';
 
 export interface BadReference {
   readonly at: (string | number)[];

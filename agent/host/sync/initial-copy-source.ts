@@ -1,0 +1,91 @@
+/**
+ * Initial replication, source side (R15): the VM's disks read through its journal, chunk by
+ * chunk, all-zero chunks as zero ranges (data null).
+ *
+ * The protocol, and why the replica ends bit-exact:
+ *   1. The VM is protected first: its journal is open and journaling, so every write from now
+ *      on is in a segment.
+ *   2. A point is cut: its segment seq is the copy's baseSeq. Every write before the cut is in
+ *      segments <= baseSeq and visible through journal.disk(i); those segments are never
+ *      shipped (the wiring calls journal.markShipped(baseSeq) once the copy is done).
+ *   3. The disks are read, each chunk at some instant after the cut. A chunk may or may not
+ *      hold a write made after the cut, but every such write is also in a segment > baseSeq.
+ *   4. The target rebases its store to baseSeq and applies segments baseSeq + 1, … in order:
+ *      each block's last write wins, so after segment S the replica equals the source at S.
+ * Resuming (the target's watermark, initial-copy-target.ts) keeps baseSeq: chunks already
+ * durable are as good as before, provided the journal kept every segment after baseSeq (it did
+ * while it is still journaling; after an overflow the decision table asks for a hash compare).
+ */
+import { SecondsiteError } from '../../../common/errors/errors.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import type { VmJournal } from '../journal/types.ts';
+import {
+  DEFAULT_CHUNK_BYTES,
+  bytesBefore,
+  isAllZero,
+  rangesFrom,
+  totalBytes,
+  validChunkBytes,
+  wholeDisks,
+  type GridCursor,
+} from './chunk-grid.ts';
+import type { Extent, SyncProgress } from './types.ts';
+
+export interface InitialCopySourceOptions {
+  readonly journal: Pick<VmJournal, 'disk' | 'cut' | 'state'>;
+  readonly diskSizes: readonly number[];
+  /** @default 1 MiB */
+  readonly chunkBytes?: number;
+  /** Resuming: the interrupted copy's base (from the target's watermark). */
+  readonly baseSeq?: number;
+  /** Resuming: where the target's durable watermark is. @default the start */
+  readonly from?: GridCursor;
+  readonly log: Logger;
+}
+
+export interface InitialCopySource {
+  /** Segments after this seq must be applied on top of the copy. */
+  readonly baseSeq: number;
+  progress(): SyncProgress;
+  /**
+   * The chunks from `from` onwards, in (disk, offset) order. A chunk's data stays valid after
+   * the next one is read (the journal's reads return fresh buffers).
+   */
+  chunks(): AsyncGenerator<Extent>;
+}
+
+export async function initialCopySource(o: InitialCopySourceOptions): Promise<InitialCopySource> {
+  const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  if (!validChunkBytes(chunkBytes)) {
+    throw new SecondsiteError(
+      'SS_BAD_INPUT',
+      `chunkBytes ${chunkBytes}: a power of two, 4 KiB–4 MiB`,
+    );
+  }
+  if (o.journal.state !== 'journaling') {
+    throw new SecondsiteError('SS_RESYNC_REQUIRED', 'the journal is not journaling: no copy', {});
+  }
+  const baseSeq = o.baseSeq ?? (await o.journal.cut({ type: 'crash-consistent' })).segment;
+  const all = wholeDisks(o.diskSizes);
+  const total = totalBytes(all);
+  let cursor: GridCursor = o.from ?? { disk: 0, offset: 0 };
+  o.log.info(
+    { baseSeq, from: cursor, bytesTotal: total, chunkBytes },
+    'initial copy: source begins',
+  );
+  return {
+    baseSeq,
+    progress: () => ({ bytesDone: bytesBefore(all, cursor), bytesTotal: total }),
+    async *chunks() {
+      for (const r of rangesFrom(all, cursor)) {
+        const disk = o.journal.disk(r.disk);
+        for (let at = r.offset; at < r.offset + r.length; at += chunkBytes) {
+          const length = Math.min(chunkBytes, r.offset + r.length - at);
+          const data = await disk.read(at, length);
+          cursor = { disk: r.disk, offset: at + length };
+          yield { disk: r.disk, offset: at, length, data: isAllZero(data) ? null : data };
+        }
+      }
+    },
+  };
+}

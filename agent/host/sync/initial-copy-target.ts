@@ -1,0 +1,209 @@
+/**
+ * Initial replication, replica side: writes the copy's chunks onto the replica disks, keeps a
+ * durable watermark (sync-state-file.ts) so a broken copy resumes where it left off, and at the
+ * end rebases the recovery store to the copy's baseSeq (initial-copy-source.ts explains why
+ * segment baseSeq + 1 onwards then make the replica exact). The store advertises no point
+ * until that first segment is applied.
+ *
+ * Zero ranges: when the image paths are given, a new copy first truncates the images to holes,
+ * so zero ranges the copy has not reached before need no write at all (30% of a typical disk).
+ * Past the durable watermark, up to `flushEveryBytes` may have been written by an attempt that
+ * died before its watermark; zero ranges there are written out.
+ */
+import { truncateSync } from 'node:fs';
+import { SecondsiteError } from '../../../common/errors/errors.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import type { ReplicaStore } from '../recovery/types.ts';
+import type { RawDisk } from '../vm/raw-disk.ts';
+import {
+  MAX_CHUNK_BYTES,
+  bytesBefore,
+  totalBytes,
+  wholeDisks,
+  type GridCursor,
+} from './chunk-grid.ts';
+import {
+  readWatermark,
+  removeWatermark,
+  writeWatermark,
+  type CopyWatermark,
+} from './sync-state-file.ts';
+import type { Extent, SyncProgress } from './types.ts';
+
+export interface InitialCopyTargetOptions {
+  /** Where the watermark lives (the VM's replica folder). */
+  readonly dir: string;
+  readonly disks: readonly RawDisk[];
+  /** The images of `disks`, same order: lets a new copy start from holes. @default undefined */
+  readonly diskPaths?: readonly string[];
+  readonly store: Pick<ReplicaStore, 'rebase'>;
+  /** Bytes between fsync + watermark. @default 64 MiB */
+  readonly flushEveryBytes?: number;
+  readonly log: Logger;
+}
+
+export interface CopyBegin {
+  readonly copyId: string;
+  readonly baseSeq: number;
+  readonly diskSizes: readonly number[];
+}
+
+const DEFAULT_FLUSH = 64 << 20;
+
+export class InitialCopyTarget {
+  private mark: CopyWatermark | undefined;
+  /** Where the next chunk must start; ahead of the durable watermark between flushes. */
+  private next: GridCursor = { disk: 0, offset: 0 };
+  private unflushed = 0;
+  /** Zero ranges starting at or past this cursor need no write (see the file comment). */
+  private holesFrom: GridCursor | undefined;
+  private readonly flushEvery: number;
+
+  constructor(private readonly o: InitialCopyTargetOptions) {
+    this.flushEvery = o.flushEveryBytes ?? DEFAULT_FLUSH;
+    this.mark = readWatermark(o.dir);
+  }
+
+  /** The copy in progress on this replica, if any (for the decision table and resuming). */
+  pending(): CopyWatermark | undefined {
+    return this.mark;
+  }
+
+  /** CopyStart → CopyProgress: where the source must begin (0/0 for a new copy id). */
+  begin(b: CopyBegin): GridCursor {
+    const sizes = this.o.disks.map((d) => d.size);
+    if (JSON.stringify(sizes) !== JSON.stringify(b.diskSizes)) {
+      throw new SecondsiteError('SS_CONFLICT', 'replica disk sizes differ from the source', {
+        replica: sizes,
+        source: b.diskSizes,
+      });
+    }
+    const m = this.mark;
+    if (m && m.copyId === b.copyId && m.baseSeq === b.baseSeq) {
+      this.next = m.cursor;
+      // The dead attempt wrote at most flushEvery + one chunk past its watermark.
+      const window = this.flushEvery + MAX_CHUNK_BYTES;
+      this.holesFrom = m.cleared ? advance(m.cursor, window, sizes) : undefined;
+      this.o.log.info({ copyId: b.copyId, cursor: m.cursor }, 'initial copy: resuming');
+      return m.cursor;
+    }
+    const cleared = this.clearImages(sizes);
+    this.next = { disk: 0, offset: 0 };
+    this.holesFrom = cleared ? this.next : undefined;
+    this.persist({ version: 1, ...b, diskSizes: [...b.diskSizes], cursor: this.next, cleared });
+    this.o.log.info({ copyId: b.copyId, baseSeq: b.baseSeq, cleared }, 'initial copy: new');
+    return this.next;
+  }
+
+  /** Writes chunks, which must follow on from the last one; flushes every flushEveryBytes. */
+  write(chunks: readonly Extent[]): void {
+    const m = this.expectMark();
+    for (const c of chunks) {
+      this.checkNext(c, m.diskSizes);
+      const disk = this.o.disks[c.disk]!;
+      if (c.data !== null) disk.writeSync(c.offset, c.data);
+      else if (!this.holesFrom || before(c, this.holesFrom)) disk.zeroSync(c.offset, c.length);
+      this.next = { disk: c.disk, offset: c.offset + c.length };
+      this.unflushed += c.length;
+      if (this.unflushed >= this.flushEvery) this.flush();
+    }
+  }
+
+  /** Makes everything written durable and moves the watermark there. */
+  flush(): void {
+    const m = this.expectMark();
+    for (const d of this.o.disks) d.syncSync();
+    this.persist({ ...m, cursor: this.next });
+    this.unflushed = 0;
+  }
+
+  /** Durable progress (CopyProgress). */
+  progress(): SyncProgress {
+    const m = this.mark;
+    if (!m) return { bytesDone: 0, bytesTotal: 0 };
+    const all = wholeDisks(m.diskSizes);
+    return { bytesDone: bytesBefore(all, m.cursor), bytesTotal: totalBytes(all) };
+  }
+
+  /**
+   * CopyEnd: every byte arrived; fsync, rebase the store to baseSeq (it then expects segment
+   * baseSeq + 1), forget the watermark. Idempotent after a crash between its steps.
+   */
+  async finish(): Promise<{ baseSeq: number }> {
+    const m = this.expectMark();
+    const all = wholeDisks(m.diskSizes);
+    this.flush();
+    if (bytesBefore(all, this.next) !== totalBytes(all)) {
+      throw new SecondsiteError('SS_PROTOCOL', 'initial copy ended before the last chunk', {
+        cursor: this.next,
+      });
+    }
+    await this.o.store.rebase(m.baseSeq);
+    removeWatermark(this.o.dir);
+    this.mark = undefined;
+    this.o.log.info(
+      { baseSeq: m.baseSeq },
+      'initial copy: done; the store expects the next segment',
+    );
+    return { baseSeq: m.baseSeq };
+  }
+
+  private clearImages(sizes: readonly number[]): boolean {
+    const paths = this.o.diskPaths;
+    if (!paths) return false;
+    paths.forEach((p, i) => {
+      truncateSync(p, 0);
+      truncateSync(p, sizes[i]!);
+    });
+    for (const d of this.o.disks) d.syncSync();
+    return true;
+  }
+
+  private checkNext(c: Extent, sizes: readonly number[]): void {
+    let want = this.next;
+    while (want.disk < sizes.length && want.offset >= sizes[want.disk]!)
+      want = { disk: want.disk + 1, offset: 0 };
+    const size = sizes[c.disk];
+    const ok =
+      c.disk === want.disk &&
+      c.offset === want.offset &&
+      size !== undefined &&
+      c.length > 0 &&
+      c.offset + c.length <= size &&
+      (c.data === null || c.data.length === c.length);
+    if (!ok) {
+      throw new SecondsiteError('SS_PROTOCOL', 'initial copy chunk out of order or malformed', {
+        want,
+        got: { disk: c.disk, offset: c.offset, length: c.length },
+      });
+    }
+  }
+
+  private persist(m: CopyWatermark): void {
+    writeWatermark(this.o.dir, m);
+    this.mark = m;
+  }
+
+  private expectMark(): CopyWatermark {
+    if (!this.mark) throw new SecondsiteError('SS_CONFLICT', 'no initial copy begun', {});
+    return this.mark;
+  }
+}
+
+function before(c: Extent, at: GridCursor): boolean {
+  return c.disk < at.disk || (c.disk === at.disk && c.offset < at.offset);
+}
+
+/** The cursor `bytes` further on in copy order. */
+function advance(c: GridCursor, bytes: number, sizes: readonly number[]): GridCursor {
+  let { disk, offset } = c;
+  let left = bytes;
+  while (disk < sizes.length) {
+    const room = sizes[disk]! - offset;
+    if (left < room) return { disk, offset: offset + left };
+    left -= room;
+    disk++;
+    offset = 0;
+  }
+  return { disk, offset: 0 };
+}

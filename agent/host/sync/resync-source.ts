@@ -1,0 +1,167 @@
+/**
+ * Resync, source side (R18): hash the VM's disks chunk by chunk, ask the replica which chunks
+ * differ, send only those; then the journal's segments after the base point make the replica
+ * exact. Transport-agnostic: the replica is a ResyncPeer (types.ts).
+ *
+ * Order, and why it is exact:
+ *   1. Take the ranges to compare: the dirty bitmap (journal overflow, rule journal-overflow)
+ *      widened to whole chunks, or every disk. They are saved (step 4) because step 2 deletes
+ *      the bitmap.
+ *   2. resetAfterResync(): from now on every write is journaled again.
+ *   3. Cut a base point; baseSeq = its segment. Writes before it are on the journal's disks.
+ *   4. Save { id, ranges, baseSeq } in `<dir>/resync-source.json` (a restart resumes the same
+ *      resync: same id, ranges and base; the replica's cursor says where).
+ *   5. Per batch: read and hash through journal.disk(i), get the diff, send the differing
+ *      chunks (all-zero ones as zero ranges). A chunk read after the cut may hold later
+ *      writes; those are in segments > baseSeq as well, so they land again in order.
+ *   6. peer.finish(baseSeq); the source drops segments <= baseSeq (their writes were compared)
+ *      and ships baseSeq + 1 onwards as usual. The replica is exact at baseSeq + 1.
+ * Pausing: abort `signal`; the run stops between batches and resolves { paused: true }.
+ *
+ * Known window (see the report): a write landing between dirtyRanges() and the journal's
+ * switch back to journaling is in neither; the journal's resetAfterResync awaits its seal
+ * chain, which is idle in resync-required unless a cut was sealing at the overflow.
+ */
+import { randomUUID } from 'node:crypto';
+import { SecondsiteError } from '../../../common/errors/errors.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import type { VmJournal } from '../journal/types.ts';
+import {
+  DEFAULT_CHUNK_BYTES,
+  alignToChunks,
+  batches,
+  cursorAfter,
+  fromDirtyMap,
+  isAllZero,
+  rangesFrom,
+  validChunkBytes,
+  wholeDisks,
+  type DiskRange,
+} from './chunk-grid.ts';
+import { hashRange, type HashAlgorithm, type ReadFn } from './chunk-hash.ts';
+import { differingIndexes } from './hash-diff.ts';
+import type { ResyncScope } from './resync-rules.ts';
+import { readJsonFile, removeJsonFile, writeJsonFile } from './sync-state-file.ts';
+import type { Extent, ResyncPeer, ResyncStats } from './types.ts';
+
+export type ResyncJournal = Pick<
+  VmJournal,
+  'disk' | 'cut' | 'state' | 'dirtyRanges' | 'markShipped'
+> & { resetAfterResync(): Promise<void> };
+
+export interface ResyncSourceOptions {
+  /** The VM's sync folder on the source (holds resync-source.json). */
+  readonly dir: string;
+  readonly journal: ResyncJournal;
+  readonly diskSizes: readonly number[];
+  readonly scope: ResyncScope;
+  /** The decision rule that asked for this resync (logged). */
+  readonly rule: string;
+  readonly peer: ResyncPeer;
+  /** @default 1 MiB */
+  readonly chunkBytes?: number;
+  /** @default 'blake3' (needs FEATURE_BLAKE3 agreed; else 'sha256') */
+  readonly algorithm?: HashAlgorithm;
+  /** Chunks per RangeHashes; bounds the reused buffer (16 × 1 MiB). @default 16 */
+  readonly batchChunks?: number;
+  readonly signal?: AbortSignal;
+  readonly log: Logger;
+}
+
+interface SavedResync {
+  readonly version: 1;
+  readonly id: string;
+  readonly scope: ResyncScope;
+  readonly baseSeq: number;
+  readonly chunkBytes: number;
+  readonly ranges: DiskRange[];
+}
+
+const STATE = 'resync-source.json';
+
+export async function runResyncSource(
+  o: ResyncSourceOptions,
+): Promise<ResyncStats & { paused: boolean }> {
+  const saved = await prepare(o);
+  const { chunkBytes, baseSeq } = saved;
+  const algorithm = o.algorithm ?? 'blake3';
+  const log = o.log.child({ component: 'resync-source', resync: saved.id });
+  log.info(
+    { rule: o.rule, scope: saved.scope, baseSeq, chunkBytes, algorithm },
+    'resync: source begins',
+  );
+  const { cursor } = await o.peer.begin({ id: saved.id, algorithm, chunkBytes });
+  const buffer = Buffer.allocUnsafe(chunkBytes * (o.batchChunks ?? 16));
+  const read: ReadFn = (disk, offset, length) => o.journal.disk(disk).read(offset, length);
+  const stats = {
+    rule: o.rule,
+    baseSeq,
+    bytesHashed: 0,
+    chunksCompared: 0,
+    chunksDiffering: 0,
+    bytesSent: 0,
+  };
+  for (const batch of batches(rangesFrom(saved.ranges, cursor), chunkBytes, o.batchChunks ?? 16)) {
+    if (o.signal?.aborted) {
+      log.info(stats, 'resync: paused');
+      return { ...stats, paused: true };
+    }
+    const hashed = await hashRange(read, batch, chunkBytes, algorithm, buffer);
+    const diff = await o.peer.diff({ ...batch, hashes: hashed.hashes });
+    const extents: Extent[] = [];
+    for (const i of differingIndexes(diff.differ, hashed.hashes.length)) {
+      const at = i * chunkBytes;
+      const data = hashed.data.subarray(at, Math.min(at + chunkBytes, batch.length));
+      const zero = isAllZero(data);
+      extents.push({
+        disk: batch.disk,
+        offset: batch.offset + at,
+        length: data.length,
+        data: zero ? null : data,
+      });
+      if (!zero) stats.bytesSent += data.length;
+    }
+    stats.bytesHashed += batch.length;
+    stats.chunksCompared += hashed.hashes.length;
+    stats.chunksDiffering += extents.length;
+    await o.peer.apply(extents, cursorAfter(batch));
+  }
+  await o.peer.finish(baseSeq);
+  await o.journal.markShipped(baseSeq);
+  removeJsonFile(o.dir, STATE);
+  log.info(stats, 'resync: source done; ship segments after the base');
+  return { ...stats, paused: false };
+}
+
+/** Steps 1–4, or the saved resync when one is being resumed. */
+async function prepare(o: ResyncSourceOptions): Promise<SavedResync> {
+  const chunkBytes = o.chunkBytes ?? 1 * DEFAULT_CHUNK_BYTES;
+  if (!validChunkBytes(chunkBytes)) {
+    throw new SecondsiteError(
+      'SS_BAD_INPUT',
+      `chunkBytes ${chunkBytes}: a power of two, 4 KiB–4 MiB`,
+    );
+  }
+  const old = readJsonFile<SavedResync>(o.dir, STATE);
+  if (old && old.chunkBytes === chunkBytes && o.journal.state === 'journaling') return old;
+  // Resync again from scratch, keeping what an abandoned one still had to compare.
+  const dirty = o.scope === 'dirty' && old?.scope !== 'all';
+  const wanted = dirty ? fromDirtyMap(o.journal.dirtyRanges()) : wholeDisks(o.diskSizes);
+  const ranges = alignToChunks(
+    [...wanted, ...(dirty ? (old?.ranges ?? []) : [])],
+    o.diskSizes,
+    chunkBytes,
+  );
+  if (o.journal.state === 'resync-required') await o.journal.resetAfterResync();
+  const point = await o.journal.cut({ type: 'crash-consistent' });
+  const saved: SavedResync = {
+    version: 1,
+    id: randomUUID(),
+    scope: dirty ? 'dirty' : 'all',
+    baseSeq: point.segment,
+    chunkBytes,
+    ranges,
+  };
+  writeJsonFile(o.dir, STATE, saved);
+  return saved;
+}

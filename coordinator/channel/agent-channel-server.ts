@@ -9,9 +9,13 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { assertPeerCertificateCurrent, identityFromPeerCertificate } from '../../certs/peer.ts';
+import {
+  assertPeerCertificateCurrent,
+  fingerprintOfPeerCertificate,
+  identityFromPeerCertificate,
+} from '../../certs/peer.ts';
 import { SecondsiteError, isSecondsiteError } from '../../common/errors/errors.ts';
 import type { Logger } from '../../common/log/log.ts';
 import type { Clock } from '../../common/time/clock.ts';
@@ -25,6 +29,9 @@ import {
   type AgentEnvelope,
 } from '../../common/wire/agent-channel-messages.ts';
 import type { InventoryService } from '../inventory/inventory-service.ts';
+import type { ServerRecord, SiteInventory } from '../domain/server.ts';
+import { inventorySchema } from '../registration/registration-job.ts';
+import type { Vault } from '../domain/vault.ts';
 import type { RegistrationService } from '../registration/registration-service.ts';
 import type { VaultService } from '../vaults/vault-service.ts';
 import type { ChannelHub, ChannelSession } from './channel-hub.ts';
@@ -52,10 +59,18 @@ function refuse(ws: WebSocket, e: SecondsiteError): void {
 }
 
 /** A registration connection: one `register` frame, one answer, then close. */
+/** How long an unauthenticated connection may take to send its register frame. */
+const REGISTER_WAIT_MS = 30_000;
+
 function registrationSession(ws: WebSocket, deps: AgentChannelDeps): void {
   const aborted = new AbortController();
-  ws.on('close', () => aborted.abort(new SecondsiteError('SS_CANCELLED', 'connection closed')));
+  const idle = setTimeout(() => ws.close(4002, 'no registration'), REGISTER_WAIT_MS);
+  ws.on('close', () => {
+    clearTimeout(idle);
+    aborted.abort(new SecondsiteError('SS_CANCELLED', 'connection closed'));
+  });
   ws.once('message', (data: Buffer) => {
+    clearTimeout(idle);
     void (async () => {
       try {
         const env = decodeEnvelope(data);
@@ -75,12 +90,15 @@ function registrationSession(ws: WebSocket, deps: AgentChannelDeps): void {
   });
 }
 
-/** The authenticated channel of a registered provider. */
-async function providerSession(
-  ws: WebSocket,
-  socket: TLSSocket,
-  deps: AgentChannelDeps,
-): Promise<(data: Buffer) => void> {
+interface Caller {
+  readonly peer: PeerCertificate;
+  readonly identityName: string;
+  readonly vault: Vault;
+  readonly server: ServerRecord;
+}
+
+/** Who is on the other end: a provider registered in its vault, with its current certificate. */
+async function authenticate(socket: TLSSocket, deps: AgentChannelDeps): Promise<Caller> {
   const peer = socket.getPeerCertificate();
   assertPeerCertificateCurrent(peer, deps.clock.now());
   const identity = identityFromPeerCertificate(peer);
@@ -88,56 +106,109 @@ async function providerSession(
     throw new SecondsiteError('SS_UNAUTHENTICATED', 'only providers use the agent channel');
   }
   const vault = await deps.vaults.byName(identity.vault).catch(() => undefined);
-  const servers = vault === undefined ? [] : await deps.inventory.listServers(vault.id);
-  const server = servers.find((s) => s.name.toLowerCase() === identity.name);
+  const server =
+    vault === undefined ? undefined : await deps.inventory.getServer(vault.id, identity.name);
   if (vault === undefined || server === undefined) {
     throw new SecondsiteError('SS_UNAUTHENTICATED', 'this provider is not registered in its vault');
   }
-  const log = deps.log.child({ vault: vault.name, server: server.name });
-  const session: ChannelSession = {
-    vaultId: vault.id,
-    identityName: identity.name,
-    send: (env) => sendTo(ws, env),
-    close: (code, reason) => ws.close(code, reason),
-  };
-  let greeted = false;
-  const handlers: Record<string, (env: AgentEnvelope) => Promise<void>> = {
+  if (fingerprintOfPeerCertificate(peer) !== server.clientCertFingerprint) {
+    throw new SecondsiteError(
+      'SS_CERT_INVALID',
+      'this certificate was replaced by a later registration of the server; register again',
+    );
+  }
+  return { peer, identityName: identity.name, vault, server };
+}
+
+type FrameHandler = (env: AgentEnvelope) => Promise<void>;
+
+/** An inventory from the wire, checked before it is stored (unknown or missing fields refused). */
+function validInventory(inventory: unknown): SiteInventory {
+  const parsed = inventorySchema.safeParse(inventory ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SecondsiteError(
+      'SS_PROTOCOL',
+      `inventory: ${issue?.path.join('.')} ${issue?.message}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** The dispatch table of an authenticated channel, by frame kind. */
+function providerHandlers(
+  ws: WebSocket,
+  caller: Caller,
+  session: ChannelSession,
+  deps: AgentChannelDeps,
+  onGreeted: () => void,
+): Record<string, FrameHandler> {
+  const { vault, server } = caller;
+  return {
     hello: async (env) => {
       if (!('hello' in env)) return;
       const h = env.hello;
       if (h.protocolMin > AGENT_PROTOCOL.max || h.protocolMax < AGENT_PROTOCOL.min) {
         throw new SecondsiteError('SS_PROTOCOL_INCOMPATIBLE', 'no common channel protocol');
       }
-      await deps.inventory.reportInventory(vault.id, server.name, h.version, h.inventory);
-      sendTo(ws, {
-        welcome: {
-          protocol: Math.min(h.protocolMax, AGENT_PROTOCOL.max),
-          heartbeatMs: deps.hub.heartbeatMs,
-        },
-      });
-      greeted = true;
+      await deps.inventory.reportInventory(
+        vault.id,
+        server.name,
+        h.version,
+        validInventory(h.inventory),
+      );
+      const protocol = Math.min(h.protocolMax, AGENT_PROTOCOL.max);
+      sendTo(ws, { welcome: { protocol, heartbeatMs: deps.hub.heartbeatMs } });
+      onGreeted();
       deps.hub.attach(session);
-      log.info('provider connected');
     },
     heartbeat: async () => deps.hub.heartbeat(session),
     commandResult: async (env) => {
-      if ('commandResult' in env)
+      if ('commandResult' in env) {
         deps.hub.onResult(session, env.commandId ?? '', env.commandResult);
-    },
-    inventoryReport: async (env) => {
-      if ('inventoryReport' in env) {
-        await deps.inventory.reportInventory(
-          vault.id,
-          server.name,
-          server.version,
-          env.inventoryReport.inventory,
-        );
       }
     },
+    inventoryReport: async (env) => {
+      if (!('inventoryReport' in env)) return;
+      const { inventory } = env.inventoryReport;
+      await deps.inventory.reportInventory(
+        vault.id,
+        server.name,
+        server.version,
+        validInventory(inventory),
+      );
+    },
   };
-  const onMessage = (data: Buffer): void => {
+}
+
+/** The authenticated channel of a registered provider; returns its message listener. */
+async function providerSession(
+  ws: WebSocket,
+  socket: TLSSocket,
+  deps: AgentChannelDeps,
+): Promise<(data: Buffer) => void> {
+  const caller = await authenticate(socket, deps);
+  const log = deps.log.child({ vault: caller.vault.name, server: caller.server.name });
+  const session: ChannelSession = {
+    vaultId: caller.vault.id,
+    identityName: caller.identityName,
+    send: (env) => sendTo(ws, env),
+    close: (code, reason) => ws.close(code, reason),
+  };
+  let greeted = false;
+  const handlers = providerHandlers(ws, caller, session, deps, () => {
+    greeted = true;
+    log.info('provider connected');
+  });
+  ws.on('close', () => {
+    deps.hub.detach(session);
+    log.info('provider disconnected');
+  });
+  return (data: Buffer): void => {
     void (async () => {
       try {
+        // TLS checked validity at the handshake only; the connection may outlive the cert.
+        assertPeerCertificateCurrent(caller.peer, deps.clock.now());
         const env = decodeEnvelope(data);
         const handler = env.body === undefined ? undefined : handlers[env.body];
         if (handler === undefined || (!greeted && env.body !== 'hello')) {
@@ -150,11 +221,6 @@ async function providerSession(
       }
     })();
   };
-  ws.on('close', () => {
-    deps.hub.detach(session);
-    log.info('provider disconnected');
-  });
-  return onMessage;
 }
 
 export interface AgentChannel {

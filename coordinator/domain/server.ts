@@ -29,6 +29,11 @@ export interface ServerRecord {
   readonly registrationId: string;
   readonly registeredAt: string;
   readonly version: string;
+  /**
+   * SHA-256 of the client certificate issued at registration: only that certificate opens
+   * the channel, so a re-registration under the same name shuts out the previous one.
+   */
+  readonly clientCertFingerprint: string;
   /** What the provider last reported (at registration and at every hello). */
   readonly inventory: SiteInventory;
 }

@@ -69,6 +69,7 @@ export class InventoryService {
     registrationId: string;
     version: string;
     inventory: SiteInventory;
+    clientCertFingerprint: string;
   }): Promise<ServerRecord> {
     const existing = await this.getServer(a.vaultId, a.name);
     if (existing?.registrationId === a.registrationId) return existing;
@@ -79,6 +80,7 @@ export class InventoryService {
       registrationId: a.registrationId,
       registeredAt: new Date(this.clock.now()).toISOString(),
       version: a.version,
+      clientCertFingerprint: a.clientCertFingerprint,
       inventory: a.inventory,
     };
     await this.store.put(keys.server(a.vaultId, a.name), record);

@@ -108,7 +108,11 @@ export class KeyService {
    * Checks a presented key file for a registration and records the use. Resolves with the
    * key's record; throws the refusal that names which problem it is.
    */
-  use(a: { keyJson: string; registrationId: string; serverName: string }): Promise<KeyRecord> {
+  async use(a: {
+    keyJson: string;
+    registrationId: string;
+    serverName: string;
+  }): Promise<KeyRecord> {
     const presented = parseKeyJson(a.keyJson);
     return this.serial(async () => {
       const vaultId = await this.store.get<string>(keys.keyVault(presented.keyId));

@@ -4,6 +4,7 @@
  * idempotent; a coordinator restart resumes at the first unfinished one.
  */
 import { z } from 'zod';
+import { fingerprintOfPem } from '../../certs/inspect.ts';
 import type { JobType, StepHandler } from '../jobs/job-types.ts';
 import type { InventoryService } from '../inventory/inventory-service.ts';
 import type { VaultService } from '../vaults/vault-service.ts';
@@ -62,8 +63,10 @@ export function registerJobType(deps: RegisterJobDeps): JobType<RegisterJobInput
         now: deps.clock.now(),
       });
     },
-    'add-server': async ({ input }) => {
+    'add-server': async ({ input, results }) => {
+      const certs = results['issue-certificates'] as ProviderCertificates;
       const s = await deps.inventory.putServer({
+        clientCertFingerprint: fingerprintOfPem(certs.clientCertPem),
         vaultId: input.vaultId,
         name: input.serverName,
         registrationId: input.registrationId,

@@ -3,12 +3,13 @@
  * answer with the certificates. A resend with the same registration id (after a broken
  * connection) waits for the job already started instead of starting another.
  */
-import { SecondsiteError, badInput, isSecondsiteError } from '../../common/errors/errors.ts';
+import { SecondsiteError, badInput } from '../../common/errors/errors.ts';
 import type { Logger } from '../../common/log/log.ts';
 import type { RegisterReply, RegisterRequest } from '../../common/wire/agent-channel-messages.ts';
 import { isFinished, type Job } from '../domain/job.ts';
 import type { JobRunner } from '../jobs/job-runner.ts';
 import { keys, type Store } from '../store/store.ts';
+import type { Vault } from '../domain/vault.ts';
 import type { VaultService } from '../vaults/vault-service.ts';
 import { SERVER_NAME_RE, type KeyService } from './key-service.ts';
 import type { ProviderCertificates } from './provider-signer.ts';
@@ -64,36 +65,23 @@ export class RegistrationService {
     const vault = await this.deps.vaults.byId(key.vaultId);
     if (vault === undefined) throw new SecondsiteError('SS_NOT_FOUND', 'the key’s vault is gone');
     const indexKey = keys.registration(vault.id, req.registrationId);
-    let jobId = await this.deps.store.get<string>(indexKey);
-    if (jobId === undefined) {
-      const input: RegisterJobInput = {
-        registrationId: req.registrationId,
-        keyId: key.id,
-        vaultId: vault.id,
-        serverName: req.serverName,
-        clientCsrPem: req.clientCsrPem,
-        caCsrPem: req.caCsrPem,
-        version: req.version,
-        syncClouds: req.syncClouds === 'CLOUD_SYNC_CHOICE_ALL' ? 'all' : 'none',
-        inventory: req.inventory,
-      };
-      const job = await this.deps.jobs.submit({
-        vaultId: vault.id,
-        type: REGISTER_JOB_TYPE,
-        input,
-      });
-      jobId = job.id;
-      await this.deps.store.put(indexKey, jobId);
-      this.deps.log.info({ job: jobId, vault: vault.name, server: req.serverName }, 'registering');
-    }
+    const indexed = await this.deps.store.get<string>(indexKey);
+    // A resend waits for the job already started; after a failed or cancelled one (say, a
+    // coordinator fault) the same registration may try again with a new job.
+    const previous =
+      indexed === undefined ? undefined : await this.deps.jobs.get(indexed).catch(() => undefined);
+    const retry =
+      previous === undefined || previous.state === 'failed' || previous.state === 'cancelled';
+    const jobId = retry ? await this.startJob(req, key.id, vault) : previous.id;
+    if (retry) await this.deps.store.put(indexKey, jobId);
     const job = await waitForJob(this.deps.jobs, jobId, signal);
     if (job.state !== 'succeeded') {
       const err = job.error;
-      throw err !== null && isSecondsiteError(new SecondsiteError(err.code, err.message))
-        ? new SecondsiteError(err.code, `registration job ${job.id}: ${err.message}`, {
+      throw err === null
+        ? new SecondsiteError('SS_INTERNAL', `registration job ${job.id} ${job.state}`)
+        : new SecondsiteError(err.code, `registration job ${job.id}: ${err.message}`, {
             job: job.id,
-          })
-        : new SecondsiteError('SS_INTERNAL', `registration job ${job.id} ${job.state}`);
+          });
     }
     const certs = job.steps[0]?.result as ProviderCertificates;
     return {
@@ -105,5 +93,22 @@ export class RegistrationService {
       rootCaPem: certs.rootCaPem,
       jobId: job.id,
     };
+  }
+
+  private async startJob(req: RegisterRequest, keyId: string, vault: Vault): Promise<string> {
+    const input: RegisterJobInput = {
+      registrationId: req.registrationId,
+      keyId,
+      vaultId: vault.id,
+      serverName: req.serverName,
+      clientCsrPem: req.clientCsrPem,
+      caCsrPem: req.caCsrPem,
+      version: req.version,
+      syncClouds: req.syncClouds === 'CLOUD_SYNC_CHOICE_ALL' ? 'all' : 'none',
+      inventory: req.inventory,
+    };
+    const job = await this.deps.jobs.submit({ vaultId: vault.id, type: REGISTER_JOB_TYPE, input });
+    this.deps.log.info({ job: job.id, vault: vault.name, server: req.serverName }, 'registering');
+    return job.id;
   }
 }

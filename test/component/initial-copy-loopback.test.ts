@@ -10,10 +10,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/log/log.ts';
 import { initialCopySource } from '../../agent/host/sync/initial-copy-source.ts';
 import { InitialCopyTarget } from '../../agent/host/sync/initial-copy-target.ts';
+import { runResyncSource } from '../../agent/host/sync/resync-source.ts';
+import { ResyncTarget } from '../../agent/host/sync/resync-target.ts';
+import { decideSync } from '../../agent/host/sync/resync-rules.ts';
 import { seededRandom } from '../helpers/seeded-random.ts';
 import {
   fileBytes,
   guestWrites,
+  LoopbackPeer,
   makeImage,
   openReplica,
   openSource,
@@ -148,6 +152,72 @@ describe('initial copy', () => {
     await guestWrites(j, SIZES, r, 4);
     await j.cut({ type: 'crash-consistent' });
     await shipSegments(j, rep.store, first.baseSeq);
+    for (const [i, size] of SIZES.entries()) {
+      expect(fileBytes(rep.paths[i]!).equals(await sourceBytes(j, i, size))).toBe(true);
+    }
+    await rep.store.close();
+    await j.close();
+  });
+
+  it('stops when the journal overflows mid-copy; the table then asks for a full compare, which ends exact', async () => {
+    const r = seededRandom(SEED + 3);
+    const j = await openSource(dir, SIZES, { capBytes: MiB });
+    const rep = await openReplica(dir, SIZES);
+    const src = await initialCopySource({
+      journal: j,
+      diskSizes: SIZES,
+      chunkBytes: CHUNK,
+      log: silentLogger,
+    });
+    const target = new InitialCopyTarget({
+      dir: join(dir, 'replica'),
+      disks: rep.disks,
+      store: rep.store,
+      flushEveryBytes: MiB,
+      log: silentLogger,
+    });
+    target.begin({ copyId: 'c3', baseSeq: src.baseSeq, diskSizes: SIZES });
+    const copy = async () => {
+      for await (const c of src.chunks()) {
+        target.write([c]);
+        await guestWrites(j, SIZES, r, 2);
+      }
+    };
+    await expect(copy()).rejects.toThrow(/overflowed during the copy/);
+    const d = decideSync({
+      replicaExists: true,
+      replicaSizesMatch: true,
+      copyInProgress: target.pending() !== undefined,
+      onboardingExistingReplica: false,
+      replicaUnclean: false,
+      journalState: j.state,
+      journalUntrusted: false,
+      replicaLastApplied: rep.store.lastApplied,
+      sourceOldestUnshipped: undefined,
+      sourceActiveSeq: src.baseSeq + 1,
+    });
+    expect(d).toMatchObject({
+      rule: 'copy-interrupted',
+      action: { kind: 'hash-compare', scope: 'all' },
+    });
+    const peer = new LoopbackPeer(
+      new ResyncTarget({ store: rep.store, disks: rep.disks, log: silentLogger }),
+    );
+    const stats = await runResyncSource({
+      dir,
+      journal: j,
+      diskSizes: SIZES,
+      scope: 'all',
+      rule: d.rule,
+      peer,
+      chunkBytes: CHUNK,
+      log: silentLogger,
+    });
+    expect(rep.store.lastApplied).toBe(stats.baseSeq); // no points to keep: rebased
+    await guestWrites(j, SIZES, r, 3);
+    const q = await j.cut({ type: 'crash-consistent' });
+    await shipSegments(j, rep.store, stats.baseSeq);
+    expect(rep.store.latest()?.id).toBe(q.id);
     for (const [i, size] of SIZES.entries()) {
       expect(fileBytes(rep.paths[i]!).equals(await sourceBytes(j, i, size))).toBe(true);
     }

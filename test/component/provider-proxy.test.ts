@@ -26,7 +26,7 @@ describe('provider through a proxy', () => {
     await proxy.close();
   });
 
-  it('reports a proxy that refuses the tunnel as unavailable', async () => {
+  it('refuses to go on when the proxy refuses the tunnel (407)', async () => {
     lab = new ProviderLab();
     const proxy = await startConnectProxy({ refuse: true });
     const c = await lab.coordinator();
@@ -34,7 +34,7 @@ describe('provider through a proxy', () => {
     await expect(
       lab.provider({ data: lab.path('ny'), key: await lab.key(c.api, 'prod'), proxy: proxy.url }),
     ).rejects.toMatchObject({
-      code: 'SS_UNAVAILABLE',
+      code: 'SS_UNAUTHENTICATED',
       message: expect.stringMatching(/refused the tunnel/),
     });
     await proxy.close();

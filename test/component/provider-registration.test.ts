@@ -9,6 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseJoinToken } from '../../certs/secrets.ts';
 import { fingerprintOfPem, identityFromCertPem } from '../../certs/inspect.ts';
 import { verifyChain } from '../../certs/verify.ts';
+import { openCoordinatorSocket } from '../../agent/provider/channel/coordinator-socket.ts';
+import { decodeEnvelope } from '../../common/wire/agent-channel-messages.ts';
 import { ProviderLab } from '../helpers/provider-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -184,5 +186,28 @@ describe('provider registration', () => {
     expect(p.agent.identity.info.name).toBe('VMM-NewYork');
     await waitFor(async () => (await again.api.listServers('prod'))[0]?.state === 'connected');
     expect((await again.api.listKeys('prod'))[0]).toMatchObject({ uses: 1 });
+  });
+
+  it('shuts out the old certificate when the server registers again', async () => {
+    lab = new ProviderLab();
+    const c = await lab.coordinator();
+    await c.api.createVault('prod');
+    const old = await lab.provider({ data: lab.path('ny'), key: await lab.key(c.api, 'prod') });
+    await old.stop();
+    await lab.provider({ data: lab.path('ny-rebuilt'), key: await lab.key(c.api, 'prod') });
+    const id = old.agent.identity;
+    const { ws } = await openCoordinatorSocket({
+      coordinatorUrl: id.info.coordinatorUrl,
+      trust: {
+        mode: 'verified',
+        rootCaPem: id.rootCaPem,
+        keyPem: id.clientKeyPem,
+        certPem: id.clientCertPem,
+      },
+      now: Date.now,
+    });
+    const frame = await new Promise<Buffer>((resolve) => ws.once('message', resolve));
+    expect(decodeEnvelope(frame)).toMatchObject({ error: { code: 'SS_CERT_INVALID' } });
+    ws.terminate();
   });
 });

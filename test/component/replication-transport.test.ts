@@ -12,6 +12,7 @@
  * expires while its connection stays open, a host not paired with the VM, a server with the
  * wrong identity.
  */
+import { createServer, connect, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIdentity } from '../../certs/identity.ts';
@@ -31,7 +32,13 @@ import { replicationService } from '../../agent/host/transport/replication-servi
 import { sessionWindows } from '../../agent/host/transport/server-window.ts';
 import { FakeReplicaSink } from '../fakes/fake-replica-sink.ts';
 import { makeSegment, materialize } from '../helpers/replication-data.ts';
-import { createTestCa, hostIdentity, type IssuedCert, type TestCa } from '../helpers/test-ca.ts';
+import {
+  createTestCa,
+  hostIdentity,
+  providerIdentity,
+  type IssuedCert,
+  type TestCa,
+} from '../helpers/test-ca.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const VAULT = 'v1';
@@ -43,6 +50,7 @@ let ca: TestCa;
 let server: ReplicationServer;
 let port: number;
 let sink: FakeReplicaSink;
+let sender: IssuedCert;
 const clients: ReplicationClient[] = [];
 
 function clientFor(
@@ -76,6 +84,7 @@ async function errorOf(p: Promise<unknown>): Promise<SecondsiteError> {
 
 beforeAll(async () => {
   ca = createTestCa();
+  sender = ca.issue(SENDER);
   const cert = ca.issue(SERVER);
   sink = new FakeReplicaSink();
   const pairs = new Map([[VM, formatIdentity(SENDER)]]);
@@ -191,7 +200,11 @@ describe('replication transport', () => {
     const notAfter = Date.now() + 2_000;
     const client = clientFor(ca.issue(SENDER, { notAfter }));
     expect((await client.status({ vmId: VM, epoch: 1 })).lastApplied).toBeGreaterThan(0);
+    const stream = await client.openShipStream({ vmId: VM, epoch: 1 });
     await waitFor(() => Date.now() > notAfter + 1_000, { what: 'the certificate to expire' });
+    // The stream opened while the certificate was valid: its next segment is refused.
+    const onStream = await errorOf(stream.ship(makeSegment(VM, stream.lastApplied + 1, 15)));
+    expect(onStream.code).toBe('SS_CERT_INVALID');
     const e = await errorOf(client.status({ vmId: VM, epoch: 1 }));
     expect(e.code).toBe('SS_CERT_INVALID');
     expect(e.message).toMatch(/expired/);
@@ -214,6 +227,50 @@ describe('replication transport', () => {
     );
     expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
     raw.close();
+  });
+
+  it('refuses a certificate of the vault that is not a host', async () => {
+    const provider = clientFor(ca.issue(providerIdentity(VAULT, 'site-a')));
+    const e = await errorOf(provider.status({ vmId: VM, epoch: 1 }));
+    expect(e.code).toBe('SS_UNAUTHENTICATED');
+  });
+
+  it('resumes after a break mid-segment without applying anything twice', async () => {
+    const client = clientFor(ca.issue(SENDER));
+    const first = await client.openShipStream({ vmId: VM, epoch: 1 });
+    const seq = first.lastApplied + 1;
+    const seg = makeSegment(VM, seq, 16);
+    const broken = first.ship(seg, {
+      // Break the stream while the segment's chunks are being written.
+      tamperChunk: (_c, i) => void (i === 2 && first.cancel()),
+    });
+    expect((await errorOf(broken)).code).toBe('SS_CANCELLED');
+    const again = await client.openShipStream({ vmId: VM, epoch: 1 });
+    expect(again.lastApplied).toBe(seq - 1); // the partial segment was never applied
+    expect(await again.ship(seg)).toMatchObject({ seq, outcome: 'applied' });
+    // A sender that did not see the ack ships it once more: a duplicate, not a second apply.
+    expect(await again.ship(seg)).toMatchObject({ seq, outcome: 'duplicate' });
+    expect(sink.applied.get(VM)!.filter((s) => s.seq === seq)).toHaveLength(1);
+    await again.close();
+  });
+
+  it('notices a silent partition through keepalive and fails the stream', async () => {
+    const proxy = await startSilenceableProxy(port);
+    try {
+      const client = createReplicationClient({
+        target: `127.0.0.1:${proxy.port}`,
+        expectedPeer: SERVER,
+        tls: { caPem: ca.rootCertPem, certPem: sender.chainPem, keyPem: sender.keyPem },
+        log: silentLogger,
+      });
+      clients.push(client);
+      const stream = await client.openShipStream({ vmId: VM, epoch: 1 });
+      proxy.silence(); // packets vanish both ways; no FIN, no RST
+      const e = await errorOf(stream.ship(makeSegment(VM, stream.lastApplied + 1, 17)));
+      expect(e.code).toBe('SS_UNAVAILABLE');
+    } finally {
+      proxy.close();
+    }
   });
 
   it('refuses a server whose identity is not the expected peer', async () => {
@@ -242,4 +299,34 @@ function rawClient(
   return new Ctor(`127.0.0.1:${port}`, creds, {
     'grpc.ssl_target_name_override': 'localhost',
   }) as grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+}
+
+/**
+ * A TCP proxy that can go silent: after silence() it drops every byte both ways without
+ * closing anything, as a partition that drops packets would. Only keepalive can notice.
+ */
+async function startSilenceableProxy(
+  upstreamPort: number,
+): Promise<{ port: number; silence(): void; close(): void }> {
+  let silent = false;
+  const sockets: Socket[] = [];
+  const server = createServer((down) => {
+    const up = connect(upstreamPort, '127.0.0.1');
+    sockets.push(down, up);
+    down.on('data', (b: Buffer) => void (silent || up.write(b)));
+    up.on('data', (b: Buffer) => void (silent || down.write(b)));
+    for (const s of [down, up]) s.on('error', () => undefined);
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  return {
+    port: typeof addr === 'object' && addr ? addr.port : 0,
+    silence: () => void (silent = true),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
 }

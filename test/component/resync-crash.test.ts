@@ -34,8 +34,16 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** Runs the driver; SIGKILLs it `delayMs` after it prints `batch <killAt>`; resolves its lines. */
-function runDriver(args: object, killAt: number | undefined, delayMs: number): Promise<string[]> {
+/**
+ * Runs the driver; SIGKILLs it `delayMs` after it prints `batch <killAt>` (or `killAfterReadyMs`
+ * after `ready`); resolves with its output lines.
+ */
+function runDriver(
+  args: object,
+  killAt: number | undefined,
+  delayMs: number,
+  killAfterReadyMs?: number,
+): Promise<string[]> {
   const child = spawn(
     process.execPath,
     ['bin/run-ts.mjs', 'test/helpers/resync-crash-driver.ts', JSON.stringify(args)],
@@ -51,6 +59,9 @@ function runDriver(args: object, killAt: number | undefined, delayMs: number): P
     partial = parts.pop()!;
     for (const line of parts) {
       lines.push(line);
+      if (killAfterReadyMs !== undefined && line === 'ready') {
+        setTimeout(() => child.kill('SIGKILL'), killAfterReadyMs);
+      }
       if (killAt !== undefined && line === `batch ${killAt}`)
         setTimeout(() => child.kill('SIGKILL'), delayMs);
     }
@@ -61,39 +72,44 @@ function runDriver(args: object, killAt: number | undefined, delayMs: number): P
   });
 }
 
+async function setup(label: string) {
+  const seed = testSeed(label);
+  const r = seededRandom(seed);
+  const dir = mkdtempSync(join(tmpdir(), 'ss-resync-crash-'));
+  dirs.push(dir);
+  SIZES.forEach((s, i) => makeImage(join(dir, `src${i}.img`), s, CHUNK, r, 0.3));
+  // The replica reaches P by an initial copy and one cycle.
+  const j = await openSource(dir, SIZES);
+  const rep = await openReplica(dir, SIZES);
+  const src = await initialCopySource({
+    journal: j,
+    diskSizes: SIZES,
+    chunkBytes: MiB,
+    log: silentLogger,
+  });
+  const t = new InitialCopyTarget({
+    dir: join(dir, 'replica'),
+    disks: rep.disks,
+    store: rep.store,
+    log: silentLogger,
+  });
+  t.begin({ copyId: 'c', baseSeq: src.baseSeq, diskSizes: SIZES });
+  for await (const c of src.chunks()) t.write([c]);
+  await t.finish();
+  const p = await j.cut({ type: 'crash-consistent' });
+  await shipSegments(j, rep.store, src.baseSeq);
+  const shadow = await Promise.all(SIZES.map((s, i) => sourceBytes(j, i, s)));
+  // Then the source diverges (its journal is lost: a resync of everything).
+  await guestWrites(j, SIZES, r, 200);
+  const baseSeq = rep.store.lastApplied + 3;
+  await j.close();
+  await rep.store.close();
+  return { r, dir, p, shadow, baseSeq };
+}
+
 describe('resync crash safety', () => {
   it('keeps the last good point through kill -9 mid-resync and finishes after restarts', async () => {
-    const seed = testSeed('resync crash');
-    const r = seededRandom(seed);
-    const dir = mkdtempSync(join(tmpdir(), 'ss-resync-crash-'));
-    dirs.push(dir);
-    SIZES.forEach((s, i) => makeImage(join(dir, `src${i}.img`), s, CHUNK, r, 0.3));
-    // The replica reaches P by an initial copy and one cycle.
-    const j = await openSource(dir, SIZES);
-    const rep = await openReplica(dir, SIZES);
-    const src = await initialCopySource({
-      journal: j,
-      diskSizes: SIZES,
-      chunkBytes: MiB,
-      log: silentLogger,
-    });
-    const t = new InitialCopyTarget({
-      dir: join(dir, 'replica'),
-      disks: rep.disks,
-      store: rep.store,
-      log: silentLogger,
-    });
-    t.begin({ copyId: 'c', baseSeq: src.baseSeq, diskSizes: SIZES });
-    for await (const c of src.chunks()) t.write([c]);
-    await t.finish();
-    const p = await j.cut({ type: 'crash-consistent' });
-    await shipSegments(j, rep.store, src.baseSeq);
-    const shadow = await Promise.all(SIZES.map((s, i) => sourceBytes(j, i, s)));
-    // Then the source diverges (its journal is lost: a resync of everything).
-    await guestWrites(j, SIZES, r, 200);
-    const baseSeq = rep.store.lastApplied + 3;
-    await j.close();
-    await rep.store.close();
+    const { r, dir, p, shadow, baseSeq } = await setup('resync crash');
     const args = { dir, sizes: SIZES, chunk: CHUNK, baseSeq };
     let lastCursor = -1;
     for (let k = 0; k < KILLS; k++) {
@@ -131,5 +147,29 @@ describe('resync crash safety', () => {
       expect(final.store.read(i, 0, size, p.id).equals(shadow[i]!)).toBe(true);
     });
     await final.store.close();
+  }, 120_000);
+
+  it('a failover killed mid-revert, mid-resync, still lands exactly on the last good point', async () => {
+    const { r, dir, p, shadow, baseSeq } = await setup('resync revert crash');
+    const args = { dir, sizes: SIZES, chunk: CHUNK, baseSeq };
+    await runDriver(args, r.range(3, 8), r.int(10)); // a resync, cut short
+    for (let k = 0; k < 3; k++) {
+      const lines = await runDriver({ ...args, revertTo: p.id }, undefined, 0, r.int(40));
+      const rep = await openReplica(dir, SIZES);
+      shadow.forEach((want, i) => {
+        expect(rep.store.read(i, 0, want.length, p.id).equals(want), `kill ${k}: disk ${i}`).toBe(
+          true,
+        );
+      });
+      if (lines.includes('reverted') || rep.store.resyncState() === undefined) {
+        shadow.forEach((want, i) => expect(fileBytes(rep.paths[i]!).equals(want)).toBe(true));
+      }
+      await rep.store.close();
+    }
+    const rep = await openReplica(dir, SIZES);
+    await rep.store.revertTo(p.id);
+    expect(rep.store.resyncState()).toBeUndefined();
+    shadow.forEach((want, i) => expect(fileBytes(rep.paths[i]!).equals(want)).toBe(true));
+    await rep.store.close();
   }, 120_000);
 });

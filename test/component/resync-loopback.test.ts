@@ -162,9 +162,10 @@ describe('resync', () => {
     });
     expect(d.rule).toBe('journal-overflow');
     const target = new ResyncTarget({ store: rep.store, disks: rep.disks, log: silentLogger });
+    let diffs = 0;
     const peer = new LoopbackPeer(target, {
       // The guest writes on during the resync; P must read exactly after every batch.
-      beforeDiff: () => guestWrites(j, SIZES, r, 1),
+      beforeDiff: () => (++diffs % 4 === 0 ? guestWrites(j, SIZES, r, 1) : undefined),
       afterApply: () => expectPoint(rep, p, shadow),
     });
     const stats = await runResyncSource({
@@ -194,6 +195,43 @@ describe('resync', () => {
     expect(rep.store.resyncState()).toBeUndefined();
     await rep.reopen();
     await expectExact(j, rep);
+    await rep.store.close();
+    await j.close();
+  });
+
+  it('runs again when the journal overflows during the resync, and still ends exact', async () => {
+    const { j, rep, p, shadow } = await replicated(1 * MiB);
+    const r = seededRandom(SEED + 6);
+    while (j.state === 'journaling') await guestWrites(j, SIZES, r, 4);
+    const target = new ResyncTarget({ store: rep.store, disks: rep.disks, log: silentLogger });
+    let flood = true;
+    const peer = new LoopbackPeer(target, {
+      beforeDiff: async () => {
+        while (flood && j.state === 'journaling') await guestWrites(j, SIZES, r, 4);
+        flood = false;
+      },
+      afterApply: () => expectPoint(rep, p, shadow),
+    });
+    const opts = {
+      dir,
+      journal: j,
+      diskSizes: SIZES,
+      scope: 'dirty' as const,
+      rule: 'test',
+      chunkBytes: CHUNK,
+      log: silentLogger,
+    };
+    await expect(runResyncSource({ ...opts, peer })).rejects.toThrow(
+      /overflowed during the resync/,
+    );
+    const first = rep.store.resyncState()?.id;
+    const stats = await runResyncSource({ ...opts, peer });
+    expect(rep.store.resyncState()?.id).not.toBe(first);
+    expectPoint(rep, p, shadow);
+    await j.cut({ type: 'crash-consistent' });
+    await shipSegments(j, rep.store, stats.baseSeq);
+    await expectExact(j, rep);
+    expectPoint(rep, p, shadow);
     await rep.store.close();
     await j.close();
   });
@@ -229,6 +267,43 @@ describe('resync', () => {
     await rep.store.revertTo(p.id);
     expect(rep.store.resyncState()).toBeUndefined();
     shadow.forEach((want, i) => expect(fileBytes(rep.paths[i]!).equals(want)).toBe(true));
+    await rep.store.close();
+    await j.close();
+  });
+
+  it('resumes a paused resync where the replica left off, even asked with another chunk size', async () => {
+    const { j, rep, p, shadow } = await replicated();
+    const r = seededRandom(SEED + 7);
+    await guestWrites(j, SIZES, r, 40);
+    const stop = new AbortController();
+    const target = new ResyncTarget({ store: rep.store, disks: rep.disks, log: silentLogger });
+    const peer = new LoopbackPeer(target, {
+      afterApply: (n) => (n === 7 ? stop.abort() : undefined),
+    });
+    const opts = {
+      dir,
+      journal: j,
+      diskSizes: SIZES,
+      scope: 'all' as const,
+      rule: 'test',
+      log: silentLogger,
+    };
+    const first = await runResyncSource({ ...opts, peer, chunkBytes: CHUNK, signal: stop.signal });
+    expect(first.paused).toBe(true);
+    const id = rep.store.resyncState()?.id;
+    await guestWrites(j, SIZES, r, 10);
+    const rest = await runResyncSource({ ...opts, peer, chunkBytes: 4 * CHUNK });
+    expect(rest.paused).toBe(false);
+    expect(rest.baseSeq).toBe(first.baseSeq);
+    expect(rep.store.resyncState()?.id).toBe(id);
+    expect(first.chunksCompared + rest.chunksCompared).toBe(
+      SIZES.reduce((n, s) => n + s / CHUNK, 0),
+    );
+    const q = await j.cut({ type: 'crash-consistent' });
+    await shipSegments(j, rep.store, rest.baseSeq);
+    expect(rep.store.latest()?.id).toBe(q.id);
+    await expectExact(j, rep);
+    expectPoint(rep, p, shadow);
     await rep.store.close();
     await j.close();
   });

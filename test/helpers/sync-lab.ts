@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { silentLogger } from '../../common/log/log.ts';
 import { FakeClock } from '../../common/time/clock.ts';
 import { readCoalescedSegment } from '../../agent/host/journal/segment-coalesce.ts';
-import type { VmJournal } from '../../agent/host/journal/types.ts';
+import type { RecoveryPointRecord, VmJournal } from '../../agent/host/journal/types.ts';
 import { openVmJournal, type VmJournalExtras } from '../../agent/host/journal/vm-journal.ts';
 import { openReplicaStore } from '../../agent/host/recovery/replica-store.ts';
 import type { ReplicaStore } from '../../agent/host/recovery/types.ts';
+import type { ResyncJournal } from '../../agent/host/sync/resync-source.ts';
 import type { Extent, GridCursor, ResyncPeer } from '../../agent/host/sync/types.ts';
 import { RawDisk, createSparseImage } from '../../agent/host/vm/raw-disk.ts';
 import type { Random } from './seeded-random.ts';
@@ -168,4 +169,23 @@ export class LoopbackPeer implements ResyncPeer {
   finish(baseSeq: number) {
     return this.target.finish(baseSeq);
   }
+}
+
+/** The quiet source: its disks never change, and every cut is the base point. */
+export function quietSource(dir: string, sizes: readonly number[], baseSeq: number): ResyncJournal {
+  const disks = sizes.map((_, i) => RawDisk.open(join(dir, `src${i}.img`)));
+  const point: RecoveryPointRecord = {
+    id: `base-${baseSeq}`,
+    time: 0,
+    type: 'crash-consistent',
+    segment: baseSeq,
+  };
+  return {
+    state: 'journaling',
+    disk: (i) => disks[i]!,
+    cut: async () => point,
+    dirtyRanges: () => new Map(),
+    markShipped: async () => undefined,
+    resetAfterResync: async () => undefined,
+  };
 }

@@ -25,7 +25,6 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Extent, RecoveryPointRecord } from '../journal/types.ts';
-import type { RawDisk } from '../vm/raw-disk.ts';
 import {
   completeRevert,
   dropUnneeded,
@@ -36,6 +35,7 @@ import {
 } from './open-recovery.ts';
 import { parallelReader, syncReader, type OldContentsReader } from './old-contents-reader.ts';
 import { readAtPoint } from './point-read.ts';
+import { writeExtents } from './extent-writes.ts';
 import { RecoveryDb, type ResyncRecord, type StoredPoint } from './recovery-db.ts';
 import { StoreResync, type ResyncCursor } from './store-resync.ts';
 import { pointsToPrune, undoNeeded } from './retention.ts';
@@ -174,7 +174,7 @@ class Store implements ReplicaStore {
       }
       this.index.add(file);
       await this.failOnError(() => this.db.putIntent({ op: 'apply', seq: seg.seq }));
-      await this.failOnError(() => writeExtents(this.opts.disks, seg));
+      await this.failOnError(() => writeExtents(this.opts.disks, seg.extents));
     }
     const stored: StoredPoint = { record: { ...seg.point }, undoBytes: file?.bytes ?? 0 };
     await this.failOnError(() => this.db.commitPoint(stored));
@@ -419,18 +419,6 @@ class Store implements ReplicaStore {
       throw e instanceof SecondsiteError ? e : ioError('changing the replica', e);
     }
   }
-}
-
-/** Apply step 3: writes every extent (zeros for data === null), then fsyncs touched disks. */
-function writeExtents(disks: readonly RawDisk[], seg: IncomingSegment): void {
-  const touched = new Set<number>();
-  for (const e of seg.extents) {
-    const disk = disks[e.disk]!;
-    if (e.data === null) disk.zeroSync(e.offset, e.length);
-    else disk.writeSync(e.offset, e.data);
-    touched.add(e.disk);
-  }
-  for (const d of touched) disks[d]!.syncSync();
 }
 
 function ioError(what: string, cause: unknown): SecondsiteError {

@@ -64,6 +64,7 @@ export class ResyncLayer {
     const layer = new ResyncLayer(dir, fd);
     layer.scan(diskCount, buffer);
     fsyncDir(dir);
+    fsyncDir(storeDir);
     return layer;
   }
 

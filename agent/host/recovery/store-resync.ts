@@ -23,6 +23,7 @@ import { dirname } from 'node:path';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Extent } from '../journal/types.ts';
 import type { RawDisk } from '../vm/raw-disk.ts';
+import { writeExtents } from './extent-writes.ts';
 import type { RevertLayer } from './open-recovery.ts';
 import type { ReadLayer } from './point-read.ts';
 import type { RecoveryDb, ResyncCursor, ResyncRecord } from './recovery-db.ts';
@@ -145,14 +146,7 @@ export class StoreResync {
       throw new SecondsiteError('SS_PROTOCOL', `resync chunks are malformed: ${problem}`, { id });
     }
     if (this.layer) this.layer.saveOldContents(extents, this.disks, this.buffer);
-    const touched = new Set<number>();
-    for (const e of extents) {
-      const disk = this.disks[e.disk]!;
-      if (e.data === null) disk.zeroSync(e.offset, e.length);
-      else disk.writeSync(e.offset, e.data);
-      touched.add(e.disk);
-    }
-    for (const d of touched) this.disks[d]!.syncSync();
+    writeExtents(this.disks, extents);
     const next = { ...rec, cursor: { disk: cursor.disk, offset: cursor.offset } };
     await db.putResync(next);
     this.rec = next;

@@ -21,7 +21,9 @@ const TRANSITIONS: Readonly<Record<ShipState, Partial<Record<ShipStep, ShipState
 
 /** The state after `step`, or SS_PROTOCOL naming what was expected. */
 export function nextShipState(state: ShipState, step: string | undefined): ShipState {
-  const next = step === undefined ? undefined : TRANSITIONS[state][step as ShipStep];
+  const row = TRANSITIONS[state];
+  // hasOwn: a step named like an Object.prototype member ('toString') is not a transition.
+  const next = step !== undefined && Object.hasOwn(row, step) ? row[step as ShipStep] : undefined;
   if (next === undefined) {
     const expected = Object.keys(TRANSITIONS[state]).join(' or ');
     throw new SecondsiteError(

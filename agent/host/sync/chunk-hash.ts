@@ -20,7 +20,7 @@ export type ReadFn = (
   into: Buffer,
 ) => Promise<Buffer>;
 
-export function hashChunk(algorithm: HashAlgorithm, data: Uint8Array): Buffer {
+export function hashChunk(algorithm: HashAlgorithm, data: Buffer): Buffer {
   return algorithm === 'blake3' ? blake3(data) : createHash('sha256').update(data).digest();
 }
 

@@ -80,6 +80,16 @@ export async function initialCopySource(o: InitialCopySourceOptions): Promise<In
       for (const r of rangesFrom(all, cursor)) {
         const disk = o.journal.disk(r.disk);
         for (let at = r.offset; at < r.offset + r.length; at += chunkBytes) {
+          // Overflowed mid-copy: segments after the base are gone, finishing cannot be exact.
+          if (o.journal.state !== 'journaling') {
+            throw new SecondsiteError(
+              'SS_RESYNC_REQUIRED',
+              'the journal overflowed during the copy',
+              {
+                baseSeq,
+              },
+            );
+          }
           const length = Math.min(chunkBytes, r.offset + r.length - at);
           const data = await disk.read(at, length);
           cursor = { disk: r.disk, offset: at + length };

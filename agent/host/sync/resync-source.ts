@@ -83,7 +83,7 @@ export async function runResyncSource(
   o: ResyncSourceOptions,
 ): Promise<ResyncStats & { paused: boolean }> {
   const saved = await prepare(o);
-  const { chunkBytes, baseSeq } = saved;
+  const { chunkBytes, baseSeq } = saved; // a resumed resync keeps its own chunk size
   const algorithm = o.algorithm ?? 'blake3';
   const log = o.log.child({ component: 'resync-source', resync: saved.id });
   log.info(
@@ -106,6 +106,7 @@ export async function runResyncSource(
       log.info(stats, 'resync: paused');
       return { ...stats, paused: true };
     }
+    assertJournaling(o.journal, saved.id);
     const hashed = await hashRange(read, batch, chunkBytes, algorithm, buffer);
     const diff = await o.peer.diff({ ...batch, hashes: hashed.hashes });
     const extents: Extent[] = [];
@@ -126,6 +127,7 @@ export async function runResyncSource(
     stats.chunksDiffering += extents.length;
     await o.peer.apply(extents, cursorAfter(batch));
   }
+  assertJournaling(o.journal, saved.id);
   await o.peer.finish(baseSeq);
   await o.journal.markShipped(baseSeq);
   removeJsonFile(o.dir, STATE);
@@ -133,9 +135,22 @@ export async function runResyncSource(
   return { ...stats, paused: false };
 }
 
+/**
+ * The segments after the base must all reach the replica; if the journal overflowed again
+ * they will not, so this resync cannot end exact. Running it again starts a new one over the
+ * union of its ranges and the new dirty bitmap (prepare), and the replica keeps its undo log.
+ */
+function assertJournaling(journal: ResyncJournal, id: string): void {
+  if (journal.state !== 'journaling') {
+    throw new SecondsiteError('SS_RESYNC_REQUIRED', 'the journal overflowed during the resync', {
+      resync: id,
+    });
+  }
+}
+
 /** Steps 1–4, or the saved resync when one is being resumed. */
 async function prepare(o: ResyncSourceOptions): Promise<SavedResync> {
-  const chunkBytes = o.chunkBytes ?? 1 * DEFAULT_CHUNK_BYTES;
+  const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!validChunkBytes(chunkBytes)) {
     throw new SecondsiteError(
       'SS_BAD_INPUT',
@@ -143,9 +158,14 @@ async function prepare(o: ResyncSourceOptions): Promise<SavedResync> {
     );
   }
   const old = readJsonFile<SavedResync>(o.dir, STATE);
-  if (old && old.chunkBytes === chunkBytes && o.journal.state === 'journaling') return old;
-  // Resync again from scratch, keeping what an abandoned one still had to compare.
-  const dirty = o.scope === 'dirty' && old?.scope !== 'all';
+  // Still journaling: every write since the saved base is in a segment, so the saved resync
+  // resumes as it was (with its chunk size). A new base now would drop segments between the
+  // two bases whose writes lie outside the saved ranges.
+  if (old && o.journal.state === 'journaling') return old;
+  // Overflowed again (or no resync yet): the new bitmap holds every write since the old base,
+  // as no segment was shipped meanwhile; the old ranges hold what was not compared yet.
+  // A dirty scope needs the bitmap: while journaling there is none, so compare all.
+  const dirty = o.scope === 'dirty' && old?.scope !== 'all' && o.journal.state !== 'journaling';
   const wanted = dirty ? fromDirtyMap(o.journal.dirtyRanges()) : wholeDisks(o.diskSizes);
   const ranges = alignToChunks(
     [...wanted, ...(dirty ? (old?.ranges ?? []) : [])],

@@ -71,7 +71,7 @@ export function createReplicationServer(opts: ReplicationServerOptions): Replica
   const clock = opts.clock ?? systemClock;
   const local = opts.local ?? LOCAL_HELLO;
   const server = new grpc.Server(SERVER_OPTIONS);
-  const deps = { local, authorize: opts.authorize, handlers: opts.handlers, log };
+  const deps = { local, authorize: opts.authorize, handlers: opts.handlers, log, clock };
 
   /** Steps 2 and 4 of the header: the caller first, errors mapped and logged once. */
   function guarded(method: string, body: Adapter, fail: (e: unknown) => void) {

@@ -10,6 +10,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { SecondsiteError, isSecondsiteError } from '../../../common/errors/errors.ts';
 import type { Logger } from '../../../common/log/log.ts';
+import type { Clock } from '../../../common/time/clock.ts';
 import type { Caller } from '../../common/caller.ts';
 import type { IncomingSegment } from '../recovery/segment-check.ts';
 import { safeInt } from '../replication/chunk-codec.ts';
@@ -52,6 +53,7 @@ export type Authorize = (caller: Caller, vmId: string) => boolean | Promise<bool
 
 export interface ShipDeps {
   readonly caller: Caller;
+  readonly clock: Clock;
   readonly local: HelloFields;
   readonly authorize: Authorize;
   readonly handlers: ReplicationHandlers;
@@ -116,6 +118,12 @@ class ShipSession {
     start: (f) => {
       const start = 'start' in f ? f.start : undefined;
       const ctx = this.context();
+      // A stream can outlive the certificate it was opened with: check again per segment.
+      if (this.deps.clock.now() > ctx.caller.certNotAfter) {
+        throw new SecondsiteError('SS_CERT_INVALID', 'peer certificate has expired', {
+          notAfter: new Date(ctx.caller.certNotAfter).toISOString(),
+        });
+      }
       if (!start || start.vmId !== ctx.vmId) {
         throw new SecondsiteError(
           'SS_PROTOCOL',

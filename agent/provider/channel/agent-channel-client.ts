@@ -79,7 +79,19 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
         welcomed = true;
         set('connected');
         const every = Math.max(50, env.welcome.heartbeatMs);
-        beat = setInterval(() => send({ heartbeat: { sentAtMs: String(opts.now()) } }), every);
+        // A silent partition shows as missing pongs: after three intervals without one the
+        // connection is dropped and rebuilt, rather than waiting for TCP to notice.
+        let lastPong = Date.now();
+        ws.on('pong', () => (lastPong = Date.now()));
+        beat = setInterval(() => {
+          if (Date.now() - lastPong > 3 * every) {
+            opts.log.warn('no answer from the coordinator for three heartbeats; reconnecting');
+            ws.terminate();
+            return;
+          }
+          send({ heartbeat: { sentAtMs: String(opts.now()) } });
+          ws.ping();
+        }, every);
       } else if (env.body === 'command' && 'command' in env && welcomed) {
         const id = env.commandId ?? '';
         void opts.commands.dispatch(id, env.command).then(

@@ -42,7 +42,19 @@ function tunnel(proxy: URL, host: string, port: number): Promise<Socket> {
       sock.off('data', onData);
       sock.removeAllListeners('error');
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1];
-      if (status !== '200') return fail(`refused the tunnel (${head.split('\r\n')[0] ?? ''})`);
+      const statusLine = head.split('\r\n')[0] ?? '';
+      if (status === '407') {
+        // Wrong or missing proxy credentials: retrying cannot help, the operator must act.
+        sock.destroy();
+        return reject(
+          new SecondsiteError(
+            'SS_UNAUTHENTICATED',
+            `proxy ${proxy.host} refused the tunnel (${statusLine}); check the user and password in --proxy`,
+            { proxy: proxy.host },
+          ),
+        );
+      }
+      if (status !== '200') return fail(`refused the tunnel (${statusLine})`);
       // Bytes after the head already belong to the tunnel (the server speaks first in TLS 1.3
       // only after our hello, so this is normally empty).
       const rest = Buffer.from(head.slice(end + 4), 'latin1');

@@ -151,7 +151,9 @@ export function openCoordinatorSocket(opts: OpenOptions): Promise<OpenSocket> {
       ws.on('error', () => undefined); // later errors surface as 'close'
       resolve({ ws, ...(pinnedCaPem === undefined ? {} : { pinnedCaPem }) });
     });
-    ws.once('error', (e) => reject(refused ?? certError(e) ?? unavailable(url, e)));
+    ws.once('error', (e) =>
+      reject(refused ?? (e instanceof SecondsiteError ? e : (certError(e) ?? unavailable(url, e)))),
+    );
     ws.once('close', () => reject(refused ?? unavailable(url, new Error('connection closed'))));
   });
 }

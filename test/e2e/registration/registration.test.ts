@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudView, JobView, KeyView, ServerView } from '../../../common/api-client/index.ts';
-import { NEW_YORK_SITE } from '../../helpers/provider-lab.ts';
+import { CHICAGO_SITE, NEW_YORK_SITE } from '../../helpers/provider-lab.ts';
 import { jsonOf, runCli, startDaemon, type Daemon } from '../../helpers/secondsite-cli.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
@@ -271,5 +271,64 @@ describe('registration', () => {
     expect(jobs.filter((j) => j.type === 'provider.register').map((j) => j.state)).toEqual([
       'succeeded',
     ]);
+  });
+
+  it('10. registers VMM-Chicago with a single-use key bound to its name; all its clouds sync', async () => {
+    await cli([
+      'key',
+      'download',
+      '--vault',
+      'prod',
+      '--out',
+      path('chicago-key.json'),
+      '--single-use',
+      '--server',
+      'VMM-Chicago',
+    ]);
+    const chicago = daemon([
+      'provider',
+      'start',
+      '--data',
+      path('chi'),
+      '--site',
+      CHICAGO_SITE,
+      '--key',
+      path('chicago-key.json'),
+      '--json',
+    ]);
+    await printed(chicago, 'the Chicago provider');
+    await waitFor(
+      async () =>
+        (await servers()).every((s) => s.state === 'connected') && (await servers()).length === 2,
+    );
+    expect((await servers()).map((s) => s.name)).toEqual(['VMM-Chicago', 'VMM-NewYork']);
+    expect((await clouds()).filter((c) => c.server === 'VMM-Chicago')).toEqual([
+      {
+        server: 'VMM-Chicago',
+        name: 'GoldCloud2',
+        hostGroups: ['CHI-Gold'],
+        synced: true,
+        policy: null,
+        pairedWith: null,
+      },
+      {
+        server: 'VMM-Chicago',
+        name: 'SilverCloud2',
+        hostGroups: ['CHI-Silver'],
+        synced: true,
+        policy: null,
+        pairedWith: null,
+      },
+    ]);
+    // Negative: the used single-use key cannot register another server.
+    const again = await refused([
+      '--data',
+      path('chi2'),
+      '--site',
+      CHICAGO_SITE,
+      '--key',
+      path('chicago-key.json'),
+    ]);
+    expect(again).toMatchObject({ exit: 1, code: 'SS_KEY_USED' });
   });
 });

@@ -11,6 +11,10 @@ import { CommandLog } from './commands/command-log.ts';
 import { commandDispatcher, type CommandDispatcher } from './commands/command-handlers.ts';
 import type { ProviderConfig } from './config.ts';
 import type { BackoffOptions } from './domain/backoff.ts';
+import { enrolHost } from './hosts/enrol.ts';
+import { HostRegistry } from './hosts/host-registry.ts';
+import { startHostsServer, type HostsServer } from './hosts/hosts-server.ts';
+import { hostsServerTls } from './hosts/server-tls.ts';
 import { ensureHostJoinToken } from './registration/host-join-token.ts';
 import { readKeyFile, registerWithRetry } from './registration/register.ts';
 import type { Site } from './site/site-file.ts';
@@ -22,6 +26,8 @@ export interface ProviderAgent {
   readonly identity: StoredIdentity;
   readonly channel: ChannelClient;
   readonly commands: CommandDispatcher;
+  /** The host endpoint (--listen) and what the provider knows of its hosts. */
+  readonly hosts: { readonly port: number; readonly registry: HostRegistry };
   run(signal: AbortSignal): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -111,7 +117,15 @@ export async function createProviderAgent(a: {
   const tokenPath = await ensureHostJoinToken(a.config.dataDir, identity.caCertPem);
   a.log.info({ tokenPath }, 'host join token ready');
   const commands = commandDispatcher(() => a.site, await CommandLog.open(a.config.dataDir));
+  const registry = new HostRegistry({
+    site: () => a.site.file,
+    report: (hostInventory) => void channel.send({ hostInventory }),
+    log: a.log.child({ component: 'hosts' }),
+  });
   const channel = createChannelClient({
+    onConnected: () => {
+      for (const hostInventory of registry.reports()) channel.send({ hostInventory });
+    },
     identity,
     version: PROVIDER_VERSION,
     inventory: () => siteInventory(a.site.file),
@@ -121,11 +135,38 @@ export async function createProviderAgent(a: {
     now,
     log: a.log.child({ component: 'channel' }),
   });
+  const hostsServer = await serveHosts(a.config, identity, a.site, registry, now, a.log);
   return {
     identity,
     channel,
     commands,
+    hosts: { port: hostsServer.port, registry },
     run: (signal) => channel.run(signal),
-    shutdown: () => channel.shutdown(),
+    async shutdown() {
+      await hostsServer.shutdown();
+      await channel.shutdown();
+    },
   };
+}
+
+/** The host endpoint on --listen: enrolment and the hosts' control streams. */
+function serveHosts(
+  config: ProviderConfig,
+  identity: StoredIdentity,
+  site: Site,
+  registry: HostRegistry,
+  now: () => number,
+  log: Logger,
+): Promise<HostsServer> {
+  return startHostsServer({
+    listen: config.listen,
+    tls: hostsServerTls(identity, config.listen.host, now()),
+    vault: identity.info.vault,
+    site: () => site.file,
+    enrol: (req) =>
+      enrolHost({ dataDir: config.dataDir, identity, site: () => site.file, now }, req),
+    registry,
+    clock: { now },
+    log: log.child({ component: 'hosts' }),
+  });
 }

@@ -6,6 +6,7 @@
 import { SecondsiteError, type ErrorCode } from '../errors/errors.ts';
 import { ERROR_CATALOGUE } from '../errors/catalogue.ts';
 import { messageCodec, type MessageCodec } from '../proto/load.ts';
+import type { HostInventoryReport } from './host-control-messages.ts';
 
 /** Channel protocol versions this build speaks. */
 export const AGENT_PROTOCOL = Object.freeze({ min: 1, max: 1 });
@@ -80,7 +81,8 @@ type Body =
   | { body?: 'command'; command: AgentCommand }
   | { body?: 'commandResult'; commandResult: AgentCommandResult }
   | { body?: 'inventoryReport'; inventoryReport: { inventory: SiteInventoryMsg } }
-  | { body?: 'error'; error: ErrorDetailMsg };
+  | { body?: 'error'; error: ErrorDetailMsg }
+  | { body?: 'hostInventory'; hostInventory: HostInventoryReport };
 
 export type AgentEnvelope = { commandId?: string } & Body;
 

@@ -2,7 +2,8 @@
 import type { RecoveryPointRecord } from '../journal/types.ts';
 import type { VmView } from '../vm/vm-manager.ts';
 import { layout } from '../vm/layout.ts';
-import type { LocalVmMsg, RecoveryPointMsg } from './host-local-types.ts';
+import type { ReplicationStatus } from '../replication/sender.ts';
+import type { LocalVmMsg, RecoveryPointMsg, ReplicationStatusMsg } from './host-local-types.ts';
 
 export function pointToMsg(p: RecoveryPointRecord): RecoveryPointMsg {
   return {
@@ -17,8 +18,34 @@ export function pointToMsg(p: RecoveryPointRecord): RecoveryPointMsg {
   };
 }
 
-export function vmToMsg(dataDir: string): (v: VmView) => LocalVmMsg {
-  return ({ config, runtime, latestPoint }) => ({
+function replicationToMsg(v: VmView, r: ReplicationStatus | undefined): ReplicationStatusMsg | null {
+  const p = v.pairing;
+  if (!p || !r) return null;
+  return {
+    role: r.role,
+    peer: r.peer,
+    state: r.state,
+    lastAckedSeq: String(r.lastAckedSeq),
+    lastError: r.lastError,
+    lastShippedAtMs: String(r.lastShippedAt),
+    peerAddress: p.peerAddress,
+    epoch: String(p.epoch),
+    baseline: p.baseline,
+  };
+}
+
+export function vmToMsg(
+  dataDir: string,
+): (v: VmView, replication?: ReplicationStatus) => LocalVmMsg {
+  return (view, replication) => vmMsg(dataDir, view, replicationToMsg(view, replication));
+}
+
+function vmMsg(
+  dataDir: string,
+  { config, runtime, latestPoint }: VmView,
+  replication: ReplicationStatusMsg | null,
+): LocalVmMsg {
+  return {
     name: config.name,
     id: config.id,
     // What is true now; the config's state is what the agent restores after a restart.
@@ -38,5 +65,6 @@ export function vmToMsg(dataDir: string): (v: VmView) => LocalVmMsg {
     guestAgentSocket: layout.guestSocket(dataDir, config.name),
     guestConnected: runtime?.guestConnected ?? false,
     latestRecoveryPoint: latestPoint ? pointToMsg(latestPoint) : null,
-  });
+    replication,
+  };
 }

@@ -54,10 +54,41 @@ export interface LocalVmMsg {
   guestAgentSocket: string;
   guestConnected: boolean;
   latestRecoveryPoint: RecoveryPointMsg | null;
+  replication?: ReplicationStatusMsg | null;
 }
 export interface ListVmsReply {
   vms: LocalVmMsg[];
 }
 export interface ListRecoveryPointsReply {
   points: RecoveryPointMsg[];
+}
+export interface PairVmRequest {
+  name: string;
+  role: string;
+  peerHost: string;
+  peerAddress: string;
+  vault: string;
+  epoch: string;
+  compression: boolean;
+  disks: Array<{ sizeBytes: string }>;
+}
+export interface ReadPointRequest {
+  name: string;
+  disk: number;
+  pointId: string;
+  outPath: string;
+}
+export interface ReadPointReply {
+  bytes: string;
+}
+export interface ReplicationStatusMsg {
+  role: string;
+  peer: string;
+  state: string;
+  lastAckedSeq: string;
+  lastError: string;
+  lastShippedAtMs: string;
+  peerAddress: string;
+  epoch: string;
+  baseline: string;
 }

@@ -12,11 +12,13 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Service } from '../../../common/lifecycle/lifecycle.ts';
-import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { RecoveryPointRecord, VmJournal } from '../journal/types.ts';
+import { readPairing, writePairing, type Pairing } from '../replication/pairing.ts';
 import { openPointIndex } from '../cycles/point-index.ts';
 import type { CutKind } from '../cycles/domain/schedule.ts';
 import { createSparseImage } from './raw-disk.ts';
 import { layout } from './layout.ts';
+import { baselineFor, checkCanPair, type PairInput } from './vm-pairing.ts';
 import {
   MIN_DISK_BYTES,
   checkProtection,
@@ -38,6 +40,8 @@ export interface VmView {
   /** Present while the VM runs. */
   readonly runtime?: RuntimeInfo;
   readonly latestPoint?: RecoveryPointRecord;
+  /** Present when the VM is paired for replication. */
+  readonly pairing?: Pairing;
 }
 
 export interface CreateVmInput {
@@ -58,6 +62,13 @@ export interface VmManager extends Service {
   cut(name: string, kind: CutKind): Promise<RecoveryPointRecord>;
   list(): VmView[];
   points(name: string): readonly RecoveryPointRecord[];
+  /** Stores the VM's replication pairing (creating a replica VM when disk sizes are given). */
+  pair(input: PairInput): Promise<VmView>;
+  pairingOf(name: string): Pairing | undefined;
+  /** The VM's open journal (running and protected), for the sender. */
+  journalOf(name: string): VmJournal | undefined;
+  /** Every VM with its pairing, for the replication parts. */
+  paired(): Array<{ config: VmConfig; pairing: Pairing }>;
 }
 
 function checkDiskSizes(sizes: readonly number[]): void {
@@ -93,51 +104,70 @@ export function createVmManager(ctx: RuntimeContext): VmManager {
   return new Manager(ctx, loadConfigs(ctx));
 }
 
+function refuseReplica(pairing: Pairing | undefined, name: string, what: string): void {
+  if (pairing?.role !== 'replica') return;
+  throw new SecondsiteError(
+    'SS_CONFLICT',
+    `VM ${name} is a replica on this host (written only by replication); it cannot be ${what}`,
+    { vm: name },
+  );
+}
+
 class Manager implements VmManager {
   private readonly runtimes = new Map<string, VmRuntime>();
   /** Per VM: the tail of its operation chain. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly pairings = new Map<string, Pairing>();
 
   constructor(
     private readonly ctx: RuntimeContext,
     private readonly configs: Map<string, VmConfig>,
-  ) {}
+  ) {
+    for (const name of configs.keys()) {
+      const p = readPairing(layout.vmDir(ctx.dataDir, name));
+      if (p) this.pairings.set(name, p);
+    }
+  }
 
   async createVm(input: CreateVmInput): Promise<VmView> {
+    const name = checkVmName(input.name);
+    return this.serial(name, () => this.createUnlocked(input));
+  }
+
+  private async createUnlocked(input: CreateVmInput): Promise<VmView> {
     const name = checkVmName(input.name);
     checkDiskSizes(input.diskSizes);
     input.nics.forEach((n, i) => {
       if (!n.network) throw badInput(`nics[${i}].network`, 'must not be empty');
     });
-    return this.serial(name, async () => {
-      if (this.configs.has(name)) {
-        throw new SecondsiteError('SS_CONFLICT', `a VM named ${name} already exists`, { vm: name });
-      }
-      const vmDir = layout.vmDir(this.ctx.dataDir, name);
-      mkdirSync(vmDir, { mode: 0o700 });
-      const disks = input.diskSizes.map((sizeBytes, index) => ({
-        index,
-        sizeBytes,
-        file: layout.diskFile(index),
-      }));
-      for (const d of disks) createSparseImage(join(vmDir, d.file), d.sizeBytes);
-      const config: VmConfig = {
-        schemaVersion: 1,
-        name,
-        id: randomUUID(),
-        state: 'stopped',
-        disks,
-        nics: input.nics.map((n) => ({ network: n.network, subnet: n.subnet })),
-      };
-      this.save(config); // last: a folder without vm.json is an interrupted create
-      this.ctx.log.info({ vm: name, disks: input.diskSizes }, 'VM created');
-      return this.view(config);
-    });
+    if (this.configs.has(name)) {
+      throw new SecondsiteError('SS_CONFLICT', `a VM named ${name} already exists`, { vm: name });
+    }
+    const vmDir = layout.vmDir(this.ctx.dataDir, name);
+    mkdirSync(vmDir, { mode: 0o700 });
+    const disks = input.diskSizes.map((sizeBytes, index) => ({
+      index,
+      sizeBytes,
+      file: layout.diskFile(index),
+    }));
+    for (const d of disks) createSparseImage(join(vmDir, d.file), d.sizeBytes);
+    const config: VmConfig = {
+      schemaVersion: 1,
+      name,
+      id: randomUUID(),
+      state: 'stopped',
+      disks,
+      nics: input.nics.map((n) => ({ network: n.network, subnet: n.subnet })),
+    };
+    this.save(config); // last: a folder without vm.json is an interrupted create
+    this.ctx.log.info({ vm: name, disks: input.diskSizes }, 'VM created');
+    return this.view(config);
   }
 
   startVm(name: string): Promise<VmView> {
     return this.serial(name, async () => {
       const config = this.configOf(name);
+      refuseReplica(this.pairings.get(name), name, 'started');
       await this.start(config);
       if (config.state !== 'running') this.save({ ...config, state: 'running' });
       return this.view(this.configOf(name));
@@ -161,6 +191,7 @@ class Manager implements VmManager {
     checkProtection(p.copyFrequencySeconds, p.appConsistentHours);
     return this.serial(name, async () => {
       const old = this.configOf(name);
+      refuseReplica(this.pairings.get(name), name, 'protected');
       const since = old.protection?.since ?? this.ctx.clock.now();
       const config = { ...old, protection: { ...p, since } } as VmConfig; // checked above
       await this.runtimes.get(name)?.protect(config);
@@ -171,7 +202,12 @@ class Manager implements VmManager {
 
   unprotectVm(name: string): Promise<VmView> {
     return this.serial(name, async () => {
-      const { protection: _dropped, ...config } = this.configOf(name);
+      const { protection: dropped, ...config } = this.configOf(name);
+      const pairing = this.pairings.get(name);
+      if (pairing?.role === 'primary' && dropped !== undefined) {
+        // The journal is discarded: the replica can no longer be continued from it.
+        this.savePairing(name, { ...pairing, baseline: 'initial-copy-required' });
+      }
       const runtime = this.runtimes.get(name);
       if (runtime) await runtime.unprotect(config);
       else discardProtectionData(this.ctx.dataDir, name);
@@ -190,7 +226,9 @@ class Manager implements VmManager {
         { vm: name },
       );
     }
-    return runtime.cut(kind);
+    const point = await runtime.cut(kind);
+    this.ctx.onSealed?.(name);
+    return point;
   }
 
   list(): VmView[] {
@@ -201,6 +239,51 @@ class Manager implements VmManager {
 
   points(name: string): readonly RecoveryPointRecord[] {
     return this.pointsOf(this.configOf(name));
+  }
+
+  pair(input: PairInput): Promise<VmView> {
+    const name = checkVmName(input.name);
+    return this.serial(name, async () => {
+      if (!this.configs.has(name) && input.role === 'replica' && input.diskSizes?.length) {
+        await this.createUnlocked({ name, diskSizes: input.diskSizes, nics: [] });
+      }
+      const config = this.configOf(name);
+      checkCanPair(config, input, this.runtimes.has(name));
+      const vmDir = layout.vmDir(this.ctx.dataDir, name);
+      const pairing: Pairing = {
+        schemaVersion: 1,
+        role: input.role,
+        peerHost: input.peerHost,
+        peerAddress: input.peerAddress,
+        vault: input.vault,
+        epoch: input.epoch ?? 1,
+        compression: input.compression ?? true,
+        baseline: baselineFor(config, vmDir, input, this.pairings.get(name)),
+      };
+      this.savePairing(name, pairing);
+      this.ctx.log.info({ vm: name, ...pairing }, 'VM paired');
+      return this.view(config);
+    });
+  }
+
+  pairingOf(name: string): Pairing | undefined {
+    return this.pairings.get(name);
+  }
+
+  journalOf(name: string): VmJournal | undefined {
+    return this.runtimes.get(name)?.journal;
+  }
+
+  paired(): Array<{ config: VmConfig; pairing: Pairing }> {
+    return [...this.pairings.entries()].flatMap(([name, pairing]) => {
+      const config = this.configs.get(name);
+      return config ? [{ config, pairing }] : [];
+    });
+  }
+
+  private savePairing(name: string, pairing: Pairing): void {
+    writePairing(layout.vmDir(this.ctx.dataDir, name), pairing);
+    this.pairings.set(name, pairing);
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -255,6 +338,7 @@ class Manager implements VmManager {
       config,
       runtime: this.runtimes.get(config.name)?.info(),
       latestPoint: points[points.length - 1],
+      pairing: this.pairings.get(config.name),
     };
   }
 

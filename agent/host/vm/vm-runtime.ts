@@ -37,6 +37,8 @@ export interface RuntimeContext {
   readonly copyFrequencyOverrideMs?: number;
   /** Passed to the journal; its default when absent. */
   readonly journalCapBytes?: number;
+  /** Called after a cut asked through the manager sealed a segment (wakes the sender). */
+  readonly onSealed?: (vm: string) => void;
 }
 
 export interface RuntimeInfo {
@@ -101,6 +103,11 @@ export class VmRuntime {
       for (const u of undo.reverse()) await u().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** The open journal while protected (the sender ships its sealed segments). */
+  get journal(): VmJournal | undefined {
+    return this.backing.journal;
   }
 
   /** The recovery points of this VM's current protection, oldest first. */

@@ -33,10 +33,14 @@ export interface ChannelClientOptions {
   readonly backoff?: BackoffOptions;
   readonly now: () => number;
   readonly log: Logger;
+  /** Called after each welcome: a place to resend state the coordinator may have missed. */
+  readonly onConnected?: () => void;
 }
 
 export interface ChannelClient {
   state(): ChannelState;
+  /** Sends a frame when connected (after the welcome); false when it was dropped. */
+  send(env: AgentEnvelope): boolean;
   /** Connects and reconnects until the signal aborts. */
   run(signal: AbortSignal): Promise<void>;
   shutdown(): Promise<void>;
@@ -78,6 +82,7 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
       if (env.body === 'welcome' && 'welcome' in env) {
         welcomed = true;
         set('connected');
+        opts.onConnected?.();
         const every = Math.max(50, env.welcome.heartbeatMs);
         // A silent partition shows as missing pongs: after three intervals without one the
         // connection is dropped and rebuilt, rather than waiting for TCP to notice.
@@ -144,6 +149,12 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
 
   return {
     state: () => state,
+    send(env) {
+      const ws = current;
+      if (state !== 'connected' || ws === undefined || ws.readyState !== ws.OPEN) return false;
+      ws.send(agentChannelCodec().encode(env));
+      return true;
+    },
     run,
     async shutdown() {
       stop.abort();

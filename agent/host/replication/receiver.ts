@@ -1,0 +1,191 @@
+/**
+ * The replica side of replication on this host: the replication port (8084) wired to one
+ * recovery store per VM paired here as `replica`.
+ *
+ * Authorisation (ARCHITECTURE.md "Trust"): a stream for VM `v` is served only when `v` is
+ * paired here as replica and the caller's verified identity is exactly the pairing's peer
+ * (`secondsite://<vault>/host/<peerHost>`); a segment is applied only under the pairing's
+ * epoch (a stream of another epoch gets SS_NOT_PAIRED, which senders do not retry).
+ *
+ * Stores open lazily on first use, one at a time per VM, and stay open until shutdown or
+ * until the VM is unpaired. Their disks are the VM's own disk files: a replica VM is never
+ * started, so the store is their only writer.
+ *
+ * States: created → listening (run) → closed (shutdown).
+ */
+import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import type { Clock } from '../../../common/time/clock.ts';
+import type { Caller } from '../../common/caller.ts';
+import type { RecoveryPointRecord } from '../journal/types.ts';
+import { openReplicaStore } from '../recovery/replica-store.ts';
+import type { ReplicaStore } from '../recovery/types.ts';
+import {
+  createReplicationServer,
+  type ReplicationServer,
+  type TlsMaterial,
+} from '../transport/replication-server.ts';
+import { RawDisk } from '../vm/raw-disk.ts';
+import type { VmConfig } from '../vm/vm-config.ts';
+import { peerUri, type Pairing } from './pairing.ts';
+
+/** What the receiver needs to know about this host's VMs (the VM manager). */
+export interface ReceiverVms {
+  /** The VM's config and pairing, or undefined when there is no such VM. */
+  find(name: string): { config: VmConfig; pairing?: Pairing; vmDir: string } | undefined;
+}
+
+export interface ReceiverOptions {
+  readonly vms: ReceiverVms;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Points older than this are pruned after each apply. @default 24 */
+  readonly retentionHours?: number;
+}
+
+/** Bytes per read when copying a point to a file: large sequential reads, bounded memory. */
+const READ_CHUNK = 8 * 1024 * 1024;
+
+export function replicaDir(vmDir: string): string {
+  return join(vmDir, 'replica');
+}
+
+export class Receiver {
+  private readonly stores = new Map<string, Promise<{ store: ReplicaStore; disks: RawDisk[] }>>();
+  private readonly lastApplyAt = new Map<string, number>();
+  private readonly log: Logger;
+
+  constructor(private readonly o: ReceiverOptions) {
+    this.log = o.log.child({ component: 'receiver' });
+  }
+
+  /** The replication server on `address:port` with this receiver behind it. */
+  server(opts: { address: string; port: number; tls: TlsMaterial }): ReplicationServer {
+    return createReplicationServer({
+      ...opts,
+      clock: this.o.clock,
+      log: this.o.log,
+      authorize: (caller, vmId) => this.authorized(caller, vmId),
+      handlers: {
+        lastApplied: async (vmId) => (await this.store(vmId)).lastApplied,
+        newestPointId: async (vmId) => (await this.store(vmId)).latest()?.id ?? '',
+        applySegment: async (ctx, seg) => {
+          const pairing = this.replicaPairing(ctx.vmId);
+          if (ctx.epoch !== pairing.epoch) {
+            throw new SecondsiteError(
+              'SS_NOT_PAIRED',
+              `VM ${ctx.vmId} is paired under epoch ${pairing.epoch}, not ${ctx.epoch}`,
+              { vm: ctx.vmId, epoch: ctx.epoch, pairedEpoch: pairing.epoch },
+            );
+          }
+          const store = await this.store(ctx.vmId);
+          const outcome = await store.apply(seg);
+          if (outcome === 'applied') {
+            this.lastApplyAt.set(ctx.vmId, this.o.clock.now());
+            await store.prune();
+          }
+          return outcome;
+        },
+      },
+    });
+  }
+
+  private authorized(caller: Caller, vmId: string): boolean {
+    const found = this.o.vms.find(vmId);
+    const p = found?.pairing;
+    return p?.role === 'replica' && p.vault === caller.vault && peerUri(p) === caller.uri;
+  }
+
+  private replicaPairing(vm: string): Pairing {
+    const p = this.o.vms.find(vm)?.pairing;
+    if (p?.role !== 'replica') {
+      throw new SecondsiteError('SS_NOT_PAIRED', `VM ${vm} is not paired as a replica here`, {
+        vm,
+      });
+    }
+    return p;
+  }
+
+  /** The VM's store, opened on first use. */
+  async store(vm: string): Promise<ReplicaStore> {
+    let opening = this.stores.get(vm);
+    if (!opening) {
+      const found = this.o.vms.find(vm);
+      if (!found) throw new SecondsiteError('SS_NOT_FOUND', `no VM named ${vm} on this host`);
+      this.replicaPairing(vm);
+      opening = openStore(found.config, found.vmDir, this.o);
+      this.stores.set(vm, opening);
+      opening.catch(() => this.stores.delete(vm));
+    }
+    return (await opening).store;
+  }
+
+  async points(vm: string): Promise<RecoveryPointRecord[]> {
+    return (await this.store(vm)).points();
+  }
+
+  /** Status of a replica VM for `host vm list`. */
+  async status(vm: string): Promise<{ lastApplied: number; lastApplyAt?: number }> {
+    const store = await this.store(vm);
+    return { lastApplied: store.lastApplied, lastApplyAt: this.lastApplyAt.get(vm) };
+  }
+
+  /** Writes disk `disk` as it was at `pointId` to `outPath`; resolves with the bytes written. */
+  async readToFile(vm: string, disk: number, pointId: string, outPath: string): Promise<number> {
+    const store = await this.store(vm);
+    const size = this.o.vms.find(vm)?.config.disks[disk]?.sizeBytes;
+    if (size === undefined) throw badInput('disk', `VM ${vm} has no disk ${disk}`);
+    const fd = openSync(outPath, 'w', 0o600);
+    try {
+      ftruncateSync(fd, size); // sparse: all-zero reads are skipped below
+      for (let at = 0; at < size; at += READ_CHUNK) {
+        const len = Math.min(READ_CHUNK, size - at);
+        const bytes = store.read(disk, at, len, pointId);
+        if (!bytes.every((b) => b === 0)) writeSync(fd, bytes, 0, len, at);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return size;
+  }
+
+  /** Closes the VM's store (before it is unpaired or deleted). */
+  async closeVm(vm: string): Promise<void> {
+    const opening = this.stores.get(vm);
+    this.stores.delete(vm);
+    if (!opening) return;
+    const { store, disks } = await opening;
+    await store.close();
+    await Promise.all(disks.map((d) => d.close()));
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.stores.keys()].map((vm) => this.closeVm(vm).catch(() => undefined)));
+  }
+}
+
+async function openStore(
+  config: VmConfig,
+  vmDir: string,
+  o: ReceiverOptions,
+): Promise<{ store: ReplicaStore; disks: RawDisk[] }> {
+  const paths = config.disks.map((d) => join(vmDir, d.file));
+  const disks = paths.map((p) => RawDisk.open(p));
+  try {
+    const store = await openReplicaStore({
+      dir: replicaDir(vmDir),
+      vmId: config.name,
+      disks,
+      diskPaths: paths,
+      clock: o.clock,
+      log: o.log.child({ vm: config.name }),
+      retentionHours: o.retentionHours ?? 24,
+    });
+    return { store, disks };
+  } catch (e) {
+    await Promise.all(disks.map((d) => d.close()));
+    throw e;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Replication inside the host agent: the receiver (replica role, behind the replication port)
+ * and the sender pool (primary role), wired to the VM manager's pairings and journals. The
+ * host agent's main builds one; the control API asks it for status, points and reads.
+ *
+ * The replication port listens only when this host has TLS material (ca.pem, cert.pem,
+ * key.pem in its TLS folder) and an address; senders need the TLS material too.
+ *
+ * States: created → running (run) → closed (shutdown).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SecondsiteError } from '../../../common/errors/errors.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import type { Clock } from '../../../common/time/clock.ts';
+import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { ReplicationServer, TlsMaterial } from '../transport/replication-server.ts';
+import { layout } from '../vm/layout.ts';
+import type { VmManager, VmView } from '../vm/vm-manager.ts';
+import { peerUri } from './pairing.ts';
+import { Receiver } from './receiver.ts';
+import { SenderPool } from './sender-pool.ts';
+import type { ReplicationStatus } from './sender.ts';
+
+export interface HostReplicationOptions {
+  readonly dataDir: string;
+  readonly vms: VmManager;
+  /** Folder with ca.pem, cert.pem, key.pem. */
+  readonly tlsDir: string;
+  /** Address the replication port listens on; none: this host only sends. */
+  readonly address?: string;
+  /** @default 8084; 0 picks a free port (tests) */
+  readonly port: number;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export interface HostReplication {
+  run(signal: AbortSignal): Promise<void>;
+  shutdown(): Promise<void>;
+  /** Resolves with the bound replication port once listening (undefined: not listening). */
+  listening(): Promise<number | undefined>;
+  status(view: VmView): Promise<ReplicationStatus | undefined>;
+  /** Pairings changed. */
+  refresh(): void;
+  /** A segment was sealed for `vm`. */
+  wake(vm: string): void;
+  points(vm: string): Promise<RecoveryPointRecord[]>;
+  readToFile(vm: string, disk: number, pointId: string, outPath: string): Promise<number>;
+}
+
+/** Reads the host's TLS material; undefined when the folder has none of the three files. */
+export function loadTls(dir: string): TlsMaterial | undefined {
+  const files = ['ca.pem', 'cert.pem', 'key.pem'].map((f) => join(dir, f));
+  const present = files.filter((f) => existsSync(f));
+  if (present.length === 0) return undefined;
+  if (present.length < files.length) {
+    throw new SecondsiteError(
+      'SS_CERT_INVALID',
+      `${dir} must hold ca.pem, cert.pem and key.pem; found only ${present.join(', ')}`,
+      { dir },
+    );
+  }
+  const [caPem, certPem, keyPem] = files.map((f) => readFileSync(f, 'utf8')) as [
+    string,
+    string,
+    string,
+  ];
+  return { caPem, certPem, keyPem };
+}
+
+export function createHostReplication(o: HostReplicationOptions): HostReplication {
+  const log = o.log.child({ component: 'replication' });
+  const tls = loadTls(o.tlsDir);
+  const receiver = new Receiver({
+    clock: o.clock,
+    log,
+    vms: {
+      find: (name) => {
+        const found = o.vms.paired().find((v) => v.config.name === name);
+        if (!found) return undefined;
+        return { ...found, vmDir: layout.vmDir(o.dataDir, name) };
+      },
+    },
+  });
+  const pool = new SenderPool({
+    primaries: () =>
+      o.vms
+        .paired()
+        .filter((p) => p.pairing.role === 'primary')
+        .map((p) => ({
+          name: p.config.name,
+          pairing: p.pairing,
+          journal: () => o.vms.journalOf(p.config.name),
+        })),
+    tls,
+    tlsDir: o.tlsDir,
+    clock: o.clock,
+    log,
+  });
+  let server: ReplicationServer | undefined;
+  if (tls && o.address) server = receiver.server({ address: o.address, port: o.port, tls });
+  else log.info({ tlsDir: o.tlsDir, address: o.address }, 'replication port not served');
+  let bound: (port: number | undefined) => void = () => undefined;
+  const listening = new Promise<number | undefined>((r) => (bound = r));
+
+  return {
+    async run(signal) {
+      if (server) bound(await server.listen());
+      else bound(undefined);
+      await Promise.all([server?.run(signal), pool.run(signal)]);
+    },
+    async shutdown() {
+      await pool.shutdown();
+      await server?.shutdown();
+      await receiver.shutdown();
+    },
+    listening: () => listening,
+    async status(view) {
+      const p = view.pairing;
+      if (!p) return undefined;
+      if (p.role === 'primary') return pool.status(view.config.name, p);
+      const s = await receiver.status(view.config.name).catch(() => undefined);
+      return {
+        role: 'replica',
+        peer: peerUri(p),
+        state: 'idle',
+        lastAckedSeq: s?.lastApplied ?? 0,
+        lastError: '',
+        lastShippedAt: s?.lastApplyAt ?? 0,
+      };
+    },
+    refresh: () => pool.refresh(),
+    wake: (vm) => pool.wake(vm),
+    points: (vm) => receiver.points(vm),
+    readToFile: (vm, disk, pointId, outPath) => receiver.readToFile(vm, disk, pointId, outPath),
+  };
+}

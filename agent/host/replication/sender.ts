@@ -1,0 +1,226 @@
+/**
+ * The primary side of replication for one VM: ships its sealed journal segments, in order and
+ * coalesced, to the paired replica host, and deletes each segment once its ack (= durably
+ * applied there) came back.
+ *
+ * The loop, numbered:
+ *  1. wait for a journal (the VM runs and is protected) that is journaling;
+ *  2. refuse when the pairing's baseline is not 'zero' (the initial copy has not run; that
+ *     step replaces the baseline) — state `stopped`;
+ *  3. open the ship stream (Hello → Welcome, Resume with the replica's lastApplied);
+ *  4. resume: sealed segments ≤ lastApplied are already applied there, so markShipped them; if
+ *     the next sealed segment is not lastApplied + 1 the journal cannot continue the replica
+ *     (a gap: initial copy or resync needed) — state `stopped`;
+ *  5. ship every sealed segment > lastApplied, one at a time, markShipped after each ack;
+ *     when none is left, idle until woken (a cut) or the poll interval passes.
+ * Any error: `retryDecision` says stop (state `stopped`, or `incompatible` for protocol
+ * versions), resume (reopen at once) or retry (state `backoff`, capped jittered delay).
+ *
+ * States: idle | connecting | shipping | backoff | stopped | incompatible.
+ */
+import { SecondsiteError, isSecondsiteError } from '../../../common/errors/errors.ts';
+import type { ErrorCode } from '../../../common/errors/catalogue.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import type { Clock } from '../../../common/time/clock.ts';
+import { readCoalescedSegment } from '../journal/segment-coalesce.ts';
+import type { VmJournal } from '../journal/types.ts';
+import type { ReplicationClient, ShipStream } from '../transport/replication-client.ts';
+import { backoffDelay, retryDecision } from './backoff.ts';
+import { peerUri, type Pairing } from './pairing.ts';
+
+export type SenderState =
+  | 'idle'
+  | 'connecting'
+  | 'shipping'
+  | 'backoff'
+  | 'stopped'
+  | 'incompatible';
+
+export interface ReplicationStatus {
+  readonly role: 'primary' | 'replica';
+  /** The peer's identity URI. */
+  readonly peer: string;
+  readonly state: SenderState;
+  /** Seq of the newest segment the peer acknowledged (primary) or applied (replica). */
+  readonly lastAckedSeq: number;
+  /** "SS_CODE: message" of the last failure, '' after a success. */
+  readonly lastError: string;
+  /** When a segment was last acknowledged (ms since the epoch), 0 for never. */
+  readonly lastShippedAt: number;
+}
+
+export interface SenderOptions {
+  readonly vm: string;
+  readonly pairing: Pairing;
+  /** The VM's open journal, or undefined while it is stopped or unprotected. */
+  readonly journal: () => VmJournal | undefined;
+  readonly client: ReplicationClient;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** [0, 1) for jitter. @default Math.random */
+  readonly random?: () => number;
+  /** How often an idle sender looks for sealed segments without being woken. @default 250 */
+  readonly pollMs?: number;
+}
+
+export class VmSender {
+  private status_: ReplicationStatus;
+  private wakeUp: () => void = () => undefined;
+  private attempt = 0;
+  private stream: ShipStream | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly o: SenderOptions) {
+    this.log = o.log.child({ component: 'sender', vm: o.vm, peer: peerUri(o.pairing) });
+    this.status_ = {
+      role: 'primary',
+      peer: peerUri(o.pairing),
+      state: 'idle',
+      lastAckedSeq: 0,
+      lastError: '',
+      lastShippedAt: 0,
+    };
+  }
+
+  get status(): ReplicationStatus {
+    return this.status_;
+  }
+
+  /** Something may have been sealed: look now instead of at the next poll. */
+  wake(): void {
+    this.wakeUp();
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const onAbort = (): void => {
+      this.stream?.cancel();
+      this.wakeUp();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!signal.aborted) {
+        try {
+          await this.cycle(signal);
+        } catch (e) {
+          if (signal.aborted) break;
+          await this.onError(e, signal);
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.stream?.cancel();
+    }
+  }
+
+  /** Steps 1–5 of the file comment; returns when idle without a stream, throws on failure. */
+  private async cycle(signal: AbortSignal): Promise<void> {
+    const journal = this.o.journal();
+    if (!journal || journal.state !== 'journaling') {
+      if (journal) this.fail('SS_RESYNC_REQUIRED', 'the journal overflowed; a resync is needed');
+      this.set({ state: journal ? 'stopped' : 'idle' });
+      return this.sleep(signal, 1_000);
+    }
+    if (this.o.pairing.baseline !== 'zero') {
+      throw new SecondsiteError(
+        'SS_RESYNC_REQUIRED',
+        `VM ${this.o.vm} needs an initial copy to its replica before deltas can be shipped`,
+      );
+    }
+    this.set({ state: 'connecting' });
+    const stream = await this.o.client.openShipStream({
+      vmId: this.o.vm,
+      epoch: this.o.pairing.epoch,
+    });
+    this.stream = stream;
+    try {
+      this.attempt = 0;
+      let last = stream.lastApplied;
+      this.set({ lastAckedSeq: last, lastError: '' });
+      await this.resume(journal, last);
+      while (!signal.aborted && stream.state === 'open' && this.o.journal() === journal) {
+        const todo = journal.sealedSegments().filter((s) => s.seq > last);
+        if (todo.length === 0) {
+          this.set({ state: 'idle' });
+          await this.sleep(signal, this.o.pollMs ?? 250);
+          continue;
+        }
+        this.set({ state: 'shipping' });
+        for (const s of todo) {
+          if (s.seq !== last + 1) this.gap(last, s.seq);
+          const seg = readCoalescedSegment(s.path);
+          await stream.ship(
+            { vmId: this.o.vm, seq: s.seq, point: seg.point, extents: seg.extents },
+            { compress: this.o.pairing.compression },
+          );
+          await journal.markShipped(s.seq);
+          last = s.seq;
+          this.set({ lastAckedSeq: last, lastShippedAt: this.o.clock.now(), lastError: '' });
+        }
+      }
+    } finally {
+      this.stream = undefined;
+      stream.cancel();
+    }
+  }
+
+  /** Step 4: what the replica already has is shipped; the rest must follow on directly. */
+  private async resume(journal: VmJournal, last: number): Promise<void> {
+    const sealed = journal.sealedSegments();
+    const applied = sealed.filter((s) => s.seq <= last).at(-1);
+    if (applied) await journal.markShipped(applied.seq);
+    const next = sealed.find((s) => s.seq > last);
+    if (next && next.seq !== last + 1) this.gap(last, next.seq);
+  }
+
+  private gap(last: number, next: number): never {
+    const why =
+      last === 0
+        ? `the journal starts at segment ${next}, not 1: the replica needs an initial copy`
+        : `the replica is at segment ${last} but the journal continues at ${next}: a resync is needed`;
+    throw new SecondsiteError('SS_RESYNC_REQUIRED', why, { lastApplied: last, next });
+  }
+
+  private async onError(e: unknown, signal: AbortSignal): Promise<void> {
+    const err = isSecondsiteError(e)
+      ? e
+      : new SecondsiteError('SS_INTERNAL', e instanceof Error ? e.message : String(e));
+    const decision = retryDecision(err.code);
+    this.fail(err.code, err.message);
+    if (decision === 'stop') {
+      const state = err.code === 'SS_PROTOCOL_INCOMPATIBLE' ? 'incompatible' : 'stopped';
+      this.log.error({ code: err.code, err: err.message }, 'replication stopped');
+      this.set({ state });
+      // Stays stopped until the pairing changes (a new sender) or the agent restarts.
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      return;
+    }
+    if (decision === 'resume') return;
+    const delay = backoffDelay(this.attempt++, this.o.random ?? Math.random);
+    this.log.warn({ code: err.code, err: err.message, delay }, 'replication failed; retrying');
+    this.set({ state: 'backoff' });
+    await this.sleep(signal, delay);
+  }
+
+  private fail(code: ErrorCode, message: string): void {
+    this.set({ lastError: `${code}: ${message}` });
+  }
+
+  private set(change: Partial<ReplicationStatus>): void {
+    this.status_ = { ...this.status_, ...change };
+  }
+
+  private sleep(signal: AbortSignal, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The provider's view of its hosts: one control session per host (a newer connection replaces
+ * an older one), each host's last reported VMs, and the VMs the site file declares but the
+ * host lacks, which it is told to create (host_control.proto, step 4).
+ *
+ * Host states: connected (a session is open) | disconnected (none; the last inventory is
+ * kept). Every change of a host's inventory or state is handed to `report`, which relays it
+ * to the coordinator.
+ */
+import type { Logger } from '../../../common/log/log.ts';
+import type {
+  HostCommandResult,
+  HostInventoryMsg,
+  HostInventoryReport,
+  ProviderFrame,
+} from '../../../common/wire/host-control-messages.ts';
+import type { SiteFile } from '../site/site-schema.ts';
+import { declaredVms, hostPlacement } from './site-vms.ts';
+
+export interface HostSession {
+  readonly host: string;
+  send(frame: ProviderFrame): void;
+  /** Ends the stream: the host reconnects if it still wants to. */
+  end(): void;
+}
+
+type HostState = 'connected' | 'disconnected';
+
+interface HostEntry {
+  state: HostState;
+  inventory: HostInventoryMsg;
+  session: HostSession | undefined;
+  /** Create commands sent on the current session and not answered yet. */
+  readonly inFlight: Set<string>;
+}
+
+export interface HostRegistryOptions {
+  readonly site: () => SiteFile;
+  readonly report: (r: HostInventoryReport) => void;
+  readonly log: Logger;
+}
+
+export class HostRegistry {
+  private readonly hosts = new Map<string, HostEntry>();
+
+  constructor(private readonly opts: HostRegistryOptions) {}
+
+  /** Step 1: a host said hello. */
+  attach(session: HostSession, inventory: HostInventoryMsg): void {
+    const old = this.hosts.get(session.host);
+    if (old?.session !== undefined && old.session !== session) old.session.end();
+    this.hosts.set(session.host, {
+      state: 'connected',
+      inventory,
+      session,
+      inFlight: new Set(),
+    });
+    this.opts.log.info({ host: session.host, vms: inventory.vms.length }, 'host connected');
+    this.changed(session.host);
+  }
+
+  /** Step 3: the host's VMs changed. */
+  onInventory(session: HostSession, inventory: HostInventoryMsg): void {
+    const entry = this.current(session);
+    if (entry === undefined) return;
+    entry.inventory = inventory;
+    this.changed(session.host);
+  }
+
+  /** Step 4: the host answered a command. */
+  onResult(session: HostSession, result: HostCommandResult): void {
+    const entry = this.current(session);
+    if (entry === undefined) return;
+    if (result.error) {
+      // Kept in flight: resent only on the next connection, not in a loop on this one.
+      this.opts.log.warn(
+        {
+          host: session.host,
+          command: result.commandId,
+          code: result.error.code,
+          msg: result.error.message,
+        },
+        'host refused a command',
+      );
+      return;
+    }
+    entry.inFlight.delete(result.commandId);
+  }
+
+  detach(session: HostSession): void {
+    const entry = this.current(session);
+    if (entry === undefined) return;
+    entry.state = 'disconnected';
+    entry.session = undefined;
+    this.opts.log.info({ host: session.host }, 'host disconnected');
+    this.changed(session.host);
+  }
+
+  /** Every known host's report: sent again after the coordinator channel reconnects. */
+  reports(): HostInventoryReport[] {
+    return [...this.hosts.keys()].sort().flatMap((h) => {
+      const r = this.reportOf(h);
+      return r === undefined ? [] : [r];
+    });
+  }
+
+  state(host: string): HostState | undefined {
+    return this.hosts.get(host)?.state;
+  }
+
+  private current(session: HostSession): HostEntry | undefined {
+    const entry = this.hosts.get(session.host);
+    return entry?.session === session ? entry : undefined;
+  }
+
+  private changed(host: string): void {
+    this.reconcile(host);
+    const r = this.reportOf(host);
+    if (r !== undefined) this.opts.report(r);
+  }
+
+  /** Asks the host to create the declared VMs it lacks. */
+  private reconcile(host: string): void {
+    const entry = this.hosts.get(host);
+    if (entry?.session === undefined) return;
+    const have = new Set(entry.inventory.vms.map((v) => v.name));
+    for (const vm of declaredVms(this.opts.site(), host)) {
+      if (have.has(vm.create.name) || entry.inFlight.has(vm.commandId)) continue;
+      entry.inFlight.add(vm.commandId);
+      this.opts.log.info(
+        { host, vm: vm.create.name, command: vm.commandId },
+        'creating a declared VM',
+      );
+      entry.session.send({ command: { commandId: vm.commandId, createVm: vm.create } });
+    }
+  }
+
+  private reportOf(host: string): HostInventoryReport | undefined {
+    const entry = this.hosts.get(host);
+    if (entry === undefined) return undefined;
+    const placement = hostPlacement(this.opts.site(), host);
+    return {
+      host,
+      hostGroup: placement?.hostGroup ?? '',
+      cloud: placement?.cloud ?? '',
+      connected: entry.state === 'connected',
+      inventory: entry.inventory,
+    };
+  }
+}

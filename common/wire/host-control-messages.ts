@@ -1,0 +1,98 @@
+/**
+ * proto/secondsite/v1/host_control.proto (ProviderHosts) as TypeScript shapes, the way the
+ * loader presents them (camelCase, 64-bit integers as decimal strings, enums by name, oneofs
+ * named by their field). Shared by the provider agent and the host agent, separate processes.
+ */
+
+/** ErrorDetail (types.proto); the same shape agent-channel-messages.ts uses. */
+export interface ErrorDetailMsg {
+  code: string;
+  message: string;
+  detailsJson: string;
+}
+
+/** Control stream protocol versions this build speaks. */
+export const HOST_CONTROL_PROTOCOL = Object.freeze({ min: 1, max: 1 });
+
+export const PROVIDER_HOSTS_SERVICE = 'secondsite.v1.ProviderHosts';
+
+export interface HostEnrolRequest {
+  hostName: string;
+  csrPem: string;
+  tokenSecret: string;
+  address: string;
+}
+
+export interface HostEnrolReply {
+  vault: string;
+  identity: string;
+  certPem: string;
+  intermediatePem: string;
+  rootCaPem: string;
+  server: string;
+}
+
+export type HostVmStateMsg =
+  'HOST_VM_STATE_UNSPECIFIED' | 'HOST_VM_STATE_RUNNING' | 'HOST_VM_STATE_STOPPED';
+
+export interface HostVmDiskMsg {
+  index: number;
+  sizeBytes: string;
+  nbd: string;
+}
+
+export interface HostVmMsg {
+  name: string;
+  state: HostVmStateMsg;
+  disks: HostVmDiskMsg[];
+  nics: Array<{ network: string; subnet: string }>;
+}
+
+export interface HostInventoryMsg {
+  vms: HostVmMsg[];
+}
+
+export interface CreateHostVmCommand {
+  name: string;
+  disks: Array<{ sizeBytes: string; classification: string }>;
+  nics: Array<{ network: string; subnet: string }>;
+  start: boolean;
+}
+
+export interface HostCommand {
+  commandId: string;
+  kind?: 'createVm';
+  createVm?: CreateHostVmCommand;
+}
+
+export interface HostCommandResult {
+  commandId: string;
+  error?: ErrorDetailMsg | null;
+}
+
+export type HostFrame =
+  | {
+      body?: 'hello';
+      hello: {
+        protocolMin: number;
+        protocolMax: number;
+        version: string;
+        inventory: HostInventoryMsg;
+      };
+    }
+  | { body?: 'inventory'; inventory: HostInventoryMsg }
+  | { body?: 'commandResult'; commandResult: HostCommandResult };
+
+export type ProviderFrame =
+  | { body?: 'welcome'; welcome: { protocol: number } }
+  | { body?: 'command'; command: HostCommand }
+  | { body?: 'error'; error: ErrorDetailMsg };
+
+/** The provider's relay of one host's inventory to the coordinator (agent_channel.proto). */
+export interface HostInventoryReport {
+  host: string;
+  hostGroup: string;
+  cloud: string;
+  connected: boolean;
+  inventory: HostInventoryMsg;
+}

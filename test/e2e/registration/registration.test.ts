@@ -63,6 +63,8 @@ function startProvider(extra: string[] = []): Daemon {
     path('ny'),
     '--site',
     NEW_YORK_SITE,
+    '--listen',
+    '127.0.0.1:0',
     '--json',
     ...extra,
   ]);
@@ -294,12 +296,17 @@ describe('registration', () => {
       CHICAGO_SITE,
       '--key',
       path('chicago-key.json'),
+      '--listen',
+      '127.0.0.1:0',
       '--json',
     ]);
     await printed(chicago, 'the Chicago provider');
     await waitFor(
       async () =>
         (await servers()).every((s) => s.state === 'connected') && (await servers()).length === 2,
+      // Registration is a job and a first cloud sync; on a loaded 2-core CI machine both
+      // providers may take a while to report connected.
+      { timeoutMs: 90_000, what: 'both providers connected' },
     );
     expect((await servers()).map((s) => s.name)).toEqual(['VMM-Chicago', 'VMM-NewYork']);
     expect((await clouds()).filter((c) => c.server === 'VMM-Chicago')).toEqual([

@@ -14,6 +14,7 @@ import { registerServerCommands } from './commands/server.ts';
 import { registerCloudCommands } from './commands/cloud.ts';
 import { registerProviderCommands } from './commands/provider.ts';
 import { registerVaultCommands } from './commands/vault.ts';
+import { registerVmCommands } from './commands/vm.ts';
 import { workloadCommand } from './commands/workload.ts';
 
 export function buildProgram(): Command {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerServerCommands(program);
   registerCloudCommands(program);
   registerProviderCommands(program);
+  registerVmCommands(program);
   program.addCommand(demoCommand());
   program.addCommand(hostCommand());
   program.addCommand(workloadCommand());

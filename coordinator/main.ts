@@ -27,6 +27,7 @@ import { attachAgentChannel } from './channel/agent-channel-server.ts';
 import { ChannelHub } from './channel/channel-hub.ts';
 import { cloudSyncJobType } from './inventory/cloud-sync-job.ts';
 import { InventoryService } from './inventory/inventory-service.ts';
+import { VmInventory } from './inventory/vm-inventory.ts';
 import { KeyService } from './registration/key-service.ts';
 import { providerSigner } from './registration/provider-signer.ts';
 import { registerJobType } from './registration/registration-job.ts';
@@ -100,6 +101,7 @@ async function serve(
   const vaults = new VaultService(store, clock);
   const hub = new ChannelHub(config.heartbeatMs, clock, log.child({ component: 'channel' }));
   const inventory = new InventoryService(store, clock, hub);
+  const vms = new VmInventory(store, clock);
   let url = '';
   const keys = new KeyService(store, clock, {
     coordinatorUrl: () => url,
@@ -123,6 +125,7 @@ async function serve(
       clientCa: pki.caCertPem,
     },
     inventory: { keys, inventory, clock },
+    vms,
   });
   const registration = new RegistrationService({
     store,
@@ -136,6 +139,7 @@ async function serve(
     registration,
     vaults,
     inventory,
+    vms,
     clock,
     log: log.child({ component: 'agent-channel' }),
   });

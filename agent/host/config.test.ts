@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileHostConfig, refuseEnrolled } from './config.ts';
+import { compileHostConfig } from './config.ts';
 
 describe('compileHostConfig', () => {
   it('compiles a standalone config with defaults, frozen', () => {
@@ -13,7 +13,6 @@ describe('compileHostConfig', () => {
     });
     expect(c.dataDir.endsWith('/some/dir')).toBe(true);
     expect(Object.isFrozen(c)).toBe(true);
-    expect(() => refuseEnrolled(c)).not.toThrow();
   });
 
   it.each([
@@ -21,7 +20,6 @@ describe('compileHostConfig', () => {
     [{ data: 'd' }, '--name'],
     [{ data: 'd', name: 'h' }, '--provider'],
     [{ data: 'd', name: 'h', provider: 'nocolon' }, '--provider'],
-    [{ data: 'd', name: 'h', provider: 'p:1' }, '--token-file'],
     [{ data: 'd', standalone: true, provider: 'p:1' }, '--standalone'],
     [{ data: 'd', standalone: true, certPort: '70000' }, '--cert-port'],
     [{ data: 'd', standalone: true, freezeTimeout: '2m' }, '--freeze-timeout'],
@@ -36,8 +34,11 @@ describe('compileHostConfig', () => {
     );
   });
 
-  it('refuses the enrolled form until the provider agent exists, saying what to use', () => {
+  it('compiles the enrolled form; the token file is optional (needed only to enrol)', () => {
     const c = compileHostConfig({ data: 'd', name: 'h', provider: 'p:1', tokenFile: 't' });
-    expect(() => refuseEnrolled(c)).toThrow(/--standalone/);
+    expect(c.provider).toMatchObject({ address: 'p:1' });
+    expect(c.provider?.tokenFile?.endsWith('/t')).toBe(true);
+    const later = compileHostConfig({ data: 'd', name: 'h', provider: 'p:1' });
+    expect(later.provider).toEqual({ address: 'p:1', tokenFile: undefined });
   });
 });

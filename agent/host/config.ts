@@ -4,8 +4,8 @@
  * touches anything.
  */
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
-import { SecondsiteError, badInput } from '../../common/errors/errors.ts';
+import { join, resolve } from 'node:path';
+import { badInput } from '../../common/errors/errors.ts';
 import { parseDuration, parseSize } from '../../common/config/units.ts';
 
 /** Flags as commander hands them over: strings, booleans, absent. */
@@ -21,6 +21,7 @@ export interface HostStartFlags {
   readonly freezeTimeout?: string;
   readonly devCopyFrequency?: string;
   readonly journalCap?: string;
+  readonly tlsDir?: string;
 }
 
 export interface HostConfig {
@@ -30,10 +31,13 @@ export interface HostConfig {
   readonly name: string;
   /** No provider: the local control API only (storage-path demo and tests). */
   readonly standalone: boolean;
-  readonly provider?: { readonly address: string; readonly tokenFile: string };
+  /** The provider to enrol with; the token is needed only until the host is enrolled. */
+  readonly provider?: { readonly address: string; readonly tokenFile: string | undefined };
   readonly address?: string;
-  /** @default 8084 */
+  /** @default 8084; 0 picks a free port (tests) */
   readonly certPort: number;
+  /** ca.pem, cert.pem, key.pem of this host (enrolment fills the default). @default <data>/identity */
+  readonly tlsDir: string;
   /** @default 8083 */
   readonly ticketPort: number;
   /** How long a guest may take to freeze. @default 10000 */
@@ -44,10 +48,10 @@ export interface HostConfig {
   readonly journalCapBytes?: number;
 }
 
-function port(flag: string, text: string | undefined, fallback: number): number {
+function port(flag: string, text: string | undefined, fallback: number, min = 1): number {
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw badInput(flag, `"${text}" is not a port`);
+  if (!Number.isInteger(n) || n < min || n > 65535) throw badInput(flag, `"${text}" is not a port`);
   return n;
 }
 
@@ -63,8 +67,11 @@ function enrolment(flags: HostStartFlags): HostConfig['provider'] {
   if (!/^[^\s:]+:\d+$/.test(flags.provider)) {
     throw badInput('--provider', `"${flags.provider}" is not HOST:PORT`);
   }
-  if (!flags.tokenFile) throw badInput('--token-file', 'is required (or use --standalone)');
-  return { address: flags.provider, tokenFile: resolve(flags.tokenFile) };
+  // Whether the token is needed depends on the data folder: enrolment/enrol.ts decides.
+  return {
+    address: flags.provider,
+    tokenFile: flags.tokenFile ? resolve(flags.tokenFile) : undefined,
+  };
 }
 
 export function compileHostConfig(flags: HostStartFlags): HostConfig {
@@ -86,19 +93,11 @@ export function compileHostConfig(flags: HostStartFlags): HostConfig {
     standalone: Boolean(flags.standalone),
     provider,
     address: flags.address,
-    certPort: port('--cert-port', flags.certPort, 8084),
+    certPort: port('--cert-port', flags.certPort, 8084, 0),
+    tlsDir: resolve(flags.tlsDir ?? join(resolve(flags.data), 'identity')),
     ticketPort: port('--ticket-port', flags.ticketPort, 8083),
     freezeTimeoutMs,
     devCopyFrequencyMs: devMs,
     journalCapBytes: flags.journalCap ? parseSize('--journal-cap', flags.journalCap) : undefined,
   });
-}
-
-/** The enrolled form needs the provider agent, which this build does not ship yet. */
-export function refuseEnrolled(config: HostConfig): void {
-  if (config.standalone) return;
-  throw new SecondsiteError(
-    'SS_UNAVAILABLE',
-    `enrolling host ${config.name} with provider ${config.provider?.address} needs the provider agent, which this build does not include; run with --standalone for the local storage path`,
-  );
 }

@@ -12,27 +12,33 @@ import { abortOnSignals } from '../../common/lifecycle/lifecycle.ts';
 import { lockDataFolder } from '../../common/lifecycle/data-lock.ts';
 import { createLogger } from '../../common/log/log.ts';
 import { systemClock } from '../../common/time/clock.ts';
-import { compileHostConfig, refuseEnrolled, type HostStartFlags } from './config.ts';
-import { createControlServer } from './control/control-server.ts';
-import { createVmManager } from './vm/vm-manager.ts';
+import { compileHostConfig, type HostStartFlags } from './config.ts';
+import { ensureEnrolled } from './enrolment/enrol.ts';
+import { createProviderLink } from './enrolment/provider-link.ts';
+import { createHostAgent } from './host-agent.ts';
+
+/** The host agent's software version, told to the provider. */
+const HOST_VERSION = '0.1.0';
 
 export type { HostStartFlags } from './config.ts';
-export type { PointJson, VmJson } from './control/control-client.ts';
+export type { PointJson, ReplicationJson, VmJson } from './control/control-client.ts';
 export {
   vmAction,
   vmCreate,
   vmCut,
   vmList,
+  vmPair,
+  vmRead,
   vmPoints,
   vmProtect,
   type VmAction,
   type VmCreateFlags,
+  type VmPairFlags,
   type VmProtectFlags,
 } from './control/admin.ts';
 
 export async function startHost(flags: HostStartFlags): Promise<void> {
   const config = compileHostConfig(flags);
-  refuseEnrolled(config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDataFolder(config.dataDir);
   const log = createLogger({ name: 'secondsite-host' }).child({
@@ -41,29 +47,41 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
   });
   const stop = abortOnSignals();
   try {
-    const vms = createVmManager({
-      dataDir: config.dataDir,
-      clock: systemClock,
-      log,
-      freezeTimeoutMs: config.freezeTimeoutMs,
-      copyFrequencyOverrideMs: config.devCopyFrequencyMs,
-      journalCapBytes: config.journalCapBytes,
-    });
-    const control = createControlServer({ dataDir: config.dataDir, vms, log });
+    // Enrolled before anything else starts: the replication port reads <data>/identity/.
+    const identity =
+      config.provider === undefined
+        ? undefined
+        : await ensureEnrolled({
+            dataDir: config.dataDir,
+            name: config.name,
+            provider: config.provider.address,
+            tokenFile: config.provider.tokenFile,
+            address: config.address,
+            now: () => systemClock.now(),
+            log,
+          });
+    const agent = createHostAgent(config, systemClock, log);
+    const link =
+      identity === undefined
+        ? undefined
+        : await createProviderLink({
+            dataDir: config.dataDir,
+            identity,
+            vms: agent.vms,
+            version: HOST_VERSION,
+            log,
+          });
     log.info({ data: config.dataDir, standalone: config.standalone }, 'host agent starting');
-    const running = [vms.run(stop.signal), control.run(stop.signal)].map((p) =>
-      p.catch((e: unknown) => {
-        log.error({ err: e }, 'host agent part failed; stopping');
-        stop.abort();
-        throw e;
-      }),
+    const linkDone = link?.run(stop.signal);
+    const outcome = await agent.run(stop.signal).then(
+      () => undefined,
+      (e: unknown) => ({ e }),
     );
-    const outcome = await Promise.allSettled(running);
-    await control.shutdown();
-    await vms.shutdown();
+    await link?.shutdown();
+    await linkDone;
+    await agent.shutdown();
     log.info('host agent stopped');
-    const failed = outcome.find((o) => o.status === 'rejected');
-    if (failed) throw failed.reason;
+    if (outcome) throw outcome.e;
   } finally {
     lock.release();
   }

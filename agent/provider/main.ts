@@ -18,6 +18,8 @@ export interface StartedProvider {
   readonly agent: ProviderAgent;
   /** Where the host join token was written. */
   readonly dataDir: string;
+  /** The host endpoint's address (--listen); its port is agent.hosts.port. */
+  readonly hostsHost: string;
   stop(): Promise<void>;
 }
 
@@ -47,6 +49,7 @@ export async function startProvider(
     return {
       agent,
       dataDir: config.dataDir,
+      hostsHost: config.listen.host,
       async stop() {
         running.abort();
         await agent.shutdown();

@@ -1,6 +1,16 @@
 /** Every benchmark scenario, in the order `npm run bench` runs them. */
 import type { Scenario } from '../harness.ts';
+import { initialCopy } from './initial-copy.ts';
 import { nbdFua4k, nbdSeqWrite } from './nbd.ts';
 import { replicaApply } from './replica-apply.ts';
+import { resync } from './resync.ts';
+import { delta1pct } from './delta-1pct.ts';
 
-export const SCENARIOS: Scenario[] = [nbdSeqWrite, nbdFua4k, replicaApply];
+export const SCENARIOS: Scenario[] = [
+  nbdSeqWrite,
+  nbdFua4k,
+  replicaApply,
+  delta1pct,
+  initialCopy,
+  resync,
+];

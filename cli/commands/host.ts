@@ -9,9 +9,12 @@ import {
   vmCreate,
   vmCut,
   vmList,
+  vmPair,
   vmPoints,
+  vmRead,
   vmProtect,
   type HostStartFlags,
+  type VmPairFlags,
   type VmAction,
   type VmJson,
 } from '../../agent/host/main.ts';
@@ -25,7 +28,8 @@ function startCommand(): Command {
     .option('--name <host>', "host name (standalone default: this machine's hostname)")
     .option('--provider <host:port>', 'the provider agent to enrol with')
     .option('--token-file <file>', "the provider's host join token")
-    .option('--address <ip>', 'address peers reach this host at')
+    .option('--address <ip>', 'address peers reach this host at (the replication port binds it)')
+    .option('--tls-dir <dir>', "this host's ca.pem, cert.pem, key.pem (default: <data>/identity)")
     .option('--cert-port <port>', 'replication port, certificate authentication', '8084')
     .option('--ticket-port <port>', 'replication port, ticket authentication', '8083')
     .option('--standalone', 'no provider: serve VMs and the local control API only')
@@ -120,6 +124,44 @@ function pointsCommand(): Command {
   );
 }
 
+type PairFlags = Omit<VmPairFlags, 'name'> & { disk: string[]; json?: boolean };
+
+function pairCommand(): Command {
+  return vmSub('pair', 'pair the VM for replication with a peer host')
+    .requiredOption('--role <primary|replica>', 'this host ships (primary) or receives (replica)')
+    .requiredOption('--peer-host <name>', "the peer host's name (its certificate identity)")
+    .requiredOption('--peer-address <ip:port>', "the peer's replication port")
+    .requiredOption('--vault <vault>', 'the vault both hosts belong to')
+    .option('--epoch <n>', 'replication epoch (both sides alike)', '1')
+    .option('--compression <on|off>', 'zstd-compress shipped chunks', 'on')
+    .option(
+      '--disk <size>',
+      'replica: create the VM with a disk of this size (repeat)',
+      collect,
+      [],
+    )
+    .action(async (name: string, f: PairFlags) => {
+      printVm(await vmPair({ ...f, name }), f.json);
+    });
+}
+
+function readCommand(): Command {
+  return vmSub('read', 'replica: write one disk as it was at a recovery point to a file')
+    .requiredOption('--disk <index>', 'disk index')
+    .requiredOption('--point <id>', 'recovery point id (see: host vm points)')
+    .requiredOption('--out <file>', 'file to write')
+    .action(
+      async (
+        name: string,
+        f: { data: string; disk: string; point: string; out: string; json?: boolean },
+      ) => {
+        const r = await vmRead({ ...f, name });
+        if (f.json) printJson(r);
+        else process.stdout.write(`wrote ${r.bytes} bytes to ${f.out}\n`);
+      },
+    );
+}
+
 function vmCommand(): Command {
   return new Command('vm')
     .description("this host's VMs (through the local control socket)")
@@ -130,6 +172,8 @@ function vmCommand(): Command {
     .addCommand(simpleVmCommand('unprotect', 'stop journaling; discards the journal and points'))
     .addCommand(cutCommand())
     .addCommand(pointsCommand())
+    .addCommand(pairCommand())
+    .addCommand(readCommand())
     .addCommand(listCommand());
 }
 

@@ -26,7 +26,7 @@ export function registerProviderCommands(program: Command): void {
     .option('--sync-clouds <all|none>', 'clouds to sync at registration', 'all')
     .option('--proxy <url>', 'reach the coordinator through this HTTP CONNECT proxy')
     .option('--listen <host:port>', 'where hosts enrol', '127.0.0.1:8443')
-    .option('--json', 'print {server, vault, identity, joinToken} as JSON once started')
+    .option('--json', 'print {server, vault, identity, joinToken, hosts} as JSON once started')
     .action(async (flags: StartFlags) => {
       await runProvider(
         {
@@ -45,9 +45,14 @@ export function registerProviderCommands(program: Command): void {
             vault: info.vault,
             identity: info.identity,
             joinToken: `${p.dataDir}/host-join-token`,
+            hosts: `${p.hostsHost}:${p.agent.hosts.port}`,
           };
           if (flags.json) printJson(out);
-          else process.stdout.write(`provider ${info.name} running in vault ${info.vault}\n`);
+          else {
+            process.stdout.write(
+              `provider ${info.name} running in vault ${info.vault}; hosts enrol at ${out.hosts} with ${out.joinToken}\n`,
+            );
+          }
         },
       );
     });

@@ -28,7 +28,16 @@ export function vmsTable(vms: readonly VmJson[]): string {
       v.disks.map((d) => [v.name, String(d.index), humanSize(d.sizeBytes), d.nbd || '(stopped)']),
     ),
   );
-  return `${main}\n${disks}`;
+  const paired = vms.filter((v) => v.replication);
+  if (paired.length === 0) return `${main}\n${disks}`;
+  const repl = table(
+    ['VM', 'ROLE', 'PEER', 'STATE', 'LAST ACKED', 'LAST ERROR'],
+    paired.map((v) => {
+      const r = v.replication!;
+      return [v.name, r.role, r.peer, r.state, String(r.lastAckedSeq), r.lastError || '-'];
+    }),
+  );
+  return `${main}\n${disks}\n${repl}`;
 }
 
 export function pointsTable(points: readonly PointJson[]): string {

@@ -6,7 +6,15 @@
  */
 import { ERROR_CATALOGUE } from '../errors/catalogue.ts';
 import { SecondsiteError, type ErrorCode } from '../errors/errors.ts';
-import type { CloudView, JobView, KeyFileView, KeyView, ServerView, VaultView } from './types.ts';
+import type {
+  CloudView,
+  JobView,
+  KeyFileView,
+  KeyView,
+  ServerView,
+  VaultView,
+  VmView,
+} from './types.ts';
 
 /** The subset of the WHATWG fetch the client needs. */
 export type FetchLike = (
@@ -42,6 +50,10 @@ export interface ApiClient {
   listClouds(vault: string): Promise<CloudView[]>;
   /** Starts the cloud.sync job; returns it at once. */
   syncCloud(vault: string, server: string, cloud: string): Promise<JobView>;
+  /** VMs of the vault, or of one cloud given as SERVER/CLOUD. */
+  listVms(vault: string, cloud?: string): Promise<VmView[]>;
+  /** One VM, named SERVER/VM (or a bare name only one server has). */
+  getVm(vault: string, name: string): Promise<VmView>;
 }
 
 function isErrorCode(code: unknown): code is ErrorCode {
@@ -125,5 +137,13 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       (await call<{ clouds: CloudView[] }>('GET', `/vaults/${seg(vault)}/clouds`)).clouds,
     syncCloud: (vault, server, cloud) =>
       call('POST', `/vaults/${seg(vault)}/clouds/sync`, { server, cloud }),
+    listVms: async (vault, cloud) =>
+      (
+        await call<{ vms: VmView[] }>(
+          'GET',
+          `/vaults/${seg(vault)}/vms${cloud === undefined ? '' : `?cloud=${seg(cloud)}`}`,
+        )
+      ).vms,
+    getVm: (vault, name) => call('GET', `/vaults/${seg(vault)}/vms/${seg(name)}`),
   };
 }

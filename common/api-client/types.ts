@@ -104,3 +104,16 @@ export interface CloudView {
   readonly policy: string | null;
   readonly pairedWith: string | null;
 }
+
+/** `vm list` / `vm show` (CLI.md). `nbd` is null while the VM is stopped (no export). */
+export interface VmView {
+  readonly name: string;
+  readonly server: string;
+  /** The cloud containing the VM's host's host group; null when none does. */
+  readonly cloud: string | null;
+  readonly host: string;
+  readonly state: 'running' | 'stopped';
+  readonly role: 'primary' | 'replica' | 'test' | 'none';
+  readonly disks: readonly { index: number; sizeBytes: number; nbd: string | null }[];
+  readonly nics: readonly { network: string; subnet: string }[];
+}

@@ -111,7 +111,7 @@ export const ERROR_CATALOGUE = {
   SS_KEY_INVALID: {
     kind: 'unauthenticated',
     action:
-      'The registration key or token is altered, revoked or for another vault; download a new one for this vault.',
+      "The registration key or token is altered, revoked or for another vault; download a new one for this vault. For a host join token, copy <provider data>/host-join-token of the host's provider again.",
   },
   SS_KEY_ALTERED: {
     kind: 'unauthenticated',

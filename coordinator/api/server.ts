@@ -16,6 +16,8 @@ import { toHttpError } from './http-errors.ts';
 import { jobRoutes } from './routes-jobs.ts';
 import { vaultRoutes } from './routes-vaults.ts';
 import { inventoryRoutes } from './routes-inventory.ts';
+import { vmRoutes } from './routes-vms.ts';
+import type { VmInventory } from '../inventory/vm-inventory.ts';
 import type { KeyService } from '../registration/key-service.ts';
 import type { InventoryService } from '../inventory/inventory-service.ts';
 import type { Clock } from '../../common/time/clock.ts';
@@ -40,6 +42,8 @@ export interface ApiOptions {
   };
   /** Registration keys, servers and clouds (with clock for key states). */
   readonly inventory?: { keys: KeyService; inventory: InventoryService; clock: Clock };
+  /** VMs reported by hosts through their providers. */
+  readonly vms?: VmInventory;
 }
 
 /** Request bodies are small JSON documents; 1 MiB leaves ample room. */
@@ -87,5 +91,6 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   jobRoutes(app, { jobs: opts.jobs, vaults: opts.vaults, testJobs: opts.testJobs ?? false });
   if (opts.inventory)
     inventoryRoutes(app, { ...opts.inventory, vaults: opts.vaults, jobs: opts.jobs });
+  if (opts.vms) vmRoutes(app, { vaults: opts.vaults, vms: opts.vms });
   return app;
 }

@@ -29,6 +29,7 @@ import {
   type AgentEnvelope,
 } from '../../common/wire/agent-channel-messages.ts';
 import type { InventoryService } from '../inventory/inventory-service.ts';
+import type { VmInventory } from '../inventory/vm-inventory.ts';
 import type { ServerRecord, SiteInventory } from '../domain/server.ts';
 import { inventorySchema } from '../registration/registration-job.ts';
 import type { Vault } from '../domain/vault.ts';
@@ -41,6 +42,8 @@ export interface AgentChannelDeps {
   readonly registration: RegistrationService;
   readonly vaults: VaultService;
   readonly inventory: InventoryService;
+  /** Where hosts' VMs relayed by the provider are kept; absent in tests that need none. */
+  readonly vms?: VmInventory;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -167,6 +170,12 @@ function providerHandlers(
       if ('commandResult' in env) {
         deps.hub.onResult(session, env.commandId ?? '', env.commandResult);
       }
+    },
+    hostInventory: async (env) => {
+      if (!('hostInventory' in env)) return;
+      const r = env.hostInventory;
+      if (!r.host) throw new SecondsiteError('SS_PROTOCOL', 'host_inventory without a host');
+      await deps.vms?.report(vault.id, server.name, r);
     },
     inventoryReport: async (env) => {
       if (!('inventoryReport' in env)) return;

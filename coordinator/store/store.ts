@@ -19,6 +19,8 @@
  *   v/<vaultId>/registration/<regId> → jobId       a provider's registration attempt → its job
  *   v/<vaultId>/server/<lower name> → ServerRecord a registered provider (site manager)
  *   v/<vaultId>/cloud/<lower server>/<cloud> → CloudRecord   a synced cloud (R5)
+ *   v/<vaultId>/host/<lower server>/<host> → HostRecord     a host's VMs as its provider
+ *                                                  last reported them (R7)
  *
  * Invariant: every state change is written (synchronously, for LevelDB) before the caller
  * acknowledges it to anyone; a batch is all-or-nothing.
@@ -58,6 +60,9 @@ export const keys = Object.freeze({
   cloud: (vaultId: string, server: string, cloud: string) =>
     `v/${vaultId}/cloud/${server.toLowerCase()}/${cloud}`,
   cloudPrefix: (vaultId: string) => `v/${vaultId}/cloud/`,
+  host: (vaultId: string, server: string, host: string) =>
+    `v/${vaultId}/host/${server.toLowerCase()}/${host}`,
+  hostPrefix: (vaultId: string) => `v/${vaultId}/host/`,
 });
 
 /** Collects an iteration into an array (small collections only: vaults, jobs of a vault). */

@@ -77,7 +77,8 @@ export class ProviderLab {
 
   async provider(opts: Partial<ProviderOptions> & { data: string }): Promise<StartedProvider> {
     const p = await startProvider(
-      { site: NEW_YORK_SITE, ...opts },
+      // Port 0: several providers of one test must not share the default host port.
+      { site: NEW_YORK_SITE, listen: '127.0.0.1:0', ...opts },
       { log: silentLogger, backoff: FAST_BACKOFF },
     );
     let stopped = false;

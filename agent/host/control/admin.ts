@@ -87,6 +87,66 @@ export function vmCut(flags: {
   );
 }
 
+export interface VmPairFlags {
+  readonly data: string;
+  readonly name: string;
+  readonly role: string;
+  readonly peerHost: string;
+  readonly peerAddress: string;
+  readonly vault: string;
+  /** @default 1 */
+  readonly epoch?: string;
+  /** on | off. @default on */
+  readonly compression?: string;
+  /** Replica only: disks to create the replica VM with. */
+  readonly disk?: readonly string[];
+}
+
+export function vmPair(flags: VmPairFlags): Promise<VmJson> {
+  if (flags.role !== 'primary' && flags.role !== 'replica') {
+    throw badInput('--role', 'must be primary or replica');
+  }
+  if (!/^[^\s]+:\d{1,5}$/.test(flags.peerAddress)) {
+    throw badInput('--peer-address', `"${flags.peerAddress}" is not IP:PORT`);
+  }
+  const epoch = flags.epoch ?? '1';
+  if (!/^\d+$/.test(epoch)) throw badInput('--epoch', 'must be a whole number');
+  const compression = flags.compression ?? 'on';
+  if (compression !== 'on' && compression !== 'off') {
+    throw badInput('--compression', 'must be on or off');
+  }
+  if (flags.role === 'primary' && flags.disk?.length) {
+    throw badInput('--disk', 'only a replica VM is created by pair');
+  }
+  const disks = (flags.disk ?? []).map((d) => ({ sizeBytes: String(parseSize('--disk', d)) }));
+  return withClient(flags.data, (c) =>
+    c.pairVm({
+      name: flags.name,
+      role: flags.role,
+      peerHost: flags.peerHost,
+      peerAddress: flags.peerAddress,
+      vault: flags.vault,
+      epoch,
+      compression: compression === 'on',
+      disks,
+    }),
+  );
+}
+
+export function vmRead(flags: {
+  data: string;
+  name: string;
+  disk: string;
+  point: string;
+  out: string;
+}): Promise<{ bytes: number }> {
+  const disk = Number(flags.disk);
+  if (!Number.isInteger(disk) || disk < 0) throw badInput('--disk', 'must be a disk index');
+  return withClient(flags.data, (c) =>
+    c.readPoint({ name: flags.name, disk, pointId: flags.point, outPath: resolve(flags.out) }),
+  );
+}
+
 export function vmPoints(flags: { data: string; name: string }): Promise<PointJson[]> {
   return withClient(flags.data, (c) => c.listPoints({ name: flags.name }));
 }

@@ -15,6 +15,10 @@ import type {
   ListRecoveryPointsReply,
   ListVmsReply,
   LocalVmMsg,
+  PairVmRequest,
+  ReadPointReply,
+  ReadPointRequest,
+  ReplicationStatusMsg,
   ProtectVmRequest,
   RecoveryPointMsg,
   VmRef,
@@ -45,6 +49,36 @@ export interface VmJson {
   guestAgentSocket: string;
   guestConnected: boolean;
   latestRecoveryPoint: PointJson | null;
+  /** Present when the VM is paired for replication. */
+  replication?: ReplicationJson;
+}
+
+export interface ReplicationJson {
+  role: 'primary' | 'replica';
+  peer: string;
+  peerAddress: string;
+  epoch: number;
+  baseline: string;
+  state: 'idle' | 'connecting' | 'shipping' | 'backoff' | 'stopped' | 'incompatible';
+  lastAckedSeq: number;
+  lastError: string;
+  /** ISO 8601, or null for never. */
+  lastShippedAt: string | null;
+}
+
+function replicationFromMsg(r: ReplicationStatusMsg): ReplicationJson {
+  const at = Number(r.lastShippedAtMs);
+  return {
+    role: r.role as ReplicationJson['role'],
+    peer: r.peer,
+    peerAddress: r.peerAddress,
+    epoch: Number(r.epoch),
+    baseline: r.baseline,
+    state: r.state as ReplicationJson['state'],
+    lastAckedSeq: Number(r.lastAckedSeq),
+    lastError: r.lastError,
+    lastShippedAt: at > 0 ? new Date(at).toISOString() : null,
+  };
 }
 
 type UnaryMethod<T> = (
@@ -88,6 +122,7 @@ export function vmFromMsg(v: LocalVmMsg): VmJson {
     guestAgentSocket: v.guestAgentSocket,
     guestConnected: v.guestConnected,
     latestRecoveryPoint: v.latestRecoveryPoint ? pointFromMsg(v.latestRecoveryPoint) : null,
+    ...(v.replication ? { replication: replicationFromMsg(v.replication) } : {}),
   };
 }
 
@@ -148,6 +183,13 @@ export class HostLocalClient {
     return (await this.call<ListRecoveryPointsReply>('listRecoveryPoints', req)).points.map(
       pointFromMsg,
     );
+  }
+
+  async pairVm(req: PairVmRequest): Promise<VmJson> {
+    return vmFromMsg(await this.call<LocalVmMsg>('pairVm', req));
+  }
+  async readPoint(req: ReadPointRequest): Promise<{ bytes: number }> {
+    return { bytes: Number((await this.call<ReadPointReply>('readPoint', req)).bytes) };
   }
 
   private call<T>(method: string, req: object): Promise<T> {

@@ -13,12 +13,14 @@
 import { chmodSync, rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
-import { badInput } from '../../../common/errors/errors.ts';
+import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Service } from '../../../common/lifecycle/lifecycle.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import { loadPackageDefinition } from '../../../common/proto/load.ts';
 import { toGrpcError } from '../../../common/wire/grpc-errors.ts';
-import type { VmManager } from '../vm/vm-manager.ts';
+import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { ReplicationStatus } from '../replication/sender.ts';
+import type { VmManager, VmView } from '../vm/vm-manager.ts';
 import { checkSocketPath, layout } from '../vm/layout.ts';
 import { pointToMsg, vmToMsg } from './host-local-mapping.ts';
 
@@ -34,6 +36,30 @@ const protectVm = z.object({
   appConsistentHours: z.number().int(),
 });
 const cut = z.object({ name: z.string(), appConsistent: z.boolean() });
+const pair = z.object({
+  name: z.string(),
+  role: z.enum(['primary', 'replica']),
+  peerHost: z.string().min(1),
+  peerAddress: z.string().regex(/^[^\s]+:\d{1,5}$/, 'must be HOST:PORT'),
+  vault: z.string().min(1),
+  epoch: z.string().regex(/^\d+$/),
+  compression: z.boolean(),
+  disks: z.array(z.object({ sizeBytes: z.string().regex(/^\d+$/) })),
+});
+const readPoint = z.object({
+  name: z.string(),
+  disk: z.number().int().min(0),
+  pointId: z.string().min(1),
+  outPath: z.string().startsWith('/', 'must be an absolute path'),
+});
+
+/** What the control API asks of replication (agent/host/replication/replication-host.ts). */
+export interface ControlReplication {
+  status(view: VmView): Promise<ReplicationStatus | undefined>;
+  refresh(): void;
+  points(vm: string): Promise<RecoveryPointRecord[]>;
+  readToFile(vm: string, disk: number, pointId: string, outPath: string): Promise<number>;
+}
 
 type Handler = (req: unknown) => Promise<unknown>;
 
@@ -46,9 +72,15 @@ function parse<T>(schema: z.ZodType<T>, req: unknown): T {
   return r.data;
 }
 
-function handlers(vms: VmManager, dataDir: string): Record<string, Handler> {
-  const toMsg = vmToMsg(dataDir);
+function handlers(
+  vms: VmManager,
+  dataDir: string,
+  repl: ControlReplication | undefined,
+): Record<string, Handler> {
+  const msgOf = vmToMsg(dataDir);
+  const toMsg = async (v: VmView) => msgOf(v, await repl?.status(v));
   return {
+    ...replicationHandlers(vms, repl, toMsg),
     CreateVm: async (req) => {
       const r = parse(createVm, req);
       const view = await vms.createVm({
@@ -71,10 +103,41 @@ function handlers(vms: VmManager, dataDir: string): Record<string, Handler> {
         await vms.cut(r.name, r.appConsistent ? 'app-consistent' : 'crash-consistent'),
       );
     },
-    ListVms: async () => ({ vms: vms.list().map(toMsg) }),
-    ListRecoveryPoints: async (req) => ({
-      points: vms.points(parse(vmRef, req).name).map(pointToMsg),
-    }),
+    ListVms: async () => ({ vms: await Promise.all(vms.list().map(toMsg)) }),
+    ListRecoveryPoints: async (req) => {
+      const { name } = parse(vmRef, req);
+      const replica = vms.pairingOf(name)?.role === 'replica' && repl;
+      const points = replica ? await repl.points(name) : vms.points(name);
+      return { points: points.map(pointToMsg) };
+    },
+  };
+}
+
+function replicationHandlers(
+  vms: VmManager,
+  repl: ControlReplication | undefined,
+  toMsg: (v: VmView) => Promise<unknown>,
+): Record<string, Handler> {
+  return {
+    PairVm: async (req) => {
+      const r = parse(pair, req);
+      const view = await vms.pair({
+        ...r,
+        epoch: Number(r.epoch) || 1,
+        diskSizes: r.disks.map((d) => Number(d.sizeBytes)),
+      });
+      repl?.refresh();
+      return toMsg(view);
+    },
+    ReadPoint: async (req) => {
+      const r = parse(readPoint, req);
+      if (vms.pairingOf(r.name)?.role !== 'replica' || !repl) {
+        throw new SecondsiteError('SS_CONFLICT', `VM ${r.name} is not a replica on this host`, {
+          vm: r.name,
+        });
+      }
+      return { bytes: String(await repl.readToFile(r.name, r.disk, r.pointId, r.outPath)) };
+    },
   };
 }
 
@@ -101,6 +164,7 @@ export function createControlServer(opts: {
   dataDir: string;
   vms: VmManager;
   log: Logger;
+  replication?: ControlReplication;
 }): Service {
   const log = opts.log.child({ component: 'control' });
   const socketPath = checkSocketPath(layout.controlSocket(opts.dataDir));
@@ -109,7 +173,7 @@ export function createControlServer(opts: {
     secondsite: { v1: { HostLocal: grpc.ServiceClientConstructor } };
   };
   const impl: grpc.UntypedServiceImplementation = {};
-  for (const [name, fn] of Object.entries(handlers(opts.vms, opts.dataDir))) {
+  for (const [name, fn] of Object.entries(handlers(opts.vms, opts.dataDir, opts.replication))) {
     impl[name] = adapt(name, fn, log);
   }
   server.addService(pkg.secondsite.v1.HostLocal.service, impl);

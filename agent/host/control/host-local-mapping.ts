@@ -18,7 +18,10 @@ export function pointToMsg(p: RecoveryPointRecord): RecoveryPointMsg {
   };
 }
 
-function replicationToMsg(v: VmView, r: ReplicationStatus | undefined): ReplicationStatusMsg | null {
+function replicationToMsg(
+  v: VmView,
+  r: ReplicationStatus | undefined,
+): ReplicationStatusMsg | null {
   const p = v.pairing;
   if (!p || !r) return null;
   return {

@@ -8,6 +8,8 @@
  * name, so the name is the pairing key. `baseline` is the seam for the initial copy:
  *   - 'zero': paired before protection while every disk read as zeros, so a replica of zeros
  *     equals the source at seq 0 and shipping from segment 1 is exact;
+ *   - 'copied': an initial copy made the replica equal to the source at the replica store's
+ *     lastApplied (set through VmManager.setBaseline by the initial-copy step);
  *   - 'initial-copy-required': the replica cannot be assumed equal to anything the journal
  *     continues from; the sender refuses to ship until an initial copy replaces this value.
  */
@@ -38,7 +40,7 @@ export const pairingSchema = z.strictObject({
   epoch: z.number().int().min(0),
   /** zstd per chunk when both peers support it. @default true */
   compression: z.boolean(),
-  baseline: z.enum(['zero', 'initial-copy-required']),
+  baseline: z.enum(['zero', 'copied', 'initial-copy-required']),
 });
 
 export type Pairing = z.infer<typeof pairingSchema>;

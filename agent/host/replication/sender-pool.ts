@@ -5,12 +5,14 @@
  *
  * States: created → running (run) → closed (shutdown).
  */
-import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import { hostIdentity } from '../../../certs/identity.ts';
 import type { VmJournal } from '../journal/types.ts';
-import { createReplicationClient, type ReplicationClient } from '../transport/replication-client.ts';
+import {
+  createReplicationClient,
+  type ReplicationClient,
+} from '../transport/replication-client.ts';
 import type { TlsMaterial } from '../transport/replication-server.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 import { VmSender, type ReplicationStatus } from './sender.ts';
@@ -49,16 +51,22 @@ export class SenderPool {
   constructor(private readonly o: SenderPoolOptions) {}
 
   async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && !this.closed) {
-      await this.reconcile();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.o.reconcileMs ?? 2_000);
-        this.refreshNow = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        signal.addEventListener('abort', this.refreshNow, { once: true });
-      });
+    const onAbort = (): void => this.refreshNow();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!signal.aborted && !this.closed) {
+        await this.reconcile();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.o.reconcileMs ?? 2_000);
+          this.refreshNow = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          if (signal.aborted || this.closed) this.refreshNow();
+        });
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -136,11 +144,4 @@ export class SenderPool {
     await r.done;
     r.client.close();
   }
-}
-
-/** For callers that need a sender's VM to be a primary. */
-export function notPrimary(vm: string): SecondsiteError {
-  return new SecondsiteError('SS_CONFLICT', `VM ${vm} is not paired as primary on this host`, {
-    vm,
-  });
 }

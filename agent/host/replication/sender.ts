@@ -5,8 +5,8 @@
  *
  * The loop, numbered:
  *  1. wait for a journal (the VM runs and is protected) that is journaling;
- *  2. refuse when the pairing's baseline is not 'zero' (the initial copy has not run; that
- *     step replaces the baseline) — state `stopped`;
+ *  2. refuse while the pairing's baseline is 'initial-copy-required' (the initial copy has not
+ *     run; that step sets 'copied') — state `stopped`;
  *  3. open the ship stream (Hello → Welcome, Resume with the replica's lastApplied);
  *  4. resume: sealed segments ≤ lastApplied are already applied there, so markShipped them; if
  *     the next sealed segment is not lastApplied + 1 the journal cannot continue the replica
@@ -29,12 +29,7 @@ import { backoffDelay, retryDecision } from './backoff.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 
 export type SenderState =
-  | 'idle'
-  | 'connecting'
-  | 'shipping'
-  | 'backoff'
-  | 'stopped'
-  | 'incompatible';
+  'idle' | 'connecting' | 'shipping' | 'backoff' | 'stopped' | 'incompatible';
 
 export interface ReplicationStatus {
   readonly role: 'primary' | 'replica';
@@ -120,7 +115,7 @@ export class VmSender {
       this.set({ state: journal ? 'stopped' : 'idle' });
       return this.sleep(signal, 1_000);
     }
-    if (this.o.pairing.baseline !== 'zero') {
+    if (this.o.pairing.baseline === 'initial-copy-required') {
       throw new SecondsiteError(
         'SS_RESYNC_REQUIRED',
         `VM ${this.o.vm} needs an initial copy to its replica before deltas can be shipped`,

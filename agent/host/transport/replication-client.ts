@@ -22,9 +22,21 @@ import type { StatusReplyMsg } from '../replication/wire-types.ts';
 import { CLIENT_OPTIONS } from './grpc-options.ts';
 import type { TlsMaterial } from './replication-server.ts';
 import { replicationService } from './replication-service.ts';
+import {
+  runInitialCopy,
+  type InitialCopyOptions,
+  type InitialCopyResult,
+} from './initial-copy-client.ts';
+import {
+  NetworkResyncPeer,
+  type RemoteResyncOptions,
+  type RemoteResyncPeer,
+} from './resync-client.ts';
 import { ShipStream } from './ship-client.ts';
 
 export { ShipStream, type ShipResult } from './ship-client.ts';
+export type { InitialCopyOptions, InitialCopyResult } from './initial-copy-client.ts';
+export type { RemoteResyncOptions, RemoteResyncPeer, ResyncWireStats } from './resync-client.ts';
 
 export interface ReplicationClientOptions {
   /** host:port of the peer's replication port, e.g. "10.0.0.2:8084". */
@@ -51,10 +63,28 @@ export interface ReplicationClient {
   close(): void;
 }
 
+/** The initial-copy and resync streams (a separate interface: ship-only fakes stay valid). */
+export interface SyncClient {
+  /**
+   * Copies a VM's disks to the peer's replica over one InitialCopy stream (one attempt; it
+   * resumes at the replica's watermark when the copy id and base match an earlier one).
+   */
+  initialCopy(opts: InitialCopyOptions): Promise<InitialCopyResult>;
+  /** A ResyncPeer over a ResyncHashes stream, for `runResyncSource({ peer })`. */
+  resyncPeer(opts: RemoteResyncOptions): RemoteResyncPeer;
+}
+
+/** The replica of `opts.vmId` on the peer as a ResyncPeer (see resync-client.ts). */
+export function remoteResyncPeer(client: SyncClient, opts: RemoteResyncOptions): RemoteResyncPeer {
+  return client.resyncPeer(opts);
+}
+
 /** SNI name sent to peers: the server is checked by identity, so this only has to be valid. */
 const SNI_NAME = 'secondsite-peer';
 
-export function createReplicationClient(opts: ReplicationClientOptions): ReplicationClient {
+export function createReplicationClient(
+  opts: ReplicationClientOptions,
+): ReplicationClient & SyncClient {
   const peerUri = formatIdentity(opts.expectedPeer);
   const log = opts.log.child({ component: 'replication-client', peer: peerUri });
   const local = opts.local ?? LOCAL_HELLO;
@@ -99,6 +129,22 @@ export function createReplicationClient(opts: ReplicationClientOptions): Replica
           },
         );
       });
+    },
+
+    initialCopy(o: InitialCopyOptions): Promise<InitialCopyResult> {
+      const call = client['initialCopy']!() as Parameters<typeof runInitialCopy>[0];
+      log.debug({ vm: o.vmId, copyId: o.copyId }, 'initial copy stream');
+      return runInitialCopy(call, local, peerUri, o);
+    },
+
+    resyncPeer(o: RemoteResyncOptions): RemoteResyncPeer {
+      const open = () =>
+        client['resyncHashes']!() as ConstructorParameters<
+          typeof NetworkResyncPeer
+        >[0] extends () => infer C
+          ? C
+          : never;
+      return new NetworkResyncPeer(open, local, peerUri, o);
     },
 
     close(): void {

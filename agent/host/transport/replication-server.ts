@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Service } from '../../../common/lifecycle/lifecycle.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import { systemClock, type Clock } from '../../../common/time/clock.ts';
+import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { toGrpcError } from '../../../common/wire/grpc-errors.ts';
 import { callerOf, type AuthContextSource, type Caller } from '../../common/caller.ts';
 import { LOCAL_HELLO, type HelloFields } from '../replication/protocol.ts';
@@ -22,15 +23,30 @@ import type { StatusReplyMsg, StatusRequestMsg } from '../replication/wire-types
 import { FLOW_CONTROL_WINDOW, SERVER_OPTIONS } from './grpc-options.ts';
 import { replicationService } from './replication-service.ts';
 import { raiseServerWindows } from './server-window.ts';
+import { serveInitialCopy, type CopyTargetFactory } from './initial-copy-server.ts';
+import { serveResync, type ResyncTargetFactory } from './resync-server.ts';
 import {
   acceptHello,
   serveShipStream,
   welcomeFor,
   type Authorize,
-  type ReplicationHandlers,
+  type ReplicationHandlers as ShipHandlers,
 } from './ship-server.ts';
 
-export type { Authorize, ReplicationHandlers, StreamContext } from './ship-server.ts';
+export type { Authorize, StreamContext } from './ship-server.ts';
+export type { CopyTarget, CopyTargetFactory } from './initial-copy-server.ts';
+export type { ResyncTargetFactory } from './resync-server.ts';
+
+/**
+ * The replica side the server calls (wired to the recovery store by the host agent). The copy
+ * and resync factories are optional: without them those streams end with SS_CONFLICT.
+ */
+export interface ReplicationHandlers extends ShipHandlers {
+  /** InitialCopy: the VM's InitialCopyTarget (agent/host/sync), made per stream. */
+  initialCopyTarget?: CopyTargetFactory;
+  /** ResyncHashes: the VM's ResyncTarget (agent/host/sync), made per stream. */
+  resyncTarget?: ResyncTargetFactory;
+}
 
 export interface TlsMaterial {
   /** PEM of the vault CA (trust anchor for the peer's chain). */
@@ -118,9 +134,40 @@ export function createReplicationServer(opts: ReplicationServerOptions): Replica
       (e) => callback(toGrpcError(e)),
     )(call);
 
-  // InitialCopy and ResyncHashes are defined in the proto; their handlers come with the
-  // initial-copy and resync work. Until then grpc-js answers UNIMPLEMENTED.
-  server.addService(replicationService().service, { shipSegments, status } as never);
+  // One copy or resync stream per VM at a time (both rewrite the replica disks).
+  const busy = new Set<string>();
+  const refuse = (what: string) => (): never => {
+    throw new SecondsiteError('SS_CONFLICT', `this host does not serve ${what}`);
+  };
+  const initialCopyTarget = opts.handlers.initialCopyTarget ?? refuse('initial copies');
+  const resyncTarget = opts.handlers.resyncTarget ?? refuse('resyncs');
+
+  const initialCopy: grpc.handleBidiStreamingCall<never, never> = (call) =>
+    guarded(
+      'InitialCopy',
+      async (caller) => {
+        await serveInitialCopy(call as never, { ...deps, caller, busy }, initialCopyTarget);
+        call.end();
+      },
+      (e) => call.emit('error', toGrpcError(e)),
+    )(call);
+
+  const resyncHashes: grpc.handleBidiStreamingCall<never, never> = (call) =>
+    guarded(
+      'ResyncHashes',
+      async (caller) => {
+        await serveResync(call as never, { ...deps, caller, busy }, resyncTarget);
+        call.end();
+      },
+      (e) => call.emit('error', toGrpcError(e)),
+    )(call);
+
+  server.addService(replicationService().service, {
+    shipSegments,
+    status,
+    initialCopy,
+    resyncHashes,
+  } as never);
 
   let port: number | undefined;
   let stopped: () => void = () => undefined;

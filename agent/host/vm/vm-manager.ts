@@ -69,6 +69,8 @@ export interface VmManager extends Service {
   journalOf(name: string): VmJournal | undefined;
   /** Every VM with its pairing, for the replication parts. */
   paired(): Array<{ config: VmConfig; pairing: Pairing }>;
+  /** The initial-copy step: the replica now equals the source (baseline 'copied'). */
+  setBaseline(name: string, baseline: Pairing['baseline']): Promise<void>;
 }
 
 function checkDiskSizes(sizes: readonly number[]): void {
@@ -278,6 +280,17 @@ class Manager implements VmManager {
     return [...this.pairings.entries()].flatMap(([name, pairing]) => {
       const config = this.configs.get(name);
       return config ? [{ config, pairing }] : [];
+    });
+  }
+
+  setBaseline(name: string, baseline: Pairing['baseline']): Promise<void> {
+    return this.serial(name, async () => {
+      const pairing = this.pairings.get(name);
+      if (!pairing) {
+        throw new SecondsiteError('SS_NOT_PAIRED', `VM ${name} is not paired`, { vm: name });
+      }
+      this.savePairing(name, { ...pairing, baseline });
+      this.ctx.onSealed?.(name);
     });
   }
 

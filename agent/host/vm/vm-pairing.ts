@@ -28,7 +28,7 @@ export function fileIsAllZero(path: string): boolean {
   const fd = openSync(path, 'r');
   const buf = Buffer.alloc(8 * 1024 * 1024);
   try {
-    for (let at = 0; ; ) {
+    for (let at = 0; ;) {
       const n = readSync(fd, buf, 0, buf.length, at);
       if (n === 0) return true;
       if (!buf.subarray(0, n).every((b) => b === 0)) return false;

@@ -85,65 +85,80 @@ function hostCaller(
   return { caller, host };
 }
 
+/** The dispatch table of one control stream, by frame kind (steps 1, 3, 4). */
+function frameTable(
+  session: HostSession,
+  o: HostsServerOptions,
+): { greeted(): boolean; table: Record<string, (f: HostFrame) => void> } {
+  let greeted = false;
+  const table: Record<string, (f: HostFrame) => void> = {
+    hello: (f) => {
+      if (!('hello' in f) || greeted) throw new SecondsiteError('SS_PROTOCOL', 'a second hello');
+      const h = f.hello;
+      if (h.protocolMin > HOST_CONTROL_PROTOCOL.max || h.protocolMax < HOST_CONTROL_PROTOCOL.min) {
+        throw new SecondsiteError('SS_PROTOCOL_INCOMPATIBLE', 'no common control protocol');
+      }
+      greeted = true;
+      session.send({ welcome: { protocol: Math.min(h.protocolMax, HOST_CONTROL_PROTOCOL.max) } });
+      o.registry.attach(session, h.inventory ?? { vms: [] });
+    },
+    inventory: (f) =>
+      'inventory' in f && o.registry.onInventory(session, f.inventory ?? { vms: [] }),
+    commandResult: (f) => 'commandResult' in f && o.registry.onResult(session, f.commandResult),
+  };
+  return { greeted: () => greeted, table };
+}
+
 function connectHandler(
   o: HostsServerOptions,
 ): grpc.handleBidiStreamingCall<HostFrame, ProviderFrame> {
   return (call) => {
-    let session: HostSession;
-    let caller: Caller;
+    let who: { caller: Caller; host: string };
     try {
-      const who = hostCaller(call, o);
-      caller = who.caller;
-      session = {
-        host: who.host,
-        send: (frame) => void call.write(frame),
-        end: () => call.end(),
-      };
+      who = hostCaller(call, o);
     } catch (e) {
       o.log.warn({ err: e }, 'host connection refused');
       call.emit('error', toGrpcError(e));
       return;
     }
-    let greeted = false;
-    const table: Record<string, (f: HostFrame) => void> = {
-      hello: (f) => {
-        if (!('hello' in f) || greeted) throw new SecondsiteError('SS_PROTOCOL', 'a second hello');
-        const h = f.hello;
-        if (
-          h.protocolMin > HOST_CONTROL_PROTOCOL.max ||
-          h.protocolMax < HOST_CONTROL_PROTOCOL.min
-        ) {
-          throw new SecondsiteError('SS_PROTOCOL_INCOMPATIBLE', 'no common control protocol');
-        }
-        greeted = true;
-        session.send({ welcome: { protocol: Math.min(h.protocolMax, HOST_CONTROL_PROTOCOL.max) } });
-        o.registry.attach(session, h.inventory ?? { vms: [] });
-      },
-      inventory: (f) =>
-        'inventory' in f && o.registry.onInventory(session, f.inventory ?? { vms: [] }),
-      commandResult: (f) => 'commandResult' in f && o.registry.onResult(session, f.commandResult),
+    let closed = false;
+    const close = (): void => {
+      if (!closed) call.end();
+      closed = true;
     };
+    const session: HostSession = {
+      host: who.host,
+      // Nothing is written once the stream ended (a late command of a replaced session).
+      send: (frame) => void (closed || call.write(frame)),
+      end: close,
+    };
+    const { greeted, table } = frameTable(session, o);
     call.on('data', (frame: HostFrame) => {
+      if (closed) return;
       try {
         // TLS checked validity at the handshake only; the stream may outlive the certificate.
-        if (o.clock.now() > caller.certNotAfter) {
+        if (o.clock.now() > who.caller.certNotAfter) {
           throw new SecondsiteError('SS_CERT_INVALID', 'the host certificate has expired');
         }
         const handler = frame.body === undefined ? undefined : table[frame.body];
-        if (handler === undefined || (!greeted && frame.body !== 'hello')) {
+        if (handler === undefined || (!greeted() && frame.body !== 'hello')) {
           throw new SecondsiteError('SS_PROTOCOL', `unexpected ${frame.body ?? 'empty'} frame`);
         }
         handler(frame);
       } catch (e) {
         o.log.warn({ err: e, host: session.host }, 'closing a host control stream');
         session.send({ error: errorDetailOf(toError(e)) });
-        call.end();
+        close();
+        o.registry.detach(session);
       }
     });
-    const gone = (): void => o.registry.detach(session);
+    const gone = (): void => {
+      closed = true;
+      o.registry.detach(session);
+    };
     call.on('end', () => {
+      close();
       gone();
-      call.end();
     });
     call.on('cancelled', gone);
     call.on('error', gone);
@@ -198,10 +213,7 @@ export async function startHostsServer(o: HostsServerOptions): Promise<HostsServ
   o.log.info({ listen: `${host}:${bound}` }, 'host endpoint listening');
   return {
     port: bound,
-    shutdown: () =>
-      new Promise<void>((resolve) => {
-        server.forceShutdown();
-        resolve();
-      }),
+    // Hosts reconnect with backoff, so open streams are cut rather than waited for.
+    shutdown: async () => server.forceShutdown(),
   };
 }

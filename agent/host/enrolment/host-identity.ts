@@ -1,0 +1,73 @@
+/**
+ * An enrolled host's identity in its data folder. The three PEM files are also what the
+ * replication ports (8084) use, so their names and contents are fixed:
+ *
+ *   <data>/identity/key.pem   0600   the host's private key (made here, never sent)
+ *   <data>/identity/cert.pem         its certificate, then the provider's intermediate CA
+ *   <data>/identity/ca.pem           the vault root CA, then the provider's intermediate
+ *   <data>/identity/host.json        {vault, name, identity, server, provider,
+ *                                     providerCaFingerprint, enrolledAt}
+ *
+ * host.json is written last: its presence means "enrolled", so a crash mid-way leaves a
+ * folder that enrols again.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { writePublicFile, writeSecretFile } from '../../../certs/files.ts';
+import { SecondsiteError } from '../../../common/errors/errors.ts';
+
+const infoSchema = z
+  .object({
+    vault: z.string(),
+    name: z.string(),
+    identity: z.string(),
+    server: z.string(),
+    provider: z.string(),
+    providerCaFingerprint: z.string(),
+    enrolledAt: z.string(),
+  })
+  .strict();
+
+export type HostIdentityInfo = z.infer<typeof infoSchema>;
+
+export interface HostIdentity {
+  readonly info: HostIdentityInfo;
+  readonly keyPem: string;
+  /** Leaf then intermediate. */
+  readonly certPem: string;
+  /** Root then intermediate. */
+  readonly caPem: string;
+}
+
+export const identityDir = (dataDir: string): string => join(dataDir, 'identity');
+
+export async function loadHostIdentity(dataDir: string): Promise<HostIdentity | undefined> {
+  const dir = identityDir(dataDir);
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'host.json'), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new SecondsiteError('SS_IO', `cannot read ${join(dir, 'host.json')}`, {}, { cause: e });
+  }
+  const parsed = infoSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    throw new SecondsiteError('SS_IO', `${join(dir, 'host.json')} is not a host identity`);
+  }
+  const read = (f: string): Promise<string> => readFile(join(dir, f), 'utf8');
+  return {
+    info: parsed.data,
+    keyPem: await read('key.pem'),
+    certPem: await read('cert.pem'),
+    caPem: await read('ca.pem'),
+  };
+}
+
+export async function saveHostIdentity(dataDir: string, id: HostIdentity): Promise<void> {
+  const dir = identityDir(dataDir);
+  await writeSecretFile(join(dir, 'key.pem'), id.keyPem);
+  await writePublicFile(join(dir, 'cert.pem'), id.certPem);
+  await writePublicFile(join(dir, 'ca.pem'), id.caPem);
+  await writePublicFile(join(dir, 'host.json'), `${JSON.stringify(id.info, null, 2)}\n`);
+}

@@ -1,0 +1,77 @@
+/**
+ * The host's gRPC client of the provider's ProviderHosts service (host_control.proto): TLS
+ * anchored at the vault root, the provider checked by provider-tls.ts; with the host's own
+ * certificate once enrolled (mutual TLS).
+ */
+import * as grpc from '@grpc/grpc-js';
+
+import { loadPackageDefinition } from '../../../common/proto/load.ts';
+import { fromGrpcError } from '../../../common/wire/grpc-errors.ts';
+import type {
+  HostEnrolReply,
+  HostEnrolRequest,
+  HostFrame,
+  ProviderFrame,
+} from '../../../common/wire/host-control-messages.ts';
+import { checkProvider } from './provider-tls.ts';
+
+/** Enrolment is one small call: 15 s is ample even over a slow WAN. */
+const ENROL_DEADLINE_MS = 15_000;
+
+export interface ProviderClient {
+  enrol(req: HostEnrolRequest): Promise<HostEnrolReply>;
+  connect(): grpc.ClientDuplexStream<HostFrame, ProviderFrame>;
+  close(): void;
+}
+
+interface RawClient extends grpc.Client {
+  Enrol(
+    req: HostEnrolRequest,
+    opts: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r?: HostEnrolReply) => void,
+  ): void;
+  Connect(): grpc.ClientDuplexStream<HostFrame, ProviderFrame>;
+}
+
+export function createProviderClient(a: {
+  /** HOST:PORT of the provider's --listen. */
+  target: string;
+  rootCaPem: string;
+  provider: { vault: string; intermediateFingerprint: string };
+  /** The host's key and certificate chain; absent while enrolling. */
+  own?: { keyPem: string; certPem: string };
+}): ProviderClient {
+  const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
+    secondsite: { v1: { ProviderHosts: grpc.ServiceClientConstructor } };
+  };
+  const creds = grpc.credentials.createSsl(
+    Buffer.from(a.rootCaPem),
+    a.own === undefined ? null : Buffer.from(a.own.keyPem),
+    a.own === undefined ? null : Buffer.from(a.own.certPem),
+    {
+      checkServerIdentity: checkProvider(a.provider.vault, a.provider.intermediateFingerprint),
+    },
+  );
+  const client = new pkg.secondsite.v1.ProviderHosts(a.target, creds, {
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.initial_reconnect_backoff_ms': 500,
+    'grpc.max_reconnect_backoff_ms': 5_000,
+    // The provider is trusted by its identity (checkProvider), not the name dialled; a fixed
+    // SNI name also keeps an IP address out of the TLS server name (RFC 6066 forbids it).
+    'grpc.ssl_target_name_override': 'secondsite-provider',
+  }) as unknown as RawClient;
+  return {
+    enrol: (req) =>
+      new Promise((resolve, reject) =>
+        client.Enrol(req, { deadline: Date.now() + ENROL_DEADLINE_MS }, (e, r) =>
+          e || r === undefined
+            ? reject(fromGrpcError(e as grpc.ServiceError, `the provider at ${a.target}`))
+            : resolve(r),
+        ),
+      ),
+    connect: () => client.Connect(),
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * The enrolled host's control stream to its provider (host_control.proto, Connect): mutual
+ * TLS with the host certificate; hello with the full inventory, then the inventory again
+ * whenever it changes, and provider commands applied once per id.
+ *
+ * States: connecting → connected → backoff → connecting … ; any state → closed (shutdown).
+ * Reconnects use capped exponential backoff with jitter (0.5 s doubling to 5 s: a provider
+ * restart is the common case and should not leave hosts unseen for long).
+ *
+ * The VM manager has no change events, so the inventory is compared with the last one sent
+ * every CHECK_MS and after each command: cheap (a few VMs, no I/O) and it catches every kind
+ * of change, including the local `host vm` commands.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import { isSecondsiteError, SecondsiteError } from '../../../common/errors/errors.ts';
+import type { Service } from '../../../common/lifecycle/lifecycle.ts';
+import type { Logger } from '../../../common/log/log.ts';
+import { errorFromDetail } from '../../../common/wire/agent-channel-messages.ts';
+import { fromGrpcError } from '../../../common/wire/grpc-errors.ts';
+import {
+  HOST_CONTROL_PROTOCOL,
+  type HostFrame,
+  type ProviderFrame,
+} from '../../../common/wire/host-control-messages.ts';
+import { backoffDelay } from '../replication/backoff.ts';
+import type { VmManager } from '../vm/vm-manager.ts';
+import { HostCommandLog } from './command-log.ts';
+import { hostCommands, type HostCommands } from './host-commands.ts';
+import type { HostIdentity } from './host-identity.ts';
+import { hostInventory } from './host-inventory.ts';
+import { createProviderClient } from './provider-client.ts';
+
+export type LinkState = 'connecting' | 'connected' | 'backoff' | 'closed';
+
+const CHECK_MS = 500;
+const BACKOFF = Object.freeze({ initialMs: 500, maxMs: 5_000, multiplier: 2, jitter: 0.5 });
+
+export interface ProviderLink extends Service {
+  state(): LinkState;
+}
+
+type Stream = ClientDuplexStream<HostFrame, ProviderFrame>;
+
+export async function createProviderLink(a: {
+  dataDir: string;
+  identity: HostIdentity;
+  vms: VmManager;
+  version: string;
+  log: Logger;
+}): Promise<ProviderLink> {
+  const log = a.log.child({ component: 'provider-link', provider: a.identity.info.provider });
+  const commands = hostCommands(a.vms, await HostCommandLog.open(a.dataDir));
+  const client = createProviderClient({
+    target: a.identity.info.provider,
+    rootCaPem: a.identity.caPem,
+    provider: {
+      vault: a.identity.info.vault,
+      intermediateFingerprint: a.identity.info.providerCaFingerprint,
+    },
+    own: { keyPem: a.identity.keyPem, certPem: a.identity.certPem },
+  });
+  let state: LinkState = 'connecting';
+  const stop = new AbortController();
+  let current: Stream | undefined;
+  const set = (s: LinkState): void => {
+    if (state !== s) log.info({ state: s }, 'provider link state');
+    state = s;
+  };
+
+  async function run(signal: AbortSignal): Promise<void> {
+    const aborted = AbortSignal.any([signal, stop.signal]);
+    let attempt = 0;
+    while (!aborted.aborted) {
+      set('connecting');
+      const stream = client.connect();
+      current = stream;
+      const reached = await serve(stream, { commands, vms: a.vms, version: a.version, log }, () =>
+        set('connected'),
+      );
+      current = undefined;
+      if (reached) attempt = 0;
+      if (aborted.aborted) break;
+      set('backoff');
+      await sleep(backoffDelay(attempt++, Math.random, BACKOFF), undefined, {
+        signal: aborted,
+      }).catch(() => undefined);
+    }
+    set('closed');
+  }
+
+  return {
+    state: () => state,
+    run,
+    async shutdown() {
+      stop.abort();
+      current?.cancel();
+      client.close();
+    },
+  };
+}
+
+interface ServeDeps {
+  readonly commands: HostCommands;
+  readonly vms: VmManager;
+  readonly version: string;
+  readonly log: Logger;
+}
+
+/** Serves one stream until it ends; resolves true when the provider welcomed us. */
+function serve(stream: Stream, d: ServeDeps, onWelcome: () => void): Promise<boolean> {
+  let welcomed = false;
+  let ended = false;
+  const first = hostInventory(d.vms);
+  let last = JSON.stringify(first);
+  // A command can finish after the stream ended: its answer is dropped (the provider resends
+  // the command on the next stream and gets the recorded answer).
+  const send = (f: HostFrame): void => {
+    if (!ended) stream.write(f);
+  };
+  const sendIfChanged = (): void => {
+    const inventory = hostInventory(d.vms);
+    const text = JSON.stringify(inventory);
+    if (text === last) return;
+    last = text;
+    send({ inventory });
+  };
+  send({
+    hello: {
+      protocolMin: HOST_CONTROL_PROTOCOL.min,
+      protocolMax: HOST_CONTROL_PROTOCOL.max,
+      version: d.version,
+      inventory: first,
+    },
+  });
+  const timer = setInterval(() => welcomed && sendIfChanged(), CHECK_MS);
+  stream.on('data', (f: ProviderFrame) => {
+    if (f.body === 'welcome' && 'welcome' in f) {
+      welcomed = true;
+      onWelcome();
+      sendIfChanged();
+    } else if (f.body === 'command' && 'command' in f && welcomed) {
+      const commandId = f.command.commandId;
+      void d.commands.apply(f.command).then((error) => {
+        if (error)
+          d.log.warn(
+            { command: commandId, code: error.code, msg: error.message },
+            'command failed',
+          );
+        else d.log.info({ command: commandId }, 'command applied');
+        send({ commandResult: { commandId, error } });
+        sendIfChanged();
+      });
+    } else if (f.body === 'error' && 'error' in f) {
+      const e = errorFromDetail(f.error);
+      d.log.warn({ code: e.code, msg: e.message }, 'the provider refused the control stream');
+    }
+  });
+  return new Promise((resolve) => {
+    const done = (e?: unknown): void => {
+      if (ended) return;
+      ended = true;
+      clearInterval(timer);
+      stream.end();
+      if (e !== undefined) {
+        const err = isSecondsiteError(e)
+          ? e
+          : fromGrpcError(e as Parameters<typeof fromGrpcError>[0], 'the provider');
+        d.log.warn({ code: err.code, why: err.message }, 'control stream ended');
+      }
+      resolve(welcomed);
+    };
+    // `on`, not `once`: a late error after the end must not go unhandled.
+    stream.on('error', (e) => done(e));
+    stream.once('end', () =>
+      done(new SecondsiteError('SS_UNAVAILABLE', 'the provider ended the stream')),
+    );
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * The client side of InitialCopy: copies a VM's disks from an InitialCopySource
+ * (agent/host/sync/initial-copy-source.ts) to the peer's replica, resuming where an earlier
+ * attempt with the same copy id and base left off.
+ *
+ * Flow (replication.proto InitialCopy):
+ *  1–2. Hello → Welcome.
+ *  3.   CopyStart { copyId, baseSeq, diskSizes }. A new copy has no base yet: the source is
+ *       made first (it cuts the base point), then started at 0/0. A resumed copy passes the
+ *       base of the interrupted attempt (the source host keeps { copyId, baseSeq }).
+ *  4.   The first CopyProgress says where to begin; the source is (re)made from there.
+ *  5.   Chunks in (disk, offset) order, several source chunks per message (zero ranges cost
+ *       no bytes), each CRC-32'd and zstd-compressed when asked and agreed.
+ *  6.   CopyProgress after each replica flush: reported to onProgress (bytes durable / total).
+ *  7–8. CopyEnd with the digest (only when this attempt began at 0/0, so it covers the whole
+ *       copy) → CopyProgress { done }. The replica then expects segment baseSeq + 1: the
+ *       caller marks segments <= baseSeq shipped and ships the rest on ShipSegments.
+ */
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import { SecondsiteError } from '../../../common/errors/errors.ts';
+import type { Extent } from '../journal/types.ts';
+import { encodeChunk, safeInt } from '../replication/chunk-codec.ts';
+import { planChunks } from '../replication/chunk-plan.ts';
+import {
+  Feature,
+  LIMITS,
+  hasFeature,
+  type Agreement,
+  type HelloFields,
+} from '../replication/protocol.ts';
+import { createSegmentDigest, type SegmentDigest } from '../replication/segment-digest.ts';
+import { DEFAULT_CHUNK_BYTES } from '../replication/segment-frames.ts';
+import type { GridCursor } from '../sync/chunk-grid.ts';
+import type { InitialCopySource } from '../sync/initial-copy-source.ts';
+import type { SyncProgress } from '../sync/types.ts';
+import { SyncCall } from './sync-call.ts';
+import type { CopyFrameMsg, CopyProgressMsg, CopyReplyMsg } from './sync-wire.ts';
+
+export interface InitialCopyOptions {
+  readonly vmId: string;
+  readonly epoch: number;
+  /** Names the copy; the same id (and base) resumes an interrupted attempt. */
+  readonly copyId: string;
+  readonly diskSizes: readonly number[];
+  /** The base of the attempt being resumed; undefined: a new copy (the source cuts one). */
+  readonly baseSeq?: number;
+  /**
+   * Makes the source at `from`, e.g. `(at) => initialCopySource({ journal, diskSizes,
+   * baseSeq: at.baseSeq, from: at.from, log })`.
+   */
+  source(at: { baseSeq?: number; from: GridCursor }): Promise<InitialCopySource>;
+  /** Durable progress on the replica (bytes done / total). */
+  readonly onProgress?: (p: SyncProgress) => void;
+  /** zstd level 1 per chunk (the policy's choice; used when FEATURE_ZSTD was agreed). */
+  readonly compress?: boolean;
+  /** Aborting cancels the stream; the next attempt resumes at the replica's watermark. */
+  readonly signal?: AbortSignal;
+}
+
+export interface InitialCopyResult {
+  readonly baseSeq: number;
+  /** Where this attempt began (0/0 unless it resumed). */
+  readonly from: GridCursor;
+  /** Payload bytes of the chunk messages (after compression). */
+  readonly payloadBytes: number;
+  /** Raw bytes of data extents sent, and bytes sent as zero ranges. */
+  readonly dataBytes: number;
+  readonly zeroBytes: number;
+}
+
+type Call = ClientDuplexStream<CopyFrameMsg, CopyReplyMsg>;
+
+function progressOf(p: CopyProgressMsg): SyncProgress {
+  return {
+    bytesDone: safeInt(p.bytesDone, 'bytes_done'),
+    bytesTotal: safeInt(p.bytesTotal, 'bytes_total'),
+  };
+}
+
+/** Groups source chunks into chunk messages of about `target` raw bytes. */
+class ChunkBatcher {
+  private pending: Extent[] = [];
+  private raw = 0;
+  payloadBytes = 0;
+  dataBytes = 0;
+  zeroBytes = 0;
+
+  constructor(
+    private readonly agreement: Agreement,
+    private readonly digest: SegmentDigest | undefined,
+    private readonly zstd: boolean,
+    private readonly target = DEFAULT_CHUNK_BYTES,
+  ) {}
+
+  add(e: Extent): boolean {
+    this.pending.push(e);
+    if (e.data === null) this.zeroBytes += e.length;
+    else this.raw += e.length;
+    return this.raw >= this.target || this.pending.length >= LIMITS.maxChunkExtents;
+  }
+
+  *take(): Generator<CopyFrameMsg> {
+    const plans = planChunks(this.pending, {
+      maxRawBytes: this.target,
+      maxExtents: LIMITS.maxChunkExtents,
+      zeroRanges: hasFeature(this.agreement, Feature.zeroRanges),
+    });
+    this.pending = [];
+    this.raw = 0;
+    for (const plan of plans) {
+      if (this.digest) for (const e of plan.extents) this.digest.add(e);
+      const chunk = encodeChunk(plan, { zstd: this.zstd });
+      this.payloadBytes += chunk.payload.length;
+      this.dataBytes += chunk.rawLength;
+      yield { chunk };
+    }
+  }
+}
+
+async function beginCopy(
+  sc: SyncCall<CopyFrameMsg, CopyReplyMsg>,
+  o: InitialCopyOptions,
+): Promise<{ source: InitialCopySource; from: GridCursor; baseSeq: number }> {
+  let source =
+    o.baseSeq === undefined ? await o.source({ from: { disk: 0, offset: 0 } }) : undefined;
+  const baseSeq = o.baseSeq ?? source!.baseSeq;
+  const first = sc.expect('progress');
+  await sc.write({
+    start: { vmId: o.vmId, copyId: o.copyId, diskSizes: [...o.diskSizes], baseSeq },
+  });
+  const reply = await first;
+  const p = 'progress' in reply ? reply.progress : undefined;
+  if (!p) throw new SecondsiteError('SS_PROTOCOL', 'copy start answered without progress');
+  const from = { disk: p.disk, offset: safeInt(p.offset, 'offset') };
+  o.onProgress?.(progressOf(p));
+  if (!source || from.disk !== 0 || from.offset !== 0) source = await o.source({ baseSeq, from });
+  if (source.baseSeq !== baseSeq) {
+    throw new SecondsiteError(
+      'SS_CONFLICT',
+      `the source's base ${source.baseSeq} is not ${baseSeq}`,
+    );
+  }
+  return { source, from, baseSeq };
+}
+
+/** Runs one attempt of the copy over a fresh InitialCopy call (see the file comment). */
+export async function runInitialCopy(
+  call: Call,
+  local: HelloFields,
+  peerName: string,
+  o: InitialCopyOptions,
+): Promise<InitialCopyResult> {
+  let done: ((p: SyncProgress) => void) | undefined;
+  let started = false;
+  const finished = new Promise<SyncProgress>((r) => (done = r));
+  const sc = new SyncCall<CopyFrameMsg, CopyReplyMsg>(call, peerName, (r) => {
+    // Step 6 and 8 arrive on their own once the copy runs.
+    if (!('progress' in r) || !r.progress || !started) return false;
+    const p = progressOf(r.progress);
+    o.onProgress?.(p);
+    if (r.progress.done) done?.(p);
+    return true;
+  });
+  const abort = (): void => sc.cancel('initial copy cancelled');
+  o.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    if (o.signal?.aborted) throw new SecondsiteError('SS_CANCELLED', 'initial copy cancelled');
+    const agreement = await sc.handshake(
+      local,
+      o,
+      (hello) => ({ hello }) as CopyFrameMsg,
+      (r) => ('welcome' in r ? r.welcome : undefined),
+    );
+    const { source, from, baseSeq } = await beginCopy(sc, o);
+    started = true;
+    const whole = from.disk === 0 && from.offset === 0;
+    const digest = whole
+      ? createSegmentDigest(0, hasFeature(agreement, Feature.blake3))
+      : undefined;
+    const zstd = (o.compress ?? false) && hasFeature(agreement, Feature.zstd);
+    const batcher = new ChunkBatcher(agreement, digest, zstd);
+    for await (const e of source.chunks()) {
+      if (!batcher.add(e)) continue;
+      for (const f of batcher.take()) await sc.write(f);
+    }
+    for (const f of batcher.take()) await sc.write(f);
+    await sc.write({ end: { digest: digest?.digest() ?? Buffer.alloc(0) } });
+    await Promise.race([finished, sc.broken()]);
+    sc.end();
+    return {
+      baseSeq,
+      from,
+      payloadBytes: batcher.payloadBytes,
+      dataBytes: batcher.dataBytes,
+      zeroBytes: batcher.zeroBytes,
+    };
+  } catch (e) {
+    sc.cancel();
+    throw e;
+  } finally {
+    o.signal?.removeEventListener('abort', abort);
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The two sides of the sync benchmarks: test-CA certificates for both hosts, the replica host
+ * as a child process (bench/serve-replica.ts), the source's client of it, and the disk images
+ * the scenarios copy and compare.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { silentLogger } from '../common/log/log.ts';
+import {
+  createReplicationClient,
+  type ReplicationClient,
+  type SyncClient,
+} from '../agent/host/transport/replication-client.ts';
+import { createTestCa, hostIdentity } from '../test/helpers/test-ca.ts';
+
+export interface Material {
+  caPem: string;
+  server: { certPem: string; keyPem: string };
+  client: { certPem: string; keyPem: string };
+}
+
+const MiB = 2 ** 20;
+export const REPLICA_HOST = hostIdentity('bench', 'hv-b');
+
+export function makeMaterial(): Material {
+  const ca = createTestCa();
+  const s = ca.issue(REPLICA_HOST);
+  const c = ca.issue(hostIdentity('bench', 'hv-a'));
+  return {
+    caPem: ca.rootCertPem,
+    server: { certPem: s.chainPem, keyPem: s.keyPem },
+    client: { certPem: c.chainPem, keyPem: c.keyPem },
+  };
+}
+
+export interface Child {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/serve-replica.ts with `args`; resolves once it announced its port. */
+export async function spawnReplica(
+  args: string[],
+  m: Material,
+  env: Record<string, string> = {},
+): Promise<Child> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    // BENCH_CHILD_NODE_ARGS: e.g. "--cpu-prof" to profile the replica side.
+    [
+      ...(process.env['BENCH_CHILD_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+      'bin/run-ts.mjs',
+      'bench/serve-replica.ts',
+      ...args,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env, BENCH_MATERIAL: JSON.stringify(m) },
+    },
+  );
+  const line = await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
+  if (line.done) throw new Error('bench/serve-replica.ts exited before answering');
+  const { port } = JSON.parse(line.value as string) as { port: number };
+  return {
+    port,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+export function replicaClient(port: number, m: Material): ReplicationClient & SyncClient {
+  return createReplicationClient({
+    target: `127.0.0.1:${port}`,
+    expectedPeer: REPLICA_HOST,
+    tls: { caPem: m.caPem, ...m.client },
+    log: silentLogger,
+  });
+}
+
+/**
+ * A disk image of `size` bytes, 1 MiB chunk by chunk: `zeroShare` of them left as holes
+ * (all-zero), the rest "mixed" (VM-like): half random bytes, half repeated text, so zstd
+ * level 1 gets roughly 2× on them. Chunks differ from each other (index stamped in).
+ */
+export function writeMixedImage(path: string, size: number, zeroShare: number, seed = 1): void {
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    ftruncateSync(fd, size);
+    const pool = randomBytes(64 * MiB);
+    const chunk = Buffer.alloc(MiB);
+    chunk.fill('secondsite mixed data ', MiB / 2);
+    let x = seed >>> 0;
+    for (let i = 0; i * MiB < size; i++) {
+      x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+      if (x / 2 ** 32 < zeroShare) continue;
+      const from = (i * 7919 * 4096) % (pool.length - MiB);
+      pool.copy(chunk, 0, from, from + MiB / 2);
+      chunk.writeUInt32LE(i, 0);
+      writeSync(fd, chunk, 0, Math.min(MiB, size - i * MiB), i * MiB);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+export function benchBytes(defaultBytes: number): number {
+  const env = process.env['BENCH_BYTES'];
+  return env ? Number(env) : defaultBytes;
+}

@@ -148,6 +148,11 @@ export const ERROR_CATALOGUE = {
     action:
       'Data read back differs from what was written; the message names the first block. Keep the data folder and report it.',
   },
+  SS_HOST_VERSION_MISMATCH: {
+    kind: 'conflict',
+    action:
+      'All hosts under one replication policy must run the same host OS version; the message names the hosts that differ. Create another policy for them, or associate other clouds.',
+  },
   SS_INTERNAL: {
     kind: 'failed',
     action: 'An unexpected error; the logs of the process name the cause. Please report it.',

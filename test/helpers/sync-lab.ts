@@ -186,6 +186,6 @@ export function quietSource(dir: string, sizes: readonly number[], baseSeq: numb
     cut: async () => point,
     dirtyRanges: () => new Map(),
     markShipped: async () => undefined,
-    resetAfterResync: async () => undefined,
+    resetAfterResync: async () => new Map(),
   };
 }

@@ -223,6 +223,21 @@ describe('VmJournal', () => {
     await j2.close();
   });
 
+  it('a reset hands back every dirty block, also one written while it waited for a seal', async () => {
+    const j = await open({ capBytes: 256 * 1024 });
+    await j.disk(0).write(0, fill(64 * 1024, 1), false);
+    const cut = j.cut({ type: 'crash-consistent' });
+    await j.disk(0).write(32 * 1024, fill(200 * 1024, 2), false); // overflows mid-seal
+    await expect(cut).rejects.toMatchObject({ code: 'SS_RESYNC_REQUIRED' });
+    const reset = j.resetAfterResync(); // waits for the failed seal to settle
+    await j.disk(1).write(5 * 65536, fill(10, 3), false); // lands during that wait
+    const ranges = await reset;
+    expect(ranges.get(1)).toEqual([[5 * 65536, 65536]]);
+    expect(ranges.get(0)?.[0]?.[0]).toBe(0);
+    expect(j.state).toBe('journaling');
+    await j.close();
+  });
+
   it('an overflow while a cut is sealing fails that cut and keeps every byte', async () => {
     const j = await open({ capBytes: 256 * 1024 });
     await j.disk(0).write(0, fill(64 * 1024, 1), false);

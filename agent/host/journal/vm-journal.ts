@@ -67,8 +67,12 @@ export async function openVmJournal(
 
 /** Beyond the VmJournal interface: for the replication helper and tests. */
 export interface VmJournalExtras {
-  /** After a resync has taken dirtyRanges(): journal again from a fresh segment. */
-  resetAfterResync(): Promise<void>;
+  /**
+   * Journal again from a fresh segment, ending bitmap tracking. Resolves with the dirty ranges
+   * at the instant of the switch (taken in the same synchronous step), so a write that lands
+   * while the reset waits for a seal is in the result or in the new segment, never in neither.
+   */
+  resetAfterResync(): Promise<Map<number, Array<[number, number]>>>;
 }
 
 class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
@@ -329,10 +333,11 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
     );
   }
 
-  async resetAfterResync(): Promise<void> {
+  async resetAfterResync(): Promise<Map<number, Array<[number, number]>>> {
     this.assertOpen();
     await this.sealChain;
-    if (this.current !== 'resync-required') return;
+    if (this.current !== 'resync-required') return new Map();
+    const dirty = this.dirtyRanges();
     const seq = this.nextSeq;
     this.active = this.createSegment(seq);
     this.segs.set(seq, this.active);
@@ -344,6 +349,7 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
     DirtyBitmap.remove(this.o.dir);
     this.current = 'journaling';
     this.o.log.info({ segment: seq }, 'journaling resumed after resync');
+    return dirty;
   }
 
   // ---- lifecycle ----

@@ -4,10 +4,10 @@
  * exact. Transport-agnostic: the replica is a ResyncPeer (types.ts).
  *
  * Order, and why it is exact:
- *   1. Take the ranges to compare: the dirty bitmap (journal overflow, rule journal-overflow)
- *      widened to whole chunks, or every disk. They are saved (step 4) because step 2 deletes
- *      the bitmap.
- *   2. resetAfterResync(): from now on every write is journaled again.
+ *   1. resetAfterResync(): from now on every write is journaled again; it returns the dirty
+ *      bitmap as it stood at that instant (journal overflow, rule journal-overflow).
+ *   2. Take the ranges to compare: those dirty ranges widened to whole chunks, or every disk.
+ *      They are saved (step 4) because step 1 deleted the bitmap.
  *   3. Cut a base point; baseSeq = its segment. Writes before it are on the journal's disks.
  *   4. Save { id, ranges, baseSeq } in `<dir>/resync-source.json` (a restart resumes the same
  *      resync: same id, ranges and base; the replica's cursor says where).
@@ -18,9 +18,6 @@
  *      and ships baseSeq + 1 onwards as usual. The replica is exact at baseSeq + 1.
  * Pausing: abort `signal`; the run stops between batches and resolves { paused: true }.
  *
- * Known window (see the report): a write landing between dirtyRanges() and the journal's
- * switch back to journaling is in neither; the journal's resetAfterResync awaits its seal
- * chain, which is idle in resync-required unless a cut was sealing at the overflow.
  */
 import { randomUUID } from 'node:crypto';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
@@ -47,7 +44,7 @@ import type { Extent, ResyncPeer, ResyncStats } from './types.ts';
 export type ResyncJournal = Pick<
   VmJournal,
   'disk' | 'cut' | 'state' | 'dirtyRanges' | 'markShipped'
-> & { resetAfterResync(): Promise<void> };
+> & { resetAfterResync(): Promise<Map<number, Array<[number, number]>>> };
 
 export interface ResyncSourceOptions {
   /** The VM's sync folder on the source (holds resync-source.json). */
@@ -166,13 +163,19 @@ async function prepare(o: ResyncSourceOptions): Promise<SavedResync> {
   // as no segment was shipped meanwhile; the old ranges hold what was not compared yet.
   // A dirty scope needs the bitmap: while journaling there is none, so compare all.
   const dirty = o.scope === 'dirty' && old?.scope !== 'all' && o.journal.state !== 'journaling';
-  const wanted = dirty ? fromDirtyMap(o.journal.dirtyRanges()) : wholeDisks(o.diskSizes);
+  // The reset hands back the bitmap as it stood at the switch to journaling: every write is
+  // then either in those ranges or in a segment after it. A crash before the state file below
+  // is written finds the journal journaling and no saved resync: a full compare, still exact.
+  const atSwitch =
+    o.journal.state === 'resync-required' ? await o.journal.resetAfterResync() : undefined;
+  const wanted = dirty
+    ? fromDirtyMap(atSwitch ?? o.journal.dirtyRanges())
+    : wholeDisks(o.diskSizes);
   const ranges = alignToChunks(
     [...wanted, ...(dirty ? (old?.ranges ?? []) : [])],
     o.diskSizes,
     chunkBytes,
   );
-  if (o.journal.state === 'resync-required') await o.journal.resetAfterResync();
   const point = await o.journal.cut({ type: 'crash-consistent' });
   const saved: SavedResync = {
     version: 1,

@@ -11,7 +11,7 @@
  *
  * The name is a hint that saves a scan; the SEAL record is the truth about a segment.
  */
-import { closeSync, fsyncSync, openSync, readdirSync, constants } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SEQ_DIGITS = 12;
@@ -48,12 +48,4 @@ export function listTempFiles(dir: string): string[] {
     .map((n) => join(dir, n));
 }
 
-/** fsync a directory so that creates, renames and unlinks in it survive a power loss. */
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+export { fsyncDirSync as fsyncDir } from '../../../common/fs/atomic-file.ts';

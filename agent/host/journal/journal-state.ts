@@ -12,18 +12,10 @@
  *   cache may have reached the disks in another order than the journal (a disk block written
  *   with its record lost), so the journal cannot prove what the disks hold.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
-import { fsyncDir } from './journal-dir.ts';
+import { writeFileAtomicSync } from '../../../common/fs/atomic-file.ts';
 import type { JournalState } from './types.ts';
 
 export interface JournalStateFile {
@@ -60,19 +52,7 @@ export function readStateFile(dir: string): JournalStateFile | undefined {
 }
 
 export function writeStateFile(dir: string, s: JournalStateFile): void {
-  const path = join(dir, NAME);
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    const body = Buffer.from(JSON.stringify(s) + '\n');
-    let done = 0;
-    while (done < body.length) done += writeSync(fd, body, done, body.length - done, done);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  fsyncDir(dir);
+  writeFileAtomicSync(join(dir, NAME), JSON.stringify(s) + '\n');
 }
 
 /** The kernel's boot id, or undefined where the platform has none (then the check is off). */

@@ -11,19 +11,10 @@
  * were emptied (truncated to holes) when the copy began, so ranges the copy has not reached
  * yet read as zeros already.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-  constants,
-} from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
+import { fsyncDirSync, writeFileAtomicSync } from '../../../common/fs/atomic-file.ts';
 import type { GridCursor } from './chunk-grid.ts';
 
 export interface CopyWatermark {
@@ -66,31 +57,10 @@ export function readJsonFile<T>(dir: string, name: string): T | undefined {
 
 /** Replaces `<dir>/<name>` atomically and durably. */
 export function writeJsonFile(dir: string, name: string, value: unknown): void {
-  const path = join(dir, name);
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    const body = Buffer.from(JSON.stringify(value) + '\n');
-    let done = 0;
-    while (done < body.length) done += writeSync(fd, body, done, body.length - done, done);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  fsyncDirectory(dir);
+  writeFileAtomicSync(join(dir, name), JSON.stringify(value) + '\n');
 }
 
 export function removeJsonFile(dir: string, name: string): void {
   rmSync(join(dir, name), { force: true });
-  fsyncDirectory(dir);
-}
-
-function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  fsyncDirSync(dir);
 }

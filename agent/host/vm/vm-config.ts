@@ -4,8 +4,9 @@
  * atomically (temporary file, fsync, rename, fsync of the folder) so a crash leaves the old or
  * the new file, never half of one.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '../../../common/fs/atomic-file.ts';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 
@@ -91,19 +92,5 @@ export function readVmConfig(vmDir: string): VmConfig {
 /** Atomic replace; see the file comment. */
 export function writeVmConfig(vmDir: string, config: VmConfig): void {
   const path = vmConfigPath(vmDir);
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(vmConfigSchema.parse(config), null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dirFd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  writeFileAtomicSync(path, `${JSON.stringify(vmConfigSchema.parse(config), null, 2)}\n`);
 }

@@ -124,3 +124,28 @@ export function checkServerIdentityFor(
     }
   };
 }
+
+/** A DER certificate as PEM (Node's PeerCertificate carries DER in `raw`). */
+export function pemOfDer(der: Buffer): string {
+  const b64 =
+    der
+      .toString('base64')
+      .match(/.{1,64}/g)
+      ?.join('\n') ?? '';
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}
+
+/**
+ * The certificates a TLS peer presented, leaf first, from getPeerCertificate(true) (Node links
+ * them through issuerCertificate; a self-signed root links to itself, hence the repeat check).
+ * At most 6: no honest chain of ours is longer.
+ */
+export function presentedChain(leaf: PeerCertificate): PeerCertificate[] {
+  const chain: PeerCertificate[] = [];
+  let c: PeerCertificate | undefined = leaf;
+  while (c?.raw !== undefined && !chain.some((x) => x.raw.equals(c!.raw)) && chain.length < 6) {
+    chain.push(c);
+    c = (c as { issuerCertificate?: PeerCertificate }).issuerCertificate;
+  }
+  return chain;
+}

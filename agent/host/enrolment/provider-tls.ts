@@ -10,7 +10,7 @@ import { connect, type PeerCertificate } from 'node:tls';
 import { fingerprintOfDer } from '../../../certs/fingerprint.ts';
 import { formatIdentity, type Identity } from '../../../certs/identity.ts';
 import { fingerprintOfPem } from '../../../certs/inspect.ts';
-import { identityFromPeerCertificate } from '../../../certs/peer.ts';
+import { identityFromPeerCertificate, pemOfDer, presentedChain } from '../../../certs/peer.ts';
 import { verifyChain } from '../../../certs/verify.ts';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 
@@ -19,26 +19,6 @@ export interface PinnedProvider {
   readonly identity: Identity;
   readonly intermediatePem: string;
   readonly rootCaPem: string;
-}
-
-function derToPem(der: Buffer): string {
-  const b64 =
-    der
-      .toString('base64')
-      .match(/.{1,64}/g)
-      ?.join('\n') ?? '';
-  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
-}
-
-/** Certificates the server sent, leaf first (Node links them through issuerCertificate). */
-function chainOf(leaf: PeerCertificate): PeerCertificate[] {
-  const chain: PeerCertificate[] = [];
-  let c: PeerCertificate | undefined = leaf;
-  while (c?.raw !== undefined && !chain.some((x) => x.raw.equals(c!.raw)) && chain.length < 6) {
-    chain.push(c);
-    c = (c as { issuerCertificate?: PeerCertificate }).issuerCertificate;
-  }
-  return chain;
 }
 
 function mismatch(address: string, fingerprint: string, presented: string[]): SecondsiteError {
@@ -82,7 +62,12 @@ export function pinProvider(a: {
     socket.once('secureConnect', () => {
       try {
         resolve(
-          checkChain(chainOf(socket.getPeerCertificate(true)), address, a.fingerprint, a.now),
+          checkChain(
+            presentedChain(socket.getPeerCertificate(true)),
+            address,
+            a.fingerprint,
+            a.now,
+          ),
         );
       } catch (e) {
         reject(e);
@@ -99,7 +84,7 @@ function checkChain(
   fingerprint: string,
   now: number,
 ): PinnedProvider {
-  const pems = chain.map((c) => derToPem(c.raw));
+  const pems = chain.map((c) => pemOfDer(c.raw));
   const at = pems.findIndex((p) => fingerprintOfPem(p) === fingerprint);
   const intermediatePem = pems[at];
   const rootCaPem = pems[pems.length - 1];
@@ -149,7 +134,7 @@ export function checkProvider(
         );
       }
       // Node passes the chain it verified (getPeerCertificate(true)): the pin must be in it.
-      if (!chainOf(cert).some((c) => fingerprintOfDer(c.raw) === intermediateFingerprint)) {
+      if (!presentedChain(cert).some((c) => fingerprintOfDer(c.raw) === intermediateFingerprint)) {
         return new SecondsiteError(
           'SS_FINGERPRINT_MISMATCH',
           'the provider is not signed by the pinned CA',

@@ -9,10 +9,11 @@
  *    and presents the provider's client certificate.
  */
 import type { IncomingMessage } from 'node:http';
-import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { checkServerIdentity, type TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import { verifyChain } from '../../../certs/verify.ts';
 import { fingerprintOfPem } from '../../../certs/inspect.ts';
+import { pemOfDer, presentedChain } from '../../../certs/peer.ts';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import {
   AGENT_CHANNEL_PATH,
@@ -44,26 +45,6 @@ export interface OpenSocket {
   readonly pinnedCaPem?: string;
 }
 
-function derToPem(der: Buffer): string {
-  const b64 =
-    der
-      .toString('base64')
-      .match(/.{1,64}/g)
-      ?.join('\n') ?? '';
-  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
-}
-
-/** Certificates the server sent, leaf first. */
-function presentedChain(leaf: PeerCertificate): PeerCertificate[] {
-  const chain: PeerCertificate[] = [];
-  let c: PeerCertificate | undefined = leaf;
-  while (c?.raw !== undefined && !chain.some((x) => x.raw.equals(c!.raw)) && chain.length < 6) {
-    chain.push(c);
-    c = (c as { issuerCertificate?: PeerCertificate }).issuerCertificate;
-  }
-  return chain;
-}
-
 /** The pin check of first contact; returns the CA's PEM. */
 export function checkPinnedChain(
   socket: TLSSocket,
@@ -72,7 +53,7 @@ export function checkPinnedChain(
   now: number,
 ): string {
   const leaf = socket.getPeerCertificate(true);
-  const pems = presentedChain(leaf).map((c) => derToPem(c.raw));
+  const pems = presentedChain(leaf).map((c) => pemOfDer(c.raw));
   const ca = pems.find((p) => fingerprintOfPem(p) === fingerprint);
   if (ca === undefined) {
     throw new SecondsiteError(

@@ -59,11 +59,14 @@ export interface ReplicationJson {
   peerAddress: string;
   epoch: number;
   baseline: string;
-  state: 'idle' | 'connecting' | 'shipping' | 'backoff' | 'stopped' | 'incompatible';
+  state:
+    'idle' | 'connecting' | 'initial-copy' | 'shipping' | 'backoff' | 'stopped' | 'incompatible';
   lastAckedSeq: number;
   lastError: string;
   /** ISO 8601, or null for never. */
   lastShippedAt: string | null;
+  /** Primary: the initial copy's progress (bytes durable on the replica), once one ran. */
+  copy?: { bytesDone: number; bytesTotal: number };
 }
 
 function replicationFromMsg(r: ReplicationStatusMsg): ReplicationJson {
@@ -78,6 +81,9 @@ function replicationFromMsg(r: ReplicationStatusMsg): ReplicationJson {
     lastAckedSeq: Number(r.lastAckedSeq),
     lastError: r.lastError,
     lastShippedAt: at > 0 ? new Date(at).toISOString() : null,
+    ...(Number(r.copyBytesTotal ?? 0) > 0
+      ? { copy: { bytesDone: Number(r.copyBytesDone), bytesTotal: Number(r.copyBytesTotal) } }
+      : {}),
   };
 }
 

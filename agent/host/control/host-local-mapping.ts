@@ -34,6 +34,8 @@ function replicationToMsg(
     peerAddress: p.peerAddress,
     epoch: String(p.epoch),
     baseline: p.baseline,
+    copyBytesDone: String(r.copy?.bytesDone ?? 0),
+    copyBytesTotal: String(r.copy?.bytesTotal ?? 0),
   };
 }
 

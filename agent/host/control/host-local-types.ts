@@ -91,4 +91,6 @@ export interface ReplicationStatusMsg {
   peerAddress: string;
   epoch: string;
   baseline: string;
+  copyBytesDone?: string;
+  copyBytesTotal?: string;
 }

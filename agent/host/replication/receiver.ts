@@ -13,7 +13,7 @@
  *
  * States: created → listening (run) → closed (shutdown).
  */
-import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Logger } from '../../../common/log/log.ts';
@@ -22,6 +22,8 @@ import type { Caller } from '../../common/caller.ts';
 import type { RecoveryPointRecord } from '../journal/types.ts';
 import { openReplicaStore } from '../recovery/replica-store.ts';
 import type { ReplicaStore } from '../recovery/types.ts';
+import { InitialCopyTarget } from '../sync/initial-copy-target.ts';
+import type { StreamContext } from '../transport/ship-server.ts';
 import {
   createReplicationServer,
   type ReplicationServer,
@@ -52,8 +54,19 @@ export function replicaDir(vmDir: string): string {
   return join(vmDir, 'replica');
 }
 
+/** The initial copy's watermark (initial-copy-target.ts), inside the replica folder. */
+export function copyDir(vmDir: string): string {
+  return join(replicaDir(vmDir), 'copy');
+}
+
+interface OpenStore {
+  readonly store: ReplicaStore;
+  readonly disks: RawDisk[];
+  readonly paths: string[];
+}
+
 export class Receiver {
-  private readonly stores = new Map<string, Promise<{ store: ReplicaStore; disks: RawDisk[] }>>();
+  private readonly stores = new Map<string, Promise<OpenStore>>();
   private readonly lastApplyAt = new Map<string, number>();
   private readonly log: Logger;
 
@@ -72,14 +85,7 @@ export class Receiver {
         lastApplied: async (vmId) => (await this.store(vmId)).lastApplied,
         newestPointId: async (vmId) => (await this.store(vmId)).latest()?.id ?? '',
         applySegment: async (ctx, seg) => {
-          const pairing = this.replicaPairing(ctx.vmId);
-          if (ctx.epoch !== pairing.epoch) {
-            throw new SecondsiteError(
-              'SS_NOT_PAIRED',
-              `VM ${ctx.vmId} is paired under epoch ${pairing.epoch}, not ${ctx.epoch}`,
-              { vm: ctx.vmId, epoch: ctx.epoch, pairedEpoch: pairing.epoch },
-            );
-          }
+          this.checkEpoch(ctx);
           const store = await this.store(ctx.vmId);
           const outcome = await store.apply(seg);
           if (outcome === 'applied') {
@@ -88,8 +94,33 @@ export class Receiver {
           }
           return outcome;
         },
+        initialCopyTarget: (ctx) => this.copyTarget(ctx),
       },
     });
+  }
+
+  /** A stream is served only under the pairing's epoch. */
+  private checkEpoch(ctx: StreamContext): void {
+    const pairing = this.replicaPairing(ctx.vmId);
+    if (ctx.epoch !== pairing.epoch) {
+      throw new SecondsiteError(
+        'SS_NOT_PAIRED',
+        `VM ${ctx.vmId} is paired under epoch ${pairing.epoch}, not ${ctx.epoch}`,
+        { vm: ctx.vmId, epoch: ctx.epoch, pairedEpoch: pairing.epoch },
+      );
+    }
+  }
+
+  /** The VM's InitialCopyTarget over its replica disks and store (one per copy stream). */
+  private async copyTarget(ctx: StreamContext): Promise<InitialCopyTarget> {
+    this.checkEpoch(ctx);
+    await this.store(ctx.vmId);
+    const { store, disks, paths } = await this.stores.get(ctx.vmId)!;
+    const found = this.o.vms.find(ctx.vmId);
+    if (!found) throw new SecondsiteError('SS_NOT_FOUND', `no VM named ${ctx.vmId} on this host`);
+    const dir = copyDir(found.vmDir);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return new InitialCopyTarget({ dir, disks, diskPaths: paths, store, log: ctx.log });
   }
 
   private authorized(caller: Caller, vmId: string): boolean {
@@ -166,11 +197,7 @@ export class Receiver {
   }
 }
 
-async function openStore(
-  config: VmConfig,
-  vmDir: string,
-  o: ReceiverOptions,
-): Promise<{ store: ReplicaStore; disks: RawDisk[] }> {
+async function openStore(config: VmConfig, vmDir: string, o: ReceiverOptions): Promise<OpenStore> {
   const paths = config.disks.map((d) => join(vmDir, d.file));
   const disks = paths.map((p) => RawDisk.open(p));
   try {
@@ -183,7 +210,7 @@ async function openStore(
       log: o.log.child({ vm: config.name }),
       retentionHours: o.retentionHours ?? 24,
     });
-    return { store, disks };
+    return { store, disks, paths };
   } catch (e) {
     await Promise.all(disks.map((d) => d.close()));
     throw e;

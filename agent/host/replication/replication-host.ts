@@ -17,7 +17,7 @@ import type { RecoveryPointRecord } from '../journal/types.ts';
 import type { ReplicationServer, TlsMaterial } from '../transport/replication-server.ts';
 import { layout } from '../vm/layout.ts';
 import type { VmManager, VmView } from '../vm/vm-manager.ts';
-import { peerUri } from './pairing.ts';
+import { peerUri, type Pairing } from './pairing.ts';
 import { Receiver } from './receiver.ts';
 import { SenderPool } from './sender-pool.ts';
 import type { ReplicationStatus } from './sender.ts';
@@ -92,6 +92,12 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
           name: p.config.name,
           pairing: p.pairing,
           journal: () => o.vms.journalOf(p.config.name),
+          copy: {
+            diskSizes: p.config.disks.map((d) => d.sizeBytes),
+            stateDir: layout.vmDir(o.dataDir, p.config.name),
+            setBaseline: (baseline: Pairing['baseline']) =>
+              o.vms.setBaseline(p.config.name, baseline),
+          },
         })),
     tls,
     tlsDir: o.tlsDir,

@@ -14,6 +14,7 @@ import {
   type ReplicationClient,
 } from '../transport/replication-client.ts';
 import type { TlsMaterial } from '../transport/replication-server.ts';
+import type { PrimaryCopyOptions } from './initial-copy-run.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 import { VmSender, type ReplicationStatus } from './sender.ts';
 
@@ -21,6 +22,8 @@ export interface PrimaryVm {
   readonly name: string;
   readonly pairing: Pairing;
   readonly journal: () => VmJournal | undefined;
+  /** What the initial copy needs (the client is the pool's); without it the sender refuses. */
+  readonly copy?: Omit<PrimaryCopyOptions, 'client'>;
 }
 
 export interface SenderPoolOptions {
@@ -128,6 +131,7 @@ export class SenderPool {
       client,
       clock: this.o.clock,
       log,
+      ...(p.copy ? { copy: { ...p.copy, client } } : {}),
     });
     const abort = new AbortController();
     const done = sender.run(abort.signal).catch((e: unknown) => {

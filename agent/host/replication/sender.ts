@@ -5,8 +5,9 @@
  *
  * The loop, numbered:
  *  1. wait for a journal (the VM runs and is protected) that is journaling;
- *  2. refuse while the pairing's baseline is 'initial-copy-required' (the initial copy has not
- *     run; that step sets 'copied') — state `stopped`;
+ *  2. while the pairing's baseline is 'initial-copy-required': run the initial copy
+ *     (initial-copy-run.ts; state `initial-copy`, progress in `copy`), which sets 'copied';
+ *     without `copy` options, refuse instead — state `stopped`;
  *  3. open the ship stream (Hello → Welcome, Resume with the replica's lastApplied);
  *  4. resume: sealed segments ≤ lastApplied are already applied there, so markShipped them; if
  *     the next sealed segment is not lastApplied + 1 the journal cannot continue the replica
@@ -16,7 +17,7 @@
  * Any error: `retryDecision` says stop (state `stopped`, or `incompatible` for protocol
  * versions), resume (reopen at once) or retry (state `backoff`, capped jittered delay).
  *
- * States: idle | connecting | shipping | backoff | stopped | incompatible.
+ * States: idle | connecting | initial-copy | shipping | backoff | stopped | incompatible.
  */
 import { SecondsiteError, isSecondsiteError } from '../../../common/errors/errors.ts';
 import type { ErrorCode } from '../../../common/errors/catalogue.ts';
@@ -25,11 +26,13 @@ import type { Clock } from '../../../common/time/clock.ts';
 import { readCoalescedSegment } from '../journal/segment-coalesce.ts';
 import type { VmJournal } from '../journal/types.ts';
 import type { ReplicationClient, ShipStream } from '../transport/replication-client.ts';
+import type { SyncProgress } from '../sync/types.ts';
 import { backoffDelay, retryDecision } from './backoff.ts';
+import { runPrimaryInitialCopy, type PrimaryCopyOptions } from './initial-copy-run.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 
 export type SenderState =
-  'idle' | 'connecting' | 'shipping' | 'backoff' | 'stopped' | 'incompatible';
+  'idle' | 'connecting' | 'initial-copy' | 'shipping' | 'backoff' | 'stopped' | 'incompatible';
 
 export interface ReplicationStatus {
   readonly role: 'primary' | 'replica';
@@ -42,6 +45,8 @@ export interface ReplicationStatus {
   readonly lastError: string;
   /** When a segment was last acknowledged (ms since the epoch), 0 for never. */
   readonly lastShippedAt: number;
+  /** Primary only: progress of the initial copy (durable on the replica), once one ran. */
+  readonly copy?: SyncProgress;
 }
 
 export interface SenderOptions {
@@ -56,6 +61,8 @@ export interface SenderOptions {
   readonly random?: () => number;
   /** How often an idle sender looks for sealed segments without being woken. @default 250 */
   readonly pollMs?: number;
+  /** Runs the initial copy when the baseline asks for one; without it the sender refuses. */
+  readonly copy?: PrimaryCopyOptions;
 }
 
 export class VmSender {
@@ -64,6 +71,8 @@ export class VmSender {
   private attempt = 0;
   private stream: ShipStream | undefined;
   private readonly log: Logger;
+  /** This sender finished the initial copy (its pairing still says otherwise until replaced). */
+  private copied = false;
 
   constructor(private readonly o: SenderOptions) {
     this.log = o.log.child({ component: 'sender', vm: o.vm, peer: peerUri(o.pairing) });
@@ -115,11 +124,15 @@ export class VmSender {
       this.set({ state: journal ? 'stopped' : 'idle' });
       return this.sleep(signal, 1_000);
     }
-    if (this.o.pairing.baseline === 'initial-copy-required') {
-      throw new SecondsiteError(
-        'SS_RESYNC_REQUIRED',
-        `VM ${this.o.vm} needs an initial copy to its replica before deltas can be shipped`,
-      );
+    if (this.o.pairing.baseline === 'initial-copy-required' && !this.copied) {
+      if (!this.o.copy) {
+        throw new SecondsiteError(
+          'SS_RESYNC_REQUIRED',
+          `VM ${this.o.vm} needs an initial copy to its replica before deltas can be shipped`,
+        );
+      }
+      await this.initialCopy(this.o.copy, journal, signal);
+      if (signal.aborted) return;
     }
     this.set({ state: 'connecting' });
     const stream = await this.o.client.openShipStream({
@@ -156,6 +169,26 @@ export class VmSender {
       this.stream = undefined;
       stream.cancel();
     }
+  }
+
+  /** Step 2: one attempt of the initial copy; throws on a break (backoff, then resume). */
+  private async initialCopy(
+    copy: PrimaryCopyOptions,
+    journal: VmJournal,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.set({ state: 'initial-copy' });
+    const baseSeq = await runPrimaryInitialCopy(copy, {
+      vm: this.o.vm,
+      pairing: this.o.pairing,
+      journal,
+      log: this.log,
+      signal,
+      onProgress: (p) => this.set({ state: 'initial-copy', copy: p }),
+    });
+    this.copied = true;
+    this.attempt = 0;
+    this.set({ lastAckedSeq: baseSeq, lastShippedAt: this.o.clock.now(), lastError: '' });
   }
 
   /** Step 4: what the replica already has is shipped; the rest must follow on directly. */

@@ -9,7 +9,7 @@ import type { BlockDevice } from '../nbd/block-device.ts';
 
 /** What the VM journal offers its disks; each call completes before it returns. */
 export interface JournalWritePath {
-  readSync(disk: number, offset: number, length: number): Buffer;
+  readSync(disk: number, offset: number, length: number, into?: Buffer): Buffer;
   writeSync(disk: number, offset: number, data: Buffer, fua: boolean): void;
   zeroSync(disk: number, kind: 'trim' | 'zero', offset: number, length: number, fua: boolean): void;
   flushSync(disk: number): void;
@@ -29,8 +29,8 @@ export class JournaledDisk implements BlockDevice {
     return this.closed;
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    return this.run('read', () => this.journal.readSync(this.index, offset, length));
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.run('read', () => this.journal.readSync(this.index, offset, length, into));
   }
 
   async write(offset: number, data: Buffer, fua: boolean): Promise<void> {

@@ -25,11 +25,13 @@ export function readThrough(
   disk: number,
   offset: number,
   length: number,
+  /** Read into this (exactly `length` bytes) instead of fresh memory. */
+  buffer?: Buffer,
 ): Buffer {
   const spans = overlay.lookup(disk, offset, length);
   const only = spans[0];
-  if (spans.length === 1 && only && only.src === null) return raw.readSync(offset, length);
-  const out = Buffer.allocUnsafe(length);
+  if (spans.length === 1 && only && only.src === null) return raw.readSync(offset, length, buffer);
+  const out = buffer ?? Buffer.allocUnsafe(length);
   for (const s of spans) {
     const into = out.subarray(s.start - offset, s.end - offset);
     if (s.src === null) raw.readSync(s.start, into.length, into);

@@ -124,11 +124,11 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
 
   // ---- write path (JournalWritePath): every call completes synchronously ----
 
-  readSync(disk: number, offset: number, length: number): Buffer {
+  readSync(disk: number, offset: number, length: number, into?: Buffer): Buffer {
     this.assertOpen();
     const raw = this.raw(disk);
-    if (this.overlay.size === 0) return raw.readSync(offset, length);
-    return readThrough(this.overlay, this.segs, raw, disk, offset, length);
+    if (this.overlay.size === 0) return raw.readSync(offset, length, into);
+    return readThrough(this.overlay, this.segs, raw, disk, offset, length, into);
   }
 
   writeSync(disk: number, offset: number, data: Buffer, fua: boolean): void {

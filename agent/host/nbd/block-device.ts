@@ -15,7 +15,11 @@ export interface BlockDevice {
   readonly size: number;
   /** Preferred I/O granularity in bytes (NBD_INFO_BLOCK_SIZE's preferred size). */
   readonly preferredBlockSize: number;
-  read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Reads into `into` (exactly `length` bytes) when given and the device can; returns the bytes
+   * either way. Fresh memory is slow to touch, so bulk readers (resync) reuse their buffers.
+   */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   write(offset: number, data: Buffer, fua: boolean): Promise<void>;
   /** Discard: the range reads back as zeros afterwards (we always zero, never leave garbage). */
   trim(offset: number, length: number, fua: boolean): Promise<void>;

@@ -30,12 +30,39 @@ export class ResyncTarget implements ResyncPeer {
   /** Bytes of replica hashed by this engine (tests check the dirty narrowing with it). */
   bytesHashed = 0;
   private readonly read: ReadFn;
+  /**
+   * Calls run one at a time in call order, as the server runs frames: the source keeps
+   * several diffs in flight, and they share `buffer`.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: ResyncTargetOptions) {
     this.read = async (disk, offset, length, into) => o.disks[disk]!.readSync(offset, length, into);
   }
 
-  async begin(start: { id: string; algorithm: HashAlgorithm; chunkBytes: number }) {
+  begin(start: { id: string; algorithm: HashAlgorithm; chunkBytes: number }) {
+    return this.serial(() => this.doBegin(start));
+  }
+
+  diff(req: { disk: number; offset: number; length: number; hashes: readonly Uint8Array[] }) {
+    return this.serial(() => this.doDiff(req));
+  }
+
+  apply(extents: readonly Extent[], cursor: GridCursor): Promise<void> {
+    return this.serial(() => this.o.store.applyResyncChunks(this.expect().id, extents, cursor));
+  }
+
+  finish(baseSeq: number): Promise<void> {
+    return this.serial(() => this.doFinish(baseSeq));
+  }
+
+  private serial<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(step);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doBegin(start: { id: string; algorithm: HashAlgorithm; chunkBytes: number }) {
     if (!validChunkBytes(start.chunkBytes)) {
       throw new SecondsiteError('SS_PROTOCOL', `resync chunk size ${start.chunkBytes} refused`, {});
     }
@@ -45,7 +72,12 @@ export class ResyncTarget implements ResyncPeer {
     return { cursor: record.cursor as GridCursor };
   }
 
-  async diff(req: { disk: number; offset: number; length: number; hashes: readonly Uint8Array[] }) {
+  private async doDiff(req: {
+    disk: number;
+    offset: number;
+    length: number;
+    hashes: readonly Uint8Array[];
+  }) {
     const c = this.expect();
     const disk = this.o.disks[req.disk];
     const chunks = Math.ceil(req.length / c.chunkBytes);
@@ -80,11 +112,7 @@ export class ResyncTarget implements ResyncPeer {
     return diffHashes(req.hashes, mine);
   }
 
-  async apply(extents: readonly Extent[], cursor: GridCursor): Promise<void> {
-    await this.o.store.applyResyncChunks(this.expect().id, extents, cursor);
-  }
-
-  async finish(baseSeq: number): Promise<void> {
+  private async doFinish(baseSeq: number): Promise<void> {
     const outcome = await this.o.store.finishResync(this.expect().id, baseSeq);
     this.o.log.info({ baseSeq, outcome }, 'resync: replica waits for the segment after the base');
     this.current = undefined;

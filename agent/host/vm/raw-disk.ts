@@ -92,8 +92,8 @@ export class RawDisk implements BlockDevice {
     return new Promise((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    return this.readSync(offset, length);
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.readSync(offset, length, into);
   }
 
   async write(offset: number, data: Buffer, fua: boolean): Promise<void> {

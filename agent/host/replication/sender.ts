@@ -146,14 +146,14 @@ export class VmSender {
       this.set({ lastAckedSeq: last, lastError: '' });
       await this.resume(journal, last);
       while (!signal.aborted && stream.state === 'open' && this.o.journal() === journal) {
-        const todo = journal.sealedSegments().filter((s) => s.seq > last);
-        if (todo.length === 0) {
+        const unshipped = journal.sealedSegments().filter((s) => s.seq > last);
+        if (unshipped.length === 0) {
           this.set({ state: 'idle' });
           await this.sleep(signal, this.o.pollMs ?? 250);
           continue;
         }
         this.set({ state: 'shipping' });
-        for (const s of todo) {
+        for (const s of unshipped) {
           if (s.seq !== last + 1) this.gap(last, s.seq);
           const seg = readCoalescedSegment(s.path);
           await stream.ship(

@@ -46,6 +46,30 @@ export interface SyncDeps extends ShipDeps {
   readonly busy: Set<string>;
 }
 
+/**
+ * Steps 1–2 shared by the copy and resync streams: accept the Hello (auth, pairing, epoch,
+ * version), claim the VM (one copy or resync stream per VM at a time) and say where the claim
+ * is held, then answer Welcome. `claim` runs before anything is written, so a failed write
+ * still leaves the claim to be released when the stream ends.
+ */
+export async function openSyncStream(
+  hello: Parameters<typeof acceptHello>[0],
+  deps: SyncDeps,
+  stream: 'copy' | 'resync',
+  call: { write(frame: { welcome: ReturnType<typeof welcomeFor> }): unknown },
+  claim: (vmId: string) => void,
+): Promise<StreamContext> {
+  const { agreement, vmId, epoch } = await acceptHello(hello, deps);
+  if (deps.busy.has(vmId)) {
+    throw new SecondsiteError('SS_CONFLICT', `VM ${vmId} already has a copy or resync stream`);
+  }
+  deps.busy.add(vmId);
+  claim(vmId);
+  const log = deps.log.child({ vm: vmId, peer: deps.caller.uri, stream });
+  call.write({ welcome: welcomeFor(deps.local, agreement) });
+  return { caller: deps.caller, vmId, epoch, agreement, log };
+}
+
 type Stream = ServerDuplexStream<CopyFrameMsg, CopyReplyMsg>;
 
 class CopySession {
@@ -85,18 +109,13 @@ class CopySession {
   readonly handlers: Record<CopyStep, (f: CopyFrameMsg) => Promise<void> | void> = {
     // Steps 1–2.
     hello: async (f) => {
-      const { agreement, vmId, epoch } = await acceptHello(
+      this.ctx = await openSyncStream(
         'hello' in f ? f.hello : null,
         this.deps,
+        'copy',
+        this.call,
+        (vmId) => (this.claimed = vmId),
       );
-      if (this.deps.busy.has(vmId)) {
-        throw new SecondsiteError('SS_CONFLICT', `VM ${vmId} already has a copy or resync stream`);
-      }
-      this.deps.busy.add(vmId);
-      this.claimed = vmId;
-      const log = this.deps.log.child({ vm: vmId, peer: this.deps.caller.uri, stream: 'copy' });
-      this.ctx = { caller: this.deps.caller, vmId, epoch, agreement, log };
-      this.call.write({ welcome: welcomeFor(this.deps.local, agreement) });
     },
     // Steps 3–4: where to begin (the watermark of an earlier attempt with this copy id).
     start: async (f) => {

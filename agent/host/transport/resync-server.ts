@@ -15,8 +15,8 @@ import { decodeChunk, safeInt } from '../replication/chunk-codec.ts';
 import { Feature, hasFeature } from '../replication/protocol.ts';
 import { stepOf } from '../replication/ship-dispatch.ts';
 import type { ResyncPeer } from '../sync/types.ts';
-import type { SyncDeps } from './initial-copy-server.ts';
-import { acceptHello, welcomeFor, type StreamContext } from './ship-server.ts';
+import { openSyncStream, type SyncDeps } from './initial-copy-server.ts';
+import type { StreamContext } from './ship-server.ts';
 import {
   MAX_BATCH_BYTES,
   RESYNC_STEPS,
@@ -61,18 +61,13 @@ class ResyncSession {
   readonly handlers: Record<ResyncStep, (f: ResyncFrameMsg) => Promise<void> | void> = {
     // Steps 1–2.
     hello: async (f) => {
-      const { agreement, vmId, epoch } = await acceptHello(
+      this.ctx = await openSyncStream(
         'hello' in f ? f.hello : null,
         this.deps,
+        'resync',
+        this.call,
+        (vmId) => (this.claimed = vmId),
       );
-      if (this.deps.busy.has(vmId)) {
-        throw new SecondsiteError('SS_CONFLICT', `VM ${vmId} already has a copy or resync stream`);
-      }
-      this.deps.busy.add(vmId);
-      this.claimed = vmId;
-      const log = this.deps.log.child({ vm: vmId, peer: this.deps.caller.uri, stream: 'resync' });
-      this.ctx = { caller: this.deps.caller, vmId, epoch, agreement, log };
-      this.call.write({ welcome: welcomeFor(this.deps.local, agreement) });
     },
     // Steps 3–4.
     start: async (f) => {

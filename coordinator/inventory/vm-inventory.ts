@@ -3,11 +3,12 @@
  * (agent_channel.proto HostInventoryReport), one record per host, replaced by every report.
  * `vm list` and `vm show` read them. Roles stay `none` until replication pairs VMs.
  */
-import { SecondsiteError, badInput } from '../../common/errors/errors.ts';
+import { SecondsiteError } from '../../common/errors/errors.ts';
 import type { VmView } from '../../common/api-client/types.ts';
 import type { Clock } from '../../common/time/clock.ts';
 import type { HostInventoryReport } from '../../common/wire/host-control-messages.ts';
 import { collect, keys, type Store } from '../store/store.ts';
+import { parseQualified } from '../domain/mapping.ts';
 
 export interface VmRecord {
   readonly name: string;
@@ -63,15 +64,6 @@ function viewOf(h: HostRecord, vm: VmRecord): VmView {
   };
 }
 
-/** SERVER/CLOUD or SERVER/VM, split at the one "/". */
-export function splitQualified(field: string, text: string): { server: string; name: string } {
-  const parts = text.split('/');
-  if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-    throw badInput(field, `"${text}" is not SERVER/NAME`);
-  }
-  return { server: parts[0] ?? '', name: parts[1] ?? '' };
-}
-
 export class VmInventory {
   constructor(
     private readonly store: Store,
@@ -86,7 +78,7 @@ export class VmInventory {
 
   /** Every VM of the vault, or of one SERVER/CLOUD, sorted by server then name. */
   async list(vaultId: string, cloud?: string): Promise<VmView[]> {
-    const filter = cloud === undefined ? undefined : splitQualified('cloud', cloud);
+    const filter = cloud === undefined ? undefined : parseQualified('cloud', cloud);
     const hosts = await collect<HostRecord>(this.store, keys.hostPrefix(vaultId));
     return hosts
       .filter(
@@ -103,7 +95,7 @@ export class VmInventory {
     const all = await this.list(vaultId);
     const found = name.includes('/')
       ? (() => {
-          const q = splitQualified('name', name);
+          const q = parseQualified('name', name);
           return all.filter(
             (v) => v.server.toLowerCase() === q.server.toLowerCase() && v.name === q.name,
           );

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait-for.ts';
 
 export const SECONDSITE_BIN = fileURLToPath(new URL('../../bin/secondsite.mjs', import.meta.url));
 
@@ -66,4 +67,24 @@ export function startDaemon(
     child.on('exit', (code, signal) => resolve(code ?? signal)),
   );
   return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Waits for the one JSON document a daemon prints on stdout once it is up. */
+export function printedJson<T>(d: Daemon, what: string): Promise<T> {
+  return waitFor(
+    () => {
+      if (d.child.exitCode !== null) throw new Error(`${what} exited: ${d.stderr()}`);
+      return d.stdout().includes('}') ? (JSON.parse(d.stdout()) as T) : undefined;
+    },
+    { what, timeoutMs: 60_000 },
+  );
+}
+
+/** Runs `secondsite ARGS --json`, requires exit code `code`, and parses its stdout. */
+export async function cliJson<T>(args: string[], env: NodeJS.ProcessEnv, code = 0): Promise<T> {
+  const r = await runCli([...args, '--json'], { env });
+  if (r.code !== code) {
+    throw new Error(`secondsite ${args.join(' ')}: exit ${r.code}, expected ${code}\n${r.stderr}`);
+  }
+  return jsonOf<T>(r);
 }

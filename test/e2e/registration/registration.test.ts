@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudView, JobView, KeyView, ServerView } from '../../../common/api-client/index.ts';
 import { CHICAGO_SITE, NEW_YORK_SITE } from '../../helpers/provider-lab.ts';
-import { jsonOf, runCli, startDaemon, type Daemon } from '../../helpers/secondsite-cli.ts';
+import {
+  cliJson,
+  jsonOf,
+  printedJson,
+  runCli,
+  startDaemon,
+  type Daemon,
+} from '../../helpers/secondsite-cli.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 let dir: string;
@@ -21,22 +28,8 @@ function daemon(args: string[]): Daemon {
   return d;
 }
 
-/** Waits for the one JSON document a daemon prints once it is up. */
-function printed<T>(d: Daemon, what: string): Promise<T> {
-  return waitFor(
-    () => {
-      if (d.child.exitCode !== null) throw new Error(`${what} exited: ${d.stderr()}`);
-      return d.stdout().includes('}') ? (JSON.parse(d.stdout()) as T) : undefined;
-    },
-    { what, timeoutMs: 60_000 },
-  );
-}
-
-async function cli<T>(args: string[], code = 0): Promise<T> {
-  const r = await runCli([...args, '--json'], { env: env() });
-  expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
-  return jsonOf<T>(r);
-}
+const printed = printedJson;
+const cli = <T>(args: string[], code = 0): Promise<T> => cliJson<T>(args, env(), code);
 
 const servers = (vault = 'prod'): Promise<ServerView[]> =>
   cli(['server', 'list', '--vault', vault]);

@@ -6,7 +6,11 @@
 import { SecondsiteError, type ErrorCode } from '../errors/errors.ts';
 import { ERROR_CATALOGUE } from '../errors/catalogue.ts';
 import { messageCodec, type MessageCodec } from '../proto/load.ts';
-import type { HostInventoryReport } from './host-control-messages.ts';
+import type {
+  HostCommand,
+  HostCommandResult,
+  HostInventoryReport,
+} from './host-control-messages.ts';
 
 /** Channel protocol versions this build speaks. */
 export const AGENT_PROTOCOL = Object.freeze({ min: 1, max: 1 });
@@ -25,9 +29,31 @@ export interface CloudInfo {
   logicalNetworks: string[];
   vmNetworks: string[];
 }
+export interface HostInfoMsg {
+  name: string;
+  hostGroup: string;
+  osVersion: string;
+  defaultStorage: string;
+  /** uint64 as a decimal string. */
+  defaultFreeBytes: string;
+}
+export interface VmNetworkInfoMsg {
+  name: string;
+  logicalNetwork: string;
+  subnets: Array<{ name: string; prefix: string }>;
+}
+export interface StorageClassificationInfoMsg {
+  name: string;
+  /** freeBytes: uint64 as a decimal string. */
+  locations: Array<{ host: string; path: string; freeBytes: string }>;
+}
 export interface SiteInventoryMsg {
   clouds: CloudInfo[];
   hosts: string[];
+  /** Absent in messages from providers built before these fields existed. */
+  hostDetails?: HostInfoMsg[];
+  vmNetworks?: VmNetworkInfoMsg[];
+  classifications?: StorageClassificationInfoMsg[];
 }
 export type CloudSyncChoice =
   'CLOUD_SYNC_CHOICE_UNSPECIFIED' | 'CLOUD_SYNC_CHOICE_ALL' | 'CLOUD_SYNC_CHOICE_NONE';
@@ -65,11 +91,18 @@ export interface ErrorDetailMsg {
   message: string;
   detailsJson: string;
 }
-export type AgentCommand = { kind?: 'syncCloud'; syncCloud: { cloud: string } };
+/** HostRelayCommand: `command.commandId` is replaced by the envelope's command id. */
+export interface HostRelayCommand {
+  host: string;
+  command: HostCommand;
+}
+export type AgentCommand =
+  { kind?: 'syncCloud'; syncCloud: { cloud: string } } | { kind?: 'host'; host: HostRelayCommand };
 export interface AgentCommandResult {
   error?: ErrorDetailMsg | null;
-  result?: 'cloud';
+  result?: 'cloud' | 'host';
   cloud?: CloudInfo;
+  host?: HostCommandResult;
 }
 
 type Body =

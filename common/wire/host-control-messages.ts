@@ -39,6 +39,37 @@ export interface HostVmDiskMsg {
   index: number;
   sizeBytes: string;
   nbd: string;
+  /** Filled in by the provider from its site file; absent/empty when none. */
+  classification?: string;
+}
+
+export type RecoveryPointTypeMsg =
+  | 'RECOVERY_POINT_TYPE_UNSPECIFIED'
+  | 'RECOVERY_POINT_TYPE_CRASH_CONSISTENT'
+  | 'RECOVERY_POINT_TYPE_APP_CONSISTENT';
+
+/** types.proto RecoveryPoint; 64-bit fields as decimal strings. */
+export interface RecoveryPointMsg {
+  id: string;
+  timeMs: string;
+  type: RecoveryPointTypeMsg;
+  segment: string;
+  freezeFailed: string;
+}
+
+/** host_local.proto ReplicationStatus; 64-bit fields as decimal strings. */
+export interface ReplicationStatusMsg {
+  role: string;
+  peer: string;
+  state: string;
+  lastAckedSeq: string;
+  lastError: string;
+  lastShippedAtMs: string;
+  peerAddress: string;
+  epoch: string;
+  baseline: string;
+  copyBytesDone: string;
+  copyBytesTotal: string;
 }
 
 export interface HostVmMsg {
@@ -46,6 +77,14 @@ export interface HostVmMsg {
   state: HostVmStateMsg;
   disks: HostVmDiskMsg[];
   nics: Array<{ network: string; subnet: string }>;
+  /** The fields below are absent from hosts built before they existed. */
+  replication?: ReplicationStatusMsg | null;
+  protected?: boolean;
+  latestPoint?: RecoveryPointMsg | null;
+  pointCount?: number;
+  oldestPointMs?: string;
+  unshippedBytes?: string;
+  paused?: boolean;
 }
 
 export interface HostInventoryMsg {
@@ -59,15 +98,38 @@ export interface CreateHostVmCommand {
   start: boolean;
 }
 
+export interface PairHostVmCommand {
+  name: string;
+  role: 'primary' | 'replica';
+  peerHost: string;
+  peerAddress: string;
+  /** uint64 as a decimal string. */
+  epoch: string;
+  compression: boolean;
+  disks: Array<{ sizeBytes: string; path: string }>;
+  copyFrequencySeconds: number;
+  appConsistentHours: number;
+  retentionHours: number;
+  nics: Array<{ network: string; subnet: string }>;
+  startInitialCopy: boolean;
+}
+
 export interface HostCommand {
   commandId: string;
-  kind?: 'createVm';
+  kind?: 'createVm' | 'pairVm' | 'unpairVm' | 'pauseVm' | 'resyncVm' | 'listPoints';
   createVm?: CreateHostVmCommand;
+  pairVm?: PairHostVmCommand;
+  unpairVm?: { name: string; deleteReplica: boolean };
+  pauseVm?: { name: string; paused: boolean };
+  resyncVm?: { name: string };
+  listPoints?: { name: string };
 }
 
 export interface HostCommandResult {
   commandId: string;
   error?: ErrorDetailMsg | null;
+  points?: RecoveryPointMsg[];
+  vm?: HostVmMsg | null;
 }
 
 export type HostFrame =
@@ -78,6 +140,9 @@ export type HostFrame =
         protocolMax: number;
         version: string;
         inventory: HostInventoryMsg;
+        address?: string;
+        certPort?: number;
+        ticketPort?: number;
       };
     }
   | { body?: 'inventory'; inventory: HostInventoryMsg }
@@ -95,4 +160,7 @@ export interface HostInventoryReport {
   cloud: string;
   connected: boolean;
   inventory: HostInventoryMsg;
+  address?: string;
+  certPort?: number;
+  ticketPort?: number;
 }

@@ -14,6 +14,19 @@ import type { CommandLog } from './command-log.ts';
 
 type Handler = (command: AgentCommand) => Promise<AgentCommandResult>;
 
+type Kind = 'syncCloud' | 'host';
+/** The command's body for `kind`; the dispatcher picked the handler by that kind. */
+export function bodyOf<K extends Kind>(
+  command: AgentCommand,
+  kind: K,
+): Extract<AgentCommand, Record<K, unknown>>[K] {
+  const body = (command as Partial<Record<Kind, unknown>>)[kind];
+  if (body === undefined || body === null) {
+    throw new SecondsiteError('SS_PROTOCOL', `command has no ${kind} body`);
+  }
+  return body as Extract<AgentCommand, Record<K, unknown>>[K];
+}
+
 export interface CommandDispatcher {
   /** Applies a command once; a known id gets its recorded answer. */
   dispatch(id: string, command: AgentCommand): Promise<AgentCommandResult>;
@@ -25,15 +38,12 @@ export function commandDispatcher(site: () => Site, log: CommandLog): CommandDis
   let applied = 0;
   const handlers: Record<string, Handler> = {
     syncCloud: async (c) => {
-      const info = cloudInfo(site().file, c.syncCloud.cloud);
+      const { cloud } = bodyOf(c, 'syncCloud');
+      const info = cloudInfo(site().file, cloud);
       if (info === undefined) {
-        throw new SecondsiteError(
-          'SS_NOT_FOUND',
-          `this site has no cloud named ${c.syncCloud.cloud}`,
-          {
-            cloud: c.syncCloud.cloud,
-          },
-        );
+        throw new SecondsiteError('SS_NOT_FOUND', `this site has no cloud named ${cloud}`, {
+          cloud,
+        });
       }
       return { result: 'cloud', cloud: info };
     },

@@ -12,9 +12,13 @@ import { registerJobCommands } from './commands/job.ts';
 import { registerKeyCommands } from './commands/key.ts';
 import { registerServerCommands } from './commands/server.ts';
 import { registerCloudCommands } from './commands/cloud.ts';
+import { registerPolicyCommands } from './commands/policy.ts';
+import { registerNetworkMapCommands } from './commands/network-map.ts';
+import { registerStorageMapCommands } from './commands/storage-map.ts';
 import { registerProviderCommands } from './commands/provider.ts';
 import { registerVaultCommands } from './commands/vault.ts';
 import { registerVmCommands } from './commands/vm.ts';
+import { registerReplicationCommands } from './commands/replication.ts';
 import { workloadCommand } from './commands/workload.ts';
 
 export function buildProgram(): Command {
@@ -31,8 +35,12 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerServerCommands(program);
   registerCloudCommands(program);
+  registerPolicyCommands(program);
+  registerNetworkMapCommands(program);
+  registerStorageMapCommands(program);
   registerProviderCommands(program);
   registerVmCommands(program);
+  registerReplicationCommands(program);
   program.addCommand(demoCommand());
   program.addCommand(hostCommand());
   program.addCommand(workloadCommand());

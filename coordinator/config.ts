@@ -21,6 +21,18 @@ export interface CoordinatorConfig {
    * @default 5000 (SECONDSITE_HEARTBEAT_MS overrides it; tests use less)
    */
   readonly heartbeatMs: number;
+  /**
+   * Multiplies the copy interval pushed to hosts and every health duration (0.01-1). Tests and
+   * the demo's fast mode use less than 1 so 30 s cycles run in seconds. @default 1
+   * (SECONDSITE_TIME_SCALE)
+   */
+  readonly timeScale: number;
+  /**
+   * Appends every message the coordinator receives (agent channel frames, API request bodies)
+   * to this file, mode 0600: the privacy test (R32) searches it for disk contents. Off unless
+   * SECONDSITE_TRACE_MESSAGES names a file.
+   */
+  readonly traceFile: string | undefined;
 }
 
 const optionsSchema = z
@@ -29,6 +41,8 @@ const optionsSchema = z
     listen: z.string().default(DEFAULT_LISTEN),
     testJobs: z.boolean().default(false),
     heartbeatMs: z.number().int().min(50).max(600_000).default(5000),
+    timeScale: z.number().min(0.01).max(1).default(1),
+    traceFile: z.string().min(1).optional(),
   })
   .strict();
 
@@ -57,5 +71,7 @@ export function compileConfig(opts: CoordinatorOptions): CoordinatorConfig {
     listen: Object.freeze(parseListen(parsed.data.listen)),
     testJobs: parsed.data.testJobs,
     heartbeatMs: parsed.data.heartbeatMs,
+    timeScale: parsed.data.timeScale,
+    traceFile: parsed.data.traceFile === undefined ? undefined : resolve(parsed.data.traceFile),
   });
 }

@@ -32,6 +32,14 @@ import { KeyService } from './registration/key-service.ts';
 import { providerSigner } from './registration/provider-signer.ts';
 import { registerJobType } from './registration/registration-job.ts';
 import { RegistrationService } from './registration/registration-service.ts';
+import { PolicyService } from './policies/policy-service.ts';
+import { MapService } from './mappings/map-service.ts';
+import { ProtectionService } from './replication/protection-service.ts';
+import { protectionJobTypes } from './replication/protection-jobs.ts';
+import { messageTrace } from './replication/message-trace.ts';
+import { targetSiteOf } from './inventory/fabric.ts';
+import { sameServer } from './domain/mapping.ts';
+import type { JobType } from './jobs/job-types.ts';
 
 export type { CoordinatorOptions } from './config.ts';
 
@@ -79,9 +87,11 @@ function jobTypes(
   types: {
     register: ReturnType<typeof registerJobType>;
     cloudSync: ReturnType<typeof cloudSyncJobType>;
+    protection: readonly JobType<unknown>[];
   },
 ): JobTypeRegistry {
   const registry = new JobTypeRegistry().register(types.register).register(types.cloudSync);
+  for (const t of types.protection) registry.register(t);
   if (testJobs) {
     log.warn('SECONDSITE_TEST_JOBS=1: the test-only job type is enabled');
     registry.register(testJobType);
@@ -102,6 +112,34 @@ async function serve(
   const hub = new ChannelHub(config.heartbeatMs, clock, log.child({ component: 'channel' }));
   const inventory = new InventoryService(store, clock, hub);
   const vms = new VmInventory(store, clock);
+  const policies = new PolicyService(store, clock);
+  const maps = new MapService(store);
+  const protection = new ProtectionService({
+    store,
+    clock,
+    log: log.child({ component: 'protection' }),
+    vaults,
+    vms,
+    hub,
+    policies,
+    maps,
+    targetSite: async (vaultId, server, cloud) => {
+      const record = await inventory.requireServer(vaultId, server);
+      const hosts = await vms.hosts(vaultId);
+      return targetSiteOf(record, cloud, (host) =>
+        hosts.some((h) => sameServer(h.server, server) && h.host === host && h.connected),
+      );
+    },
+    timeScale: config.timeScale,
+  });
+  maps.onChange((change) => {
+    protection
+      .onMapChange(change)
+      .catch((e: unknown) =>
+        log.error({ err: e }, 'could not start reconnecting replicas after a network map change'),
+      );
+  });
+  const trace = config.traceFile === undefined ? undefined : messageTrace(config.traceFile);
   let url = '';
   const keys = new KeyService(store, clock, {
     coordinatorUrl: () => url,
@@ -110,8 +148,10 @@ async function serve(
   const registry = jobTypes(config.testJobs, log, {
     register: registerJobType({ vaults, inventory, signer: providerSigner(config.dataDir), clock }),
     cloudSync: cloudSyncJobType({ hub, inventory }),
+    protection: protectionJobTypes(protection),
   });
   const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
+  protection.setJobs(jobs);
   const app = buildApi({
     vaults,
     jobs,
@@ -126,6 +166,10 @@ async function serve(
     },
     inventory: { keys, inventory, clock },
     vms,
+    policies,
+    maps,
+    protection,
+    ...(trace === undefined ? {} : { trace }),
   });
   const registration = new RegistrationService({
     store,
@@ -142,6 +186,7 @@ async function serve(
     vms,
     clock,
     log: log.child({ component: 'agent-channel' }),
+    ...(trace === undefined ? {} : { trace }),
   });
   await listenOn(app, config.listen);
   const address = app.server.address();
@@ -160,6 +205,7 @@ async function serve(
   }
   const running = new AbortController();
   const jobsDone = jobs.run(running.signal);
+  const watching = protection.watch(running.signal);
   return {
     url,
     adminFile,
@@ -170,6 +216,7 @@ async function serve(
       await app.close();
       await jobs.shutdown();
       await jobsDone;
+      await watching;
     },
   };
 }
@@ -179,9 +226,13 @@ export async function startCoordinator(
   deps: StartDeps = {},
 ): Promise<StartedCoordinator> {
   const heartbeatEnv = process.env['SECONDSITE_HEARTBEAT_MS'];
+  const scaleEnv = process.env['SECONDSITE_TIME_SCALE'];
+  const traceEnv = process.env['SECONDSITE_TRACE_MESSAGES'];
   const config = compileConfig({
     testJobs: testJobsEnabled(),
     ...(heartbeatEnv ? { heartbeatMs: Number(heartbeatEnv) } : {}),
+    ...(scaleEnv ? { timeScale: Number(scaleEnv) } : {}),
+    ...(traceEnv ? { traceFile: traceEnv } : {}),
     ...options,
   });
   const clock = deps.clock ?? systemClock;

@@ -61,7 +61,7 @@ function jobDetail(job: JobView): string {
 }
 
 /** Prints the job; a failed or cancelled job makes the command exit 1. */
-function report(job: JobView, flags: AdminFlags): void {
+export function report(job: JobView, flags: AdminFlags): void {
   if (flags.json) printJson(job);
   else process.stdout.write(jobDetail(job));
   if (job.state === 'failed' || job.state === 'cancelled') {
@@ -88,7 +88,8 @@ function stepChanges(): (job: JobView) => void {
   };
 }
 
-async function waitForJob(id: string, flags: AdminFlags & { timeout?: string }): Promise<JobView> {
+/** Follows a job until it finishes or waits (human mode prints each step change). */
+export async function waitForJob(id: string, flags: AdminFlags & { timeout?: string }): Promise<JobView> {
   const deadline =
     flags.timeout === undefined ? Infinity : Date.now() + parseTimeout(flags.timeout);
   const show = flags.json ? () => undefined : stepChanges();

@@ -7,13 +7,21 @@
 import { ERROR_CATALOGUE } from '../errors/catalogue.ts';
 import { SecondsiteError, type ErrorCode } from '../errors/errors.ts';
 import type {
+  AssociationView,
   CloudView,
+  MapKind,
+  MapView,
+  PolicyCreateRequest,
+  PolicyView,
   JobView,
   KeyFileView,
   KeyView,
   ServerView,
   VaultView,
   VmView,
+  ItemView,
+  RecoveryPointView,
+  ReplicationAction,
 } from './types.ts';
 
 /** The subset of the WHATWG fetch the client needs. */
@@ -50,10 +58,32 @@ export interface ApiClient {
   listClouds(vault: string): Promise<CloudView[]>;
   /** Starts the cloud.sync job; returns it at once. */
   syncCloud(vault: string, server: string, cloud: string): Promise<JobView>;
+  createPolicy(vault: string, policy: PolicyCreateRequest): Promise<PolicyView>;
+  listPolicies(vault: string): Promise<PolicyView[]>;
+  /** Pairs SERVER/CLOUD source (primary) with target (secondary) under a policy. */
+  associatePolicy(
+    vault: string,
+    policy: string,
+    pair: { sourceCloud: string; targetCloud: string },
+  ): Promise<AssociationView>;
+  createMap(vault: string, kind: MapKind, map: MapView): Promise<MapView>;
+  deleteMap(vault: string, kind: MapKind, map: MapView): Promise<MapView>;
+  listMaps(vault: string, kind: MapKind): Promise<MapView[]>;
   /** VMs of the vault, or of one cloud given as SERVER/CLOUD. */
   listVms(vault: string, cloud?: string): Promise<VmView[]>;
   /** One VM, named SERVER/VM (or a bare name only one server has). */
   getVm(vault: string, name: string): Promise<VmView>;
+  /** Starts "enable protection" for VMs of one SERVER/CLOUD; returns the job at once. */
+  enableReplication(vault: string, sourceCloud: string, vms: readonly string[]): Promise<JobView>;
+  /** Starts disable | pause | resume | resync of items; returns the job at once. */
+  replicationAction(
+    vault: string,
+    action: ReplicationAction,
+    vms: readonly string[],
+  ): Promise<JobView>;
+  listItems(vault: string): Promise<ItemView[]>;
+  getItem(vault: string, vm: string): Promise<ItemView>;
+  listRecoveryPoints(vault: string, vm: string): Promise<RecoveryPointView[]>;
 }
 
 function isErrorCode(code: unknown): code is ErrorCode {
@@ -137,6 +167,19 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       (await call<{ clouds: CloudView[] }>('GET', `/vaults/${seg(vault)}/clouds`)).clouds,
     syncCloud: (vault, server, cloud) =>
       call('POST', `/vaults/${seg(vault)}/clouds/sync`, { server, cloud }),
+    createPolicy: (vault, policy) => call('POST', `/vaults/${seg(vault)}/policies`, policy),
+    listPolicies: async (vault) =>
+      (await call<{ policies: PolicyView[] }>('GET', `/vaults/${seg(vault)}/policies`)).policies,
+    associatePolicy: (vault, policy, pair) =>
+      call('POST', `/vaults/${seg(vault)}/policies/${seg(policy)}/associations`, pair),
+    createMap: (vault, kind, map) => call('POST', `/vaults/${seg(vault)}/${kind}-maps`, map),
+    deleteMap: (vault, kind, map) =>
+      call(
+        'DELETE',
+        `/vaults/${seg(vault)}/${kind}-maps?source=${seg(map.source)}&target=${seg(map.target)}`,
+      ),
+    listMaps: async (vault, kind) =>
+      (await call<{ maps: MapView[] }>('GET', `/vaults/${seg(vault)}/${kind}-maps`)).maps,
     listVms: async (vault, cloud) =>
       (
         await call<{ vms: VmView[] }>(
@@ -145,5 +188,19 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
         )
       ).vms,
     getVm: (vault, name) => call('GET', `/vaults/${seg(vault)}/vms/${seg(name)}`),
+    enableReplication: (vault, sourceCloud, vms) =>
+      call('POST', `/vaults/${seg(vault)}/replication/enable`, { sourceCloud, vms }),
+    replicationAction: (vault, action, vms) =>
+      call('POST', `/vaults/${seg(vault)}/replication/${action}`, { vms }),
+    listItems: async (vault) =>
+      (await call<{ items: ItemView[] }>('GET', `/vaults/${seg(vault)}/items`)).items,
+    getItem: (vault, vm) => call('GET', `/vaults/${seg(vault)}/items/${seg(vm)}`),
+    listRecoveryPoints: async (vault, vm) =>
+      (
+        await call<{ points: RecoveryPointView[] }>(
+          'GET',
+          `/vaults/${seg(vault)}/items/${seg(vm)}/recovery-points`,
+        )
+      ).points,
   };
 }

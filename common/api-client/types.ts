@@ -105,6 +105,67 @@ export interface CloudView {
   readonly pairedWith: string | null;
 }
 
+/** A policy's initial replication method (R11, R15). */
+export type InitialReplicationView =
+  | { readonly method: 'network' }
+  | { readonly method: 'scheduled'; readonly at: string }
+  | { readonly method: 'offline'; readonly exportPath: string; readonly importPath: string };
+
+/** `policy create` / `policy list` (CLI.md): every R11 field, and the policy's cloud pairs. */
+export interface PolicyView {
+  readonly name: string;
+  /** Host OS version all hosts under the policy run; null until the first association pins it. */
+  readonly hostVersion: string | null;
+  readonly auth: 'certificate' | 'kerberos';
+  readonly port: number;
+  readonly copyFrequency: '30s' | '5m' | '15m';
+  readonly retentionHours: number;
+  /** 0 = off. */
+  readonly appConsistentHours: number;
+  readonly compression: boolean;
+  readonly deleteReplicaOnDisable: boolean;
+  readonly initial: InitialReplicationView;
+  readonly createdAt: string;
+  /** SERVER/CLOUD pairs: source (primary) → target (secondary). */
+  readonly associations: readonly { sourceCloud: string; targetCloud: string }[];
+}
+
+/**
+ * `policy create`'s fields as the API takes them: the CLI passes its flags' text; numbers and
+ * booleans are accepted too. Omitted fields take the documented defaults.
+ */
+export interface PolicyCreateRequest {
+  readonly name: string;
+  readonly hostVersion?: string;
+  readonly auth?: string;
+  readonly port?: string | number;
+  readonly copyFrequency?: string;
+  readonly retentionHours?: string | number;
+  readonly appConsistentHours?: string | number;
+  readonly compression?: string | boolean;
+  readonly deleteReplicaOnDisable?: string | boolean;
+  /** network | scheduled:ISO-TIME | offline */
+  readonly initial?: string;
+  readonly exportPath?: string;
+  readonly importPath?: string;
+}
+
+/** `policy associate` (CLI.md). */
+export interface AssociationView {
+  readonly policy: string;
+  readonly sourceCloud: string;
+  readonly targetCloud: string;
+  readonly associatedAt: string;
+}
+
+export type MapKind = 'network' | 'storage';
+
+/** `network-map list` / `storage-map list` (CLI.md): SERVER/NAME → SERVER/NAME. */
+export interface MapView {
+  readonly source: string;
+  readonly target: string;
+}
+
 /** `vm list` / `vm show` (CLI.md). `nbd` is null while the VM is stopped (no export). */
 export interface VmView {
   readonly name: string;
@@ -117,3 +178,47 @@ export interface VmView {
   readonly disks: readonly { index: number; sizeBytes: number; nbd: string | null }[];
   readonly nics: readonly { network: string; subnet: string }[];
 }
+
+/** `item list` / `item show` (CLI.md "VMs, replication, recovery points"). */
+export interface ItemView {
+  readonly vm: string;
+  readonly state:
+    | 'enabling'
+    | 'initial-replication'
+    | 'protected'
+    | 'paused'
+    | 'resync-required'
+    | 'resynchronizing'
+    | 'failed-over'
+    | 'committed'
+    | 'disabled';
+  readonly health: 'normal' | 'warning' | 'critical';
+  readonly policy: string;
+  readonly sourceServer: string;
+  readonly targetServer: string;
+  readonly sourceHost: string;
+  readonly targetHost: string | null;
+  readonly sourceCloud: string;
+  readonly targetCloud: string;
+  readonly lastCycleAt: string | null;
+  readonly latestRecoveryPoint: {
+    id: string;
+    time: string;
+    type: 'crash-consistent' | 'app-consistent';
+  } | null;
+  readonly rpoSeconds: number | null;
+  /** Each reason the item is not normal, with what to do. */
+  readonly errors: readonly { code: string; message: string; action: string }[];
+  /** Progress of the initial copy once one ran. */
+  readonly initialReplication: { bytesDone: number; bytesTotal: number } | null;
+  readonly epoch: number;
+}
+
+/** `recovery-point list` (CLI.md). */
+export interface RecoveryPointView {
+  readonly id: string;
+  readonly time: string;
+  readonly type: 'crash-consistent' | 'app-consistent';
+}
+
+export type ReplicationAction = 'disable' | 'pause' | 'resume' | 'resync';

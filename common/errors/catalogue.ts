@@ -153,6 +153,11 @@ export const ERROR_CATALOGUE = {
     action:
       'All hosts under one replication policy must run the same host OS version; the message names the hosts that differ. Create another policy for them, or associate other clouds.',
   },
+  SS_NOT_PROTECTABLE: {
+    kind: 'conflict',
+    action:
+      'The VM cannot be protected as asked (the message says why, e.g. its cloud has no replication policy). Associate its cloud with a policy (secondsite policy associate) or pick another VM.',
+  },
   SS_INTERNAL: {
     kind: 'failed',
     action: 'An unexpected error; the logs of the process name the cause. Please report it.',

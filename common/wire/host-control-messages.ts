@@ -116,13 +116,14 @@ export interface PairHostVmCommand {
 
 export interface HostCommand {
   commandId: string;
-  kind?: 'createVm' | 'pairVm' | 'unpairVm' | 'pauseVm' | 'resyncVm' | 'listPoints';
+  kind?: 'createVm' | 'pairVm' | 'unpairVm' | 'pauseVm' | 'resyncVm' | 'listPoints' | 'setNics';
   createVm?: CreateHostVmCommand;
   pairVm?: PairHostVmCommand;
   unpairVm?: { name: string; deleteReplica: boolean };
   pauseVm?: { name: string; paused: boolean };
   resyncVm?: { name: string };
   listPoints?: { name: string };
+  setNics?: { name: string; nics: Array<{ network: string; subnet: string }> };
 }
 
 export interface HostCommandResult {

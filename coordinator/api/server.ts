@@ -17,10 +17,16 @@ import { jobRoutes } from './routes-jobs.ts';
 import { vaultRoutes } from './routes-vaults.ts';
 import { inventoryRoutes } from './routes-inventory.ts';
 import { vmRoutes } from './routes-vms.ts';
+import { replicationRoutes } from './routes-replication.ts';
+import type { ProtectionService } from '../replication/protection-service.ts';
 import type { VmInventory } from '../inventory/vm-inventory.ts';
 import type { KeyService } from '../registration/key-service.ts';
 import type { InventoryService } from '../inventory/inventory-service.ts';
 import type { Clock } from '../../common/time/clock.ts';
+import type { PolicyService } from '../policies/policy-service.ts';
+import type { MapService } from '../mappings/map-service.ts';
+import { policyRoutes } from './routes-policies.ts';
+import { mapRoutes } from './routes-maps.ts';
 
 export interface ApiOptions {
   readonly vaults: VaultService;
@@ -44,6 +50,14 @@ export interface ApiOptions {
   readonly inventory?: { keys: KeyService; inventory: InventoryService; clock: Clock };
   /** VMs reported by hosts through their providers. */
   readonly vms?: VmInventory;
+  /** Replication policies and their cloud pairs. */
+  readonly policies?: PolicyService;
+  /** Network and storage maps. */
+  readonly maps?: MapService;
+  /** Replicated items (R14, R20, R21). */
+  readonly protection?: ProtectionService;
+  /** Sees every request body received (the privacy test's trace). */
+  readonly trace?: (body: Buffer) => void;
 }
 
 /** Request bodies are small JSON documents; 1 MiB leaves ample room. */
@@ -70,6 +84,13 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
     opts.auth.check(request.headers.authorization);
   });
 
+  if (opts.trace !== undefined) {
+    const trace = opts.trace;
+    app.addHook('preHandler', async (request) => {
+      if (request.body !== undefined) trace(Buffer.from(JSON.stringify(request.body)));
+    });
+  }
+
   app.addHook('onResponse', async (request, reply) => {
     opts.log.info(
       { method: request.method, url: request.url, status: reply.statusCode },
@@ -92,5 +113,10 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   if (opts.inventory)
     inventoryRoutes(app, { ...opts.inventory, vaults: opts.vaults, jobs: opts.jobs });
   if (opts.vms) vmRoutes(app, { vaults: opts.vaults, vms: opts.vms });
+  if (opts.protection) {
+    replicationRoutes(app, { vaults: opts.vaults, protection: opts.protection });
+  }
+  if (opts.policies) policyRoutes(app, { vaults: opts.vaults, policies: opts.policies });
+  if (opts.maps) mapRoutes(app, { vaults: opts.vaults, maps: opts.maps });
   return app;
 }

@@ -46,6 +46,8 @@ export interface AgentChannelDeps {
   readonly vms?: VmInventory;
   readonly clock: Clock;
   readonly log: Logger;
+  /** Sees every frame received, before it is decoded (the privacy test's trace). */
+  readonly trace?: (frame: Buffer) => void;
 }
 
 function toError(e: unknown): SecondsiteError {
@@ -245,6 +247,10 @@ export function attachAgentChannel(server: Server, deps: AgentChannelDeps): Agen
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      if (deps.trace !== undefined) {
+        const trace = deps.trace;
+        ws.on('message', (d: Buffer) => trace(d));
+      }
       const tls = req.socket as TLSSocket;
       const hasCert = typeof tls.getPeerCertificate === 'function' && tls.authorized === true;
       if (!hasCert) {

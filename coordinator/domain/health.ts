@@ -68,6 +68,12 @@ export interface HealthInput {
   readonly testFailoverSince?: number | null;
   /** @default DEFAULT_MONITORING_WINDOW_MS */
   readonly windowMs?: number;
+  /**
+   * Multiplies every duration derived from the copy frequency (interval, staleness slack).
+   * 1 in production; tests run the whole product with short cycles (SECONDSITE_TIME_SCALE).
+   * @default 1
+   */
+  readonly timeScale?: number;
 }
 
 export interface HealthReport {
@@ -77,13 +83,16 @@ export interface HealthReport {
 
 const minutes = (ms: number): string => `${Math.round(ms / 60_000)} min`;
 
-export function staleThresholdMs(f: CopyFrequency): number {
-  return STALE_AFTER_CYCLES * COPY_FREQUENCY_MS[f] + STALE_SLACK_MS;
+export function staleThresholdMs(f: CopyFrequency, timeScale = 1): number {
+  return (STALE_AFTER_CYCLES * COPY_FREQUENCY_MS[f] + STALE_SLACK_MS) * timeScale;
 }
+
+const intervalOf = (a: HealthInput): number =>
+  COPY_FREQUENCY_MS[a.copyFrequency] * (a.timeScale ?? 1);
 
 /** Cycles expected and missed in the window ending at `now`. */
 export function missedCycles(a: HealthInput): { expected: number; missed: number } {
-  const interval = COPY_FREQUENCY_MS[a.copyFrequency];
+  const interval = intervalOf(a);
   if (a.protectedSince === null) return { expected: 0, missed: 0 };
   const start = Math.max(a.protectedSince, a.now - (a.windowMs ?? DEFAULT_MONITORING_WINDOW_MS));
   const expected = Math.max(0, Math.floor((a.now - start) / interval) - 1);
@@ -102,7 +111,7 @@ function critical(a: HealthInput): HealthReason[] {
     });
   }
   const f = a.failure;
-  const stopAfter = STOPPED_AFTER_CYCLES * COPY_FREQUENCY_MS[a.copyFrequency];
+  const stopAfter = STOPPED_AFTER_CYCLES * intervalOf(a);
   if (f !== null && (!f.retrying || a.now - f.since >= stopAfter)) {
     out.push({
       code: 'replication-stopped',
@@ -134,7 +143,7 @@ function cycleWarnings(a: HealthInput): HealthReason[] {
     });
   }
   const since = a.latestPointAt ?? a.protectedSince;
-  const limit = staleThresholdMs(a.copyFrequency);
+  const limit = staleThresholdMs(a.copyFrequency, a.timeScale ?? 1);
   if (since !== null && a.now - since > limit) {
     out.push({
       code: 'stale-point',

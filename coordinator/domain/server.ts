@@ -15,9 +15,45 @@ export interface CloudInventory {
   readonly vmNetworks: readonly string[];
 }
 
+/** One host as its site file declares it (what policies and placement need, R9, R12). */
+export interface HostInventory {
+  readonly name: string;
+  readonly hostGroup: string;
+  /** "2012R2"; null when the site file gives none. */
+  readonly osVersion: string | null;
+  /** The folder for replica disks no storage map places; null when none. */
+  readonly defaultStorage: string | null;
+  /** Free bytes there as the provider measured it; 0 when unknown. */
+  readonly defaultFreeBytes: number;
+}
+
+export interface VmNetworkInventory {
+  readonly name: string;
+  readonly logicalNetwork: string;
+  readonly subnets: readonly { readonly name: string; readonly prefix: string }[];
+}
+
+export interface ClassificationInventory {
+  readonly name: string;
+  readonly locations: readonly {
+    readonly host: string;
+    readonly path: string;
+    /** 0 when unknown. */
+    readonly freeBytes: number;
+  }[];
+}
+
+/**
+ * What a provider reports of its site. The fabric details (hostDetails, vmNetworks,
+ * classifications) are optional: records stored before providers sent them still load, and
+ * such a server simply has no hosts, networks or classifications to offer until its next hello.
+ */
 export interface SiteInventory {
   readonly clouds: readonly CloudInventory[];
   readonly hosts: readonly string[];
+  readonly hostDetails?: readonly HostInventory[];
+  readonly vmNetworks?: readonly VmNetworkInventory[];
+  readonly classifications?: readonly ClassificationInventory[];
 }
 
 export interface ServerRecord {

@@ -13,6 +13,7 @@ import {
   type ServerState,
   type SiteInventory,
 } from '../domain/server.ts';
+import { pairingColumns, type AssociationRecord } from '../policies/policy-records.ts';
 import { collect, keys, type Store } from '../store/store.ts';
 
 /** What the channel hub knows about a server's connection. */
@@ -132,10 +133,14 @@ export class InventoryService {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** Every cloud servers reported; host groups appear once the cloud is synced (R5). */
+  /**
+   * Every cloud servers reported; host groups appear once the cloud is synced (R5), policy and
+   * partner once the cloud is associated (R12).
+   */
   async listClouds(vaultId: string): Promise<CloudView[]> {
     const servers = await collect<ServerRecord>(this.store, keys.serverPrefix(vaultId));
     const synced = await collect<CloudRecord>(this.store, keys.cloudPrefix(vaultId));
+    const pairs = await collect<AssociationRecord>(this.store, keys.associationPrefix(vaultId));
     const out: CloudView[] = [];
     for (const s of servers) {
       const names = new Set(s.inventory.clouds.map((c) => c.name));
@@ -151,8 +156,7 @@ export class InventoryService {
           name,
           hostGroups: rec?.hostGroups ?? [],
           synced: rec !== undefined,
-          policy: null,
-          pairedWith: null,
+          ...pairingColumns(pairs, { server: s.name, name }),
         });
       }
     }

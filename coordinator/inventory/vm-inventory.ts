@@ -1,20 +1,48 @@
 /**
  * The vault's VMs (R7): each host's VMs as its provider last relayed them
  * (agent_channel.proto HostInventoryReport), one record per host, replaced by every report.
- * `vm list` and `vm show` read them. Roles stay `none` until replication pairs VMs.
+ * `vm list` and `vm show` read them; a VM's role is its replication pairing on its host.
+ * Listeners (the protection service) hear every stored report.
  */
 import { SecondsiteError } from '../../common/errors/errors.ts';
 import type { VmView } from '../../common/api-client/types.ts';
 import type { Clock } from '../../common/time/clock.ts';
-import type { HostInventoryReport } from '../../common/wire/host-control-messages.ts';
+import type {
+  HostInventoryReport,
+  HostVmMsg,
+  RecoveryPointMsg,
+} from '../../common/wire/host-control-messages.ts';
+import type { PointSummary, VmStatus } from '../domain/protection.ts';
 import { collect, keys, type Store } from '../store/store.ts';
 import { parseQualified } from '../domain/mapping.ts';
 
 export interface VmRecord {
   readonly name: string;
   readonly state: 'running' | 'stopped';
-  readonly disks: readonly { index: number; sizeBytes: number; nbd: string | null }[];
+  readonly disks: readonly {
+    index: number;
+    sizeBytes: number;
+    nbd: string | null;
+    classification?: string | null;
+  }[];
   readonly nics: readonly { network: string; subnet: string }[];
+  /** Replication as the host reports it; absent for hosts that report none. */
+  readonly replication?: VmReplicationRecord;
+}
+
+export interface VmReplicationRecord {
+  readonly role: 'primary' | 'replica' | null;
+  readonly senderState: string;
+  readonly lastError: string;
+  readonly baseline: string;
+  readonly epoch: number | null;
+  readonly copyDone: number;
+  readonly copyTotal: number;
+  readonly latestPoint: PointSummary | null;
+  readonly pointCount: number;
+  readonly unshippedBytes: number;
+  readonly paused: boolean;
+  readonly protected: boolean;
 }
 
 export interface HostRecord {
@@ -27,6 +55,59 @@ export interface HostRecord {
   readonly connected: boolean;
   readonly reportedAt: string;
   readonly vms: readonly VmRecord[];
+  /** Where peers reach its replication ports; '' / 0 when the host did not say. */
+  readonly address?: string;
+  readonly certPort?: number;
+  readonly ticketPort?: number;
+}
+
+const num = (v: string | number | undefined | null): number => Number(v ?? 0) || 0;
+
+function pointOf(p: RecoveryPointMsg | null | undefined): PointSummary | null {
+  if (p === null || p === undefined || p.id === '') return null;
+  return {
+    id: p.id,
+    time: num(p.timeMs),
+    type: p.type === 'RECOVERY_POINT_TYPE_APP_CONSISTENT' ? 'app-consistent' : 'crash-consistent',
+  };
+}
+
+function replicationOf(vm: HostVmMsg): VmReplicationRecord {
+  const r = vm.replication ?? null;
+  const role = r?.role === 'primary' || r?.role === 'replica' ? r.role : null;
+  return {
+    role,
+    senderState: r?.state ?? '',
+    lastError: r?.lastError ?? '',
+    baseline: r?.baseline ?? '',
+    epoch: r === null ? null : num(r.epoch),
+    copyDone: num(r?.copyBytesDone),
+    copyTotal: num(r?.copyBytesTotal),
+    latestPoint: pointOf(vm.latestPoint),
+    pointCount: vm.pointCount ?? 0,
+    unshippedBytes: num(vm.unshippedBytes),
+    paused: vm.paused ?? false,
+    protected: vm.protected ?? false,
+  };
+}
+
+/** A VM's replication facts as the domain reads them, with the host's reachability. */
+export function vmStatusOf(h: HostRecord, vm: VmRecord | undefined, serverUp: boolean): VmStatus {
+  const r = vm?.replication;
+  return {
+    reachable: h.connected && serverUp,
+    role: r?.role ?? null,
+    senderState: r?.senderState ?? '',
+    lastError: r?.lastError ?? '',
+    baseline: r?.baseline ?? '',
+    epoch: r?.epoch ?? null,
+    copyDone: r?.copyDone ?? 0,
+    copyTotal: r?.copyTotal ?? 0,
+    latestPoint: r?.latestPoint ?? null,
+    pointCount: r?.pointCount ?? 0,
+    unshippedBytes: r?.unshippedBytes ?? 0,
+    paused: r?.paused ?? false,
+  };
 }
 
 function recordOf(vaultId: string, server: string, r: HostInventoryReport, at: string): HostRecord {
@@ -38,6 +119,9 @@ function recordOf(vaultId: string, server: string, r: HostInventoryReport, at: s
     cloud: r.cloud === '' ? null : r.cloud,
     connected: r.connected,
     reportedAt: at,
+    address: r.address ?? '',
+    certPort: r.certPort ?? 0,
+    ticketPort: r.ticketPort ?? 0,
     vms: (r.inventory?.vms ?? []).map((vm) => ({
       name: vm.name,
       state: vm.state === 'HOST_VM_STATE_RUNNING' ? 'running' : 'stopped',
@@ -45,8 +129,10 @@ function recordOf(vaultId: string, server: string, r: HostInventoryReport, at: s
         index: d.index,
         sizeBytes: Number(d.sizeBytes),
         nbd: d.nbd === '' ? null : d.nbd,
+        classification: d.classification ? d.classification : null,
       })),
       nics: (vm.nics ?? []).map((n) => ({ network: n.network, subnet: n.subnet })),
+      replication: replicationOf(vm),
     })),
   };
 }
@@ -58,22 +144,43 @@ function viewOf(h: HostRecord, vm: VmRecord): VmView {
     cloud: h.cloud,
     host: h.host,
     state: vm.state,
-    role: 'none',
+    role: vm.replication?.role ?? 'none',
     disks: vm.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes, nbd: d.nbd })),
     nics: vm.nics.map((n) => ({ network: n.network, subnet: n.subnet })),
   };
 }
 
+export type HostReportListener = (record: HostRecord) => Promise<void>;
+
 export class VmInventory {
+  private readonly listeners: HostReportListener[] = [];
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
   ) {}
 
+  /** Called after every stored report (errors are the listener's to log). */
+  onReport(listener: HostReportListener): void {
+    this.listeners.push(listener);
+  }
+
   /** Stores one host's report; it replaces what the host reported before. */
   async report(vaultId: string, server: string, r: HostInventoryReport): Promise<void> {
     const at = new Date(this.clock.now()).toISOString();
-    await this.store.put(keys.host(vaultId, server, r.host), recordOf(vaultId, server, r, at));
+    const record = recordOf(vaultId, server, r, at);
+    await this.store.put(keys.host(vaultId, server, r.host), record);
+    for (const l of this.listeners) await l(record);
+  }
+
+  /** One host's last report. */
+  host(vaultId: string, server: string, host: string): Promise<HostRecord | undefined> {
+    return this.store.get<HostRecord>(keys.host(vaultId, server, host));
+  }
+
+  /** Every host record of the vault. */
+  hosts(vaultId: string): Promise<HostRecord[]> {
+    return collect<HostRecord>(this.store, keys.hostPrefix(vaultId));
   }
 
   /** Every VM of the vault, or of one SERVER/CLOUD, sorted by server then name. */

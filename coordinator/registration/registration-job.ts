@@ -23,8 +23,54 @@ const cloudSchema = z
   })
   .strict();
 
+/** uint64 on the wire is a decimal string (proto-loader `longs: String`). */
+const uint64 = z
+  .string()
+  .regex(/^\d{1,20}$/, 'must be a decimal number')
+  .transform(Number);
+
+/** Empty proto3 strings mean "not given". */
+const optionalText = z.string().transform((s) => (s === '' ? null : s));
+
+const hostSchema = z
+  .object({
+    name: z.string().min(1),
+    hostGroup: z.string().min(1),
+    osVersion: optionalText,
+    defaultStorage: optionalText,
+    defaultFreeBytes: uint64,
+  })
+  .strict();
+
+const vmNetworkSchema = z
+  .object({
+    name: z.string().min(1),
+    logicalNetwork: z.string().min(1),
+    subnets: z.array(z.object({ name: z.string().min(1), prefix: z.string() }).strict()),
+  })
+  .strict();
+
+const classificationSchema = z
+  .object({
+    name: z.string().min(1),
+    locations: z.array(
+      z.object({ host: z.string().min(1), path: z.string().min(1), freeBytes: uint64 }).strict(),
+    ),
+  })
+  .strict();
+
+/**
+ * A SiteInventory message as the coordinator stores it (domain/server.ts SiteInventory): the
+ * fabric details are optional (older providers do not send them), numbers become numbers.
+ */
 export const inventorySchema = z
-  .object({ clouds: z.array(cloudSchema), hosts: z.array(z.string()) })
+  .object({
+    clouds: z.array(cloudSchema),
+    hosts: z.array(z.string()),
+    hostDetails: z.array(hostSchema).optional(),
+    vmNetworks: z.array(vmNetworkSchema).optional(),
+    classifications: z.array(classificationSchema).optional(),
+  })
   .strict();
 
 const inputSchema = z
@@ -42,6 +88,8 @@ const inputSchema = z
   .strict();
 
 export type RegisterJobInput = z.infer<typeof inputSchema>;
+/** The job's input as submitted (the inventory in its wire form, before the schema converts it). */
+export type RegisterJobRequest = z.input<typeof inputSchema>;
 
 export interface RegisterJobDeps {
   readonly vaults: VaultService;

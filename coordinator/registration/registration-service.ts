@@ -13,7 +13,7 @@ import type { Vault } from '../domain/vault.ts';
 import type { VaultService } from '../vaults/vault-service.ts';
 import { SERVER_NAME_RE, type KeyService } from './key-service.ts';
 import type { ProviderCertificates } from './provider-signer.ts';
-import { REGISTER_JOB_TYPE, type RegisterJobInput } from './registration-job.ts';
+import { REGISTER_JOB_TYPE, type RegisterJobRequest } from './registration-job.ts';
 
 export function waitForJob(jobs: JobRunner, id: string, signal?: AbortSignal): Promise<Job> {
   return new Promise<Job>((resolve, reject) => {
@@ -96,7 +96,7 @@ export class RegistrationService {
   }
 
   private async startJob(req: RegisterRequest, keyId: string, vault: Vault): Promise<string> {
-    const input: RegisterJobInput = {
+    const input: RegisterJobRequest = {
       registrationId: req.registrationId,
       keyId,
       vaultId: vault.id,

@@ -21,6 +21,12 @@
  *   v/<vaultId>/cloud/<lower server>/<cloud> → CloudRecord   a synced cloud (R5)
  *   v/<vaultId>/host/<lower server>/<host> → HostRecord     a host's VMs as its provider
  *                                                  last reported them (R7)
+ *   v/<vaultId>/policy/<lower name> → PolicyRecord  a replication policy (R11)
+ *   v/<vaultId>/association/<lower server>/<cloud> → AssociationRecord   a cloud pair under a
+ *                                                  policy, keyed by its primary (source)
+ *                                                  cloud: a cloud is primary at most once (R12)
+ *   v/<vaultId>/map/<network|storage>/<lower server>/<name> → ResourceMap   a network or
+ *                                                  storage map, keyed by its source (R8, R9)
  *
  * Invariant: every state change is written (synchronously, for LevelDB) before the caller
  * acknowledges it to anyone; a batch is all-or-nothing.
@@ -63,6 +69,14 @@ export const keys = Object.freeze({
   host: (vaultId: string, server: string, host: string) =>
     `v/${vaultId}/host/${server.toLowerCase()}/${host}`,
   hostPrefix: (vaultId: string) => `v/${vaultId}/host/`,
+  policy: (vaultId: string, name: string) => `v/${vaultId}/policy/${name.toLowerCase()}`,
+  policyPrefix: (vaultId: string) => `v/${vaultId}/policy/`,
+  association: (vaultId: string, server: string, cloud: string) =>
+    `v/${vaultId}/association/${server.toLowerCase()}/${cloud}`,
+  associationPrefix: (vaultId: string) => `v/${vaultId}/association/`,
+  map: (vaultId: string, kind: 'network' | 'storage', server: string, name: string) =>
+    `v/${vaultId}/map/${kind}/${server.toLowerCase()}/${name}`,
+  mapPrefix: (vaultId: string, kind: 'network' | 'storage') => `v/${vaultId}/map/${kind}/`,
 });
 
 /** Collects an iteration into an array (small collections only: vaults, jobs of a vault). */

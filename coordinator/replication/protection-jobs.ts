@@ -1,0 +1,354 @@
+/**
+ * The durable jobs of protection (R14, R20). Steps are per VM ("place:VM1"), each idempotent:
+ * host commands carry ids made from the job, step and VM, so a step re-run after a restart is
+ * the same command and the host applies it once.
+ *
+ *   replication.enable    place:VM → pair-replica:VM → pair-primary:VM   (item → initial-replication)
+ *   replication.finalize  finalize                                        (item → protected)
+ *   replication.disable   unpair-primary:VM → unpair-replica:VM → disabled:VM
+ *   replication.pause     pause:VM        (the source keeps journaling, stops shipping)
+ *   replication.resume    resume:VM       (what piled up ships)
+ *   replication.resync    resync:VM → wait-resync:VM
+ */
+import { z } from 'zod';
+import { SecondsiteError } from '../../common/errors/errors.ts';
+import type { HostVmMsg, PairHostVmCommand } from '../../common/wire/host-control-messages.ts';
+import { sameServer } from '../domain/mapping.ts';
+import { placeReplica, replanNics, type Placement, type SourceVm } from '../domain/placement.ts';
+import type { VmRecord } from '../inventory/vm-inventory.ts';
+import type { Policy } from '../domain/policy.ts';
+import {
+  applyEvent,
+  initialCopyDone,
+  pairSettings,
+  type ItemRecord,
+} from '../domain/protection.ts';
+import type { ItemEvent } from '../domain/item-state.ts';
+import type { JobType, StepContext, StepHandler } from '../jobs/job-types.ts';
+import { sendHostCommand, type HostCommandBody } from './host-relay.ts';
+import { PROTECTION_JOB, type ProtectionService } from './protection-service.ts';
+
+const vmsInput = z
+  .object({ vaultId: z.string().min(1), vms: z.array(z.string().min(1)).min(1) })
+  .strict();
+type VmsInput = z.infer<typeof vmsInput>;
+const vmInput = z.object({ vaultId: z.string().min(1), vm: z.string().min(1) }).strict();
+type VmInput = z.infer<typeof vmInput>;
+
+/** The source VM as placement sees it, from its host's last report. */
+function sourceVmOf(item: ItemRecord, record: VmRecord): SourceVm {
+  return {
+    name: item.vm,
+    server: item.sourceServer,
+    disks: record.disks.map((d) => ({
+      index: d.index,
+      sizeBytes: d.sizeBytes,
+      classification: d.classification ?? null,
+    })),
+    nics: record.nics.map((n) => ({
+      network: n.network === '' ? null : n.network,
+      subnet: n.subnet === '' ? null : n.subnet,
+    })),
+  };
+}
+
+/** "place:VM1" → ["place", "VM1"]. */
+function splitStep(name: string): [string, string] {
+  const i = name.indexOf(':');
+  return i < 0 ? [name, ''] : [name.slice(0, i), name.slice(i + 1)];
+}
+
+/** A job type whose steps are `<phase>:<vm>` for each VM, phases in order per VM. */
+function perVmJob(
+  type: string,
+  phases: readonly string[],
+  handlers: Record<string, (ctx: StepContext<VmsInput>, vm: string) => Promise<unknown>>,
+): JobType<VmsInput> {
+  return {
+    type,
+    input: vmsInput,
+    plan: (input) => input.vms.flatMap((vm) => phases.map((p) => ({ name: `${p}:${vm}` }))),
+    handler: (stepName) => {
+      const [phase] = splitStep(stepName);
+      const h = handlers[phase];
+      return h === undefined
+        ? undefined
+        : (ctx) => h(ctx, splitStep(ctx.job.steps[ctx.stepIndex]?.name ?? '')[1]);
+    },
+  };
+}
+
+export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
+  const { deps } = svc;
+  const now = (): number => deps.clock.now();
+
+  const policyOf = async (item: ItemRecord): Promise<Policy> => {
+    const p = await deps.policies.get(item.vaultId, item.policy);
+    if (p === undefined) {
+      throw new SecondsiteError('SS_NOT_FOUND', `policy "${item.policy}" of ${item.vm} is gone`, {
+        policy: item.policy,
+      });
+    }
+    return p;
+  };
+
+  const hostCmd = (
+    ctx: StepContext<{ vaultId: string }>,
+    item: ItemRecord,
+    side: 'source' | 'target',
+    command: HostCommandBody,
+  ): Promise<{ vm?: HostVmMsg | null }> => {
+    const host = side === 'source' ? item.sourceHost : item.targetHost;
+    if (host === null) {
+      throw new SecondsiteError('SS_CONFLICT', `${item.vm} has no target host yet`, {
+        vm: item.vm,
+      });
+    }
+    const step = ctx.job.steps[ctx.stepIndex]?.name ?? String(ctx.stepIndex);
+    return sendHostCommand(deps.hub, {
+      vaultId: item.vaultId,
+      server: side === 'source' ? item.sourceServer : item.targetServer,
+      host,
+      commandId: `${ctx.job.id}.${step}.e${item.epoch}`,
+      command,
+      signal: ctx.signal,
+    });
+  };
+
+  /** Applies a state event unless the item is already where the event leads. */
+  const toState = async (vaultId: string, vm: string, event: ItemEvent, target: string) =>
+    svc.items.update(vaultId, vm, (item) => {
+      if (item === undefined) throw new SecondsiteError('SS_NOT_FOUND', `${vm} is not an item`);
+      return item.state === target ? item : applyEvent(item, event, now());
+    });
+
+  const enable = perVmJob(PROTECTION_JOB.enable, ['place', 'pair-replica', 'pair-primary'], {
+    place: async ({ input }, vm): Promise<Placement> => {
+      const item = await svc.items.require(input.vaultId, vm);
+      if (item.placement !== null) return item.placement;
+      const hosts = await deps.vms.hosts(input.vaultId);
+      const host = hosts.find(
+        (h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost,
+      );
+      const record = host?.vms.find((v) => v.name === vm);
+      if (record === undefined) {
+        throw new SecondsiteError('SS_NOT_FOUND', `${vm} is no longer on ${item.sourceHost}`, {
+          vm,
+        });
+      }
+      const site = await deps.targetSite(input.vaultId, item.targetServer, item.targetCloud);
+      const placement = placeReplica(sourceVmOf(item, record), site, {
+        network: await deps.maps.list(input.vaultId, 'network'),
+        storage: await deps.maps.list(input.vaultId, 'storage'),
+      });
+      await svc.items.update(input.vaultId, vm, (i) =>
+        i === undefined
+          ? i
+          : { ...i, placement, targetHost: placement.targetHost, updatedAt: now() },
+      );
+      return placement;
+    },
+    'pair-replica': async (ctx, vm) => {
+      const item = await svc.items.require(ctx.input.vaultId, vm);
+      const policy = await policyOf(item);
+      const source = (await deps.vms.hosts(item.vaultId))
+        .find((h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost)
+        ?.vms.find((v) => v.name === vm);
+      const placement = item.placement;
+      if (placement === null || source === undefined) {
+        throw new SecondsiteError('SS_CONFLICT', `${vm} was not placed`, { vm });
+      }
+      const pairVm: PairHostVmCommand = {
+        name: vm,
+        role: 'replica',
+        peerHost: item.sourceHost,
+        peerAddress: '',
+        epoch: String(item.epoch),
+        disks: source.disks.map((d) => ({
+          sizeBytes: String(d.sizeBytes),
+          path: placement.disks.find((p) => p.index === d.index)?.path ?? '',
+        })),
+        nics: placement.nics.map((n) => ({ network: n.network ?? '', subnet: n.subnet ?? '' })),
+        startInitialCopy: false,
+        ...pairSettings(policy, svc.timeScale),
+      };
+      await hostCmd(ctx, item, 'target', { pairVm });
+      return { host: item.targetHost };
+    },
+    'pair-primary': async (ctx, vm) => {
+      const item = await svc.items.require(ctx.input.vaultId, vm);
+      const policy = await policyOf(item);
+      const target = (await deps.vms.hosts(item.vaultId)).find(
+        (h) => sameServer(h.server, item.targetServer) && h.host === item.targetHost,
+      );
+      const port = policy.auth === 'certificate' ? target?.certPort : target?.ticketPort;
+      if (target?.address === undefined || target.address === '' || !port) {
+        throw new SecondsiteError(
+          'SS_UNAVAILABLE',
+          `target host ${item.targetHost ?? '?'} has not reported its replication address; ` +
+            'check that its host agent runs and is connected to its provider',
+          { host: item.targetHost },
+        );
+      }
+      const pairVm: PairHostVmCommand = {
+        name: vm,
+        role: 'primary',
+        peerHost: item.targetHost ?? '',
+        peerAddress: `${target.address}:${port}`,
+        epoch: String(item.epoch),
+        disks: [],
+        nics: [],
+        startInitialCopy: policy.initial.method === 'network',
+        ...pairSettings(policy, svc.timeScale),
+      };
+      await hostCmd(ctx, item, 'source', { pairVm });
+      await toState(item.vaultId, vm, 'initial-started', 'initial-replication');
+      return { peer: pairVm.peerAddress, initial: policy.initial.method };
+    },
+  });
+
+  const finalize: JobType<VmInput> = {
+    type: PROTECTION_JOB.finalize,
+    input: vmInput,
+    plan: () => [{ name: 'finalize' }],
+    handler: (name) =>
+      name !== 'finalize'
+        ? undefined
+        : async ({ input }) => {
+            try {
+              const item = await svc.items.require(input.vaultId, input.vm);
+              if (item.state === 'protected') return { state: item.state };
+              const hosts = await deps.vms.hosts(input.vaultId);
+              if (!initialCopyDone(svc.statusOf(item, hosts, 'source'))) {
+                throw new SecondsiteError(
+                  'SS_CONFLICT',
+                  `the initial copy of ${input.vm} has not finished`,
+                  { vm: input.vm },
+                );
+              }
+              const done = await toState(input.vaultId, input.vm, 'finalized', 'protected');
+              return { state: done?.state };
+            } finally {
+              svc.finalizeEnded(input.vaultId, input.vm);
+            }
+          },
+  };
+
+  const disable = perVmJob(
+    PROTECTION_JOB.disable,
+    ['unpair-primary', 'unpair-replica', 'disabled'],
+    {
+      'unpair-primary': async (ctx, vm) => {
+        const item = await svc.items.require(ctx.input.vaultId, vm);
+        await hostCmd(ctx, item, 'source', { unpairVm: { name: vm, deleteReplica: false } });
+        return { host: item.sourceHost };
+      },
+      'unpair-replica': async (ctx, vm) => {
+        const item = await svc.items.require(ctx.input.vaultId, vm);
+        if (item.targetHost === null) return { host: null };
+        const policy = await deps.policies.get(item.vaultId, item.policy);
+        const deleteReplica = policy?.deleteReplicaOnDisable ?? false;
+        await hostCmd(ctx, item, 'target', { unpairVm: { name: vm, deleteReplica } });
+        return { host: item.targetHost, replicaDeleted: deleteReplica };
+      },
+      disabled: async ({ input }, vm) => {
+        const item = await toState(input.vaultId, vm, 'disable', 'disabled');
+        return { state: item?.state };
+      },
+    },
+  );
+
+  const pauseLike = (type: string, phase: 'pause' | 'resume'): JobType<VmsInput> =>
+    perVmJob(type, [phase], {
+      [phase]: async (ctx, vm) => {
+        const item = await svc.items.require(ctx.input.vaultId, vm);
+        await hostCmd(ctx, item, 'source', { pauseVm: { name: vm, paused: phase === 'pause' } });
+        const after = await toState(
+          item.vaultId,
+          vm,
+          phase,
+          phase === 'pause' ? 'paused' : 'protected',
+        );
+        return { state: after?.state };
+      },
+    });
+
+  const resync = perVmJob(PROTECTION_JOB.resync, ['resync', 'wait-resync'], {
+    resync: async (ctx, vm) => {
+      const item = await svc.items.require(ctx.input.vaultId, vm);
+      await hostCmd(ctx, item, 'source', { resyncVm: { name: vm } });
+      await toState(item.vaultId, vm, 'resync', 'resynchronizing');
+      return { started: true };
+    },
+    'wait-resync': async (ctx, vm) => {
+      // The source reports the resync in its sender state; done when it ships deltas again.
+      for (;;) {
+        const item = await svc.items.require(ctx.input.vaultId, vm);
+        if (item.state !== 'resynchronizing') return { state: item.state };
+        const source = svc.statusOf(item, await deps.vms.hosts(item.vaultId), 'source');
+        if (
+          source !== undefined &&
+          source.reachable &&
+          initialCopyDone(source) &&
+          !source.senderState.startsWith('resync') &&
+          source.lastError === ''
+        ) {
+          const done = await toState(item.vaultId, vm, 'resync-finished', 'protected');
+          return { state: done?.state };
+        }
+        if (source !== undefined && source.copyTotal > 0) {
+          ctx.progress(Math.min(1, source.copyDone / source.copyTotal));
+        }
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(resolve, 1000);
+          ctx.signal.addEventListener('abort', () => (clearTimeout(t), reject(ctx.signal.reason)), {
+            once: true,
+          });
+        });
+      }
+    },
+  });
+
+  const reconnect = perVmJob(PROTECTION_JOB.reconnect, ['reconnect'], {
+    reconnect: async (ctx, vm) => {
+      const item = await svc.items.require(ctx.input.vaultId, vm);
+      if (item.placement === null || item.targetHost === null) return { changed: [] };
+      const record = (await deps.vms.hosts(item.vaultId))
+        .find((h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost)
+        ?.vms.find((v) => v.name === vm);
+      if (record === undefined) return { changed: [] };
+      const site = await deps.targetSite(item.vaultId, item.targetServer, item.targetCloud);
+      const plan = replanNics(
+        sourceVmOf(item, record),
+        site,
+        await deps.maps.list(item.vaultId, 'network'),
+        item.placement.nics,
+      );
+      if (plan.changed.length === 0) return { changed: [] };
+      await hostCmd(ctx, item, 'target', {
+        setNics: {
+          name: vm,
+          nics: plan.nics.map((n) => ({ network: n.network ?? '', subnet: n.subnet ?? '' })),
+        },
+      });
+      await svc.items.update(item.vaultId, vm, (i) =>
+        i?.placement == null
+          ? i
+          : { ...i, placement: { ...i.placement, nics: plan.nics }, updatedAt: now() },
+      );
+      return { changed: plan.changed, nics: plan.nics };
+    },
+  });
+
+  return [
+    reconnect,
+    enable,
+    finalize,
+    disable,
+    pauseLike(PROTECTION_JOB.pause, 'pause'),
+    pauseLike(PROTECTION_JOB.resume, 'resume'),
+    resync,
+  ] as unknown as JobType<unknown>[];
+}
+
+export type { StepHandler };

@@ -1,0 +1,350 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { NbdClient } from '../../../common/nbd/client.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type {
+  ItemView,
+  JobView,
+  RecoveryPointView,
+  VmView,
+} from '../../../common/api-client/index.ts';
+import { CHICAGO_SITE, NEW_YORK_SITE } from '../../helpers/provider-lab.ts';
+import { replicationPort } from '../../helpers/replication-lab.ts';
+import { cliJson } from '../../helpers/secondsite-cli.ts';
+import { qemuIo, SiteLab } from '../../helpers/site-lab.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
+
+const NY_IP = '127.0.1.1';
+const CHI_IP = '127.0.2.1';
+/** Copy frequency 30 s runs as 3 s cycles; health durations shrink alike. */
+const TIME_SCALE = '0.1';
+
+let lab: SiteLab;
+let port = 8084;
+
+const item = (vm: string): Promise<ItemView> => lab.cli(['item', 'show', '--vault', 'prod', vm]);
+const items = (): Promise<ItemView[]> => lab.cli(['item', 'list', '--vault', 'prod']);
+const vmShow = (name: string): Promise<VmView> => lab.cli(['vm', 'show', '--vault', 'prod', name]);
+
+/** The replica of `vm` at `point`, read by the target host, equals the primary's disk now. */
+async function replicaEqualsPrimary(vm: string, point: string): Promise<void> {
+  const out = lab.path(`${vm}-${point}.img`);
+  const read = await cliJson<{ bytes: number }>(
+    [
+      'host',
+      'vm',
+      'read',
+      vm,
+      '--data',
+      lab.path('chi-hv1'),
+      '--disk',
+      '0',
+      '--point',
+      point,
+      '--out',
+      out,
+    ],
+    {},
+  );
+  expect(read.bytes).toBeGreaterThan(0);
+  const primary = (await vmShow(`VMM-NewYork/${vm}`)).disks[0]?.nbd ?? '';
+  const cmp = spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', out, primary], {
+    encoding: 'utf8',
+  });
+  expect(cmp.stdout + cmp.stderr).toContain('Images are identical');
+  expect(cmp.status).toBe(0);
+}
+
+/** Waits until the item's newest point is newer than `after` (ms), then returns it. */
+async function nextPoint(vm: string, after: number): Promise<string> {
+  const i = await waitFor(
+    async () => {
+      const v = await item(vm);
+      const t = v.latestRecoveryPoint === null ? 0 : Date.parse(v.latestRecoveryPoint.time);
+      return t > after ? v : undefined;
+    },
+    { what: `a new recovery point of ${vm}` },
+  );
+  return i.latestRecoveryPoint?.id ?? '';
+}
+
+/** Every regular file under `dir` whose bytes contain `needle`. */
+function filesContaining(dir: string, needle: Buffer): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = statSync(p);
+    if (st.isDirectory()) out.push(...filesContaining(p, needle));
+    else if (st.isFile() && readFileSync(p).indexOf(needle) >= 0) out.push(p);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  lab = new SiteLab('ss-e2e-prot-', { SECONDSITE_TIME_SCALE: TIME_SCALE });
+  port = await replicationPort([NY_IP, CHI_IP]);
+});
+
+afterAll(async () => {
+  await lab.close();
+});
+
+describe('protection across two sites', () => {
+  it('1. starts a coordinator, New York and Chicago with one host each', async () => {
+    await lab.startCoordinator('prod', { SECONDSITE_TRACE_MESSAGES: lab.path('trace.bin') });
+    const small = (s: Record<string, unknown>, vms: unknown[]) => {
+      s['vms'] = vms;
+    };
+    const ny = lab.siteCopy(NEW_YORK_SITE, 'ny.json', (s) =>
+      small(s, [
+        {
+          name: 'VM1',
+          host: 'ny-hv1',
+          state: 'running',
+          disks: [{ size: '32MiB', classification: 'GOLD' }],
+          nics: [{ network: 'VMNetwork1 NewYork', subnet: 'web' }],
+        },
+        {
+          name: 'VM2',
+          host: 'ny-hv1',
+          state: 'running',
+          disks: [{ size: '16MiB', classification: 'GOLD' }],
+          nics: [{ network: 'VMNetwork2 NewYork', subnet: 'db' }],
+        },
+        {
+          name: 'VM5',
+          host: 'ny-hv2',
+          state: 'running',
+          disks: [{ size: '8MiB', classification: 'SILVER' }],
+          nics: [],
+        },
+      ]),
+    );
+    const chi = lab.siteCopy(CHICAGO_SITE, 'chi.json', (s) => small(s, []));
+    await Promise.all([lab.startProvider('ny', ny, NY_IP), lab.startProvider('chi', chi, CHI_IP)]);
+    lab.startHost('ny-hv1', 'ny', NY_IP, port);
+    lab.startHost('chi-hv1', 'chi', CHI_IP, port);
+    await waitFor(async () => {
+      const vms = await lab.cli<VmView[]>(['vm', 'list', '--vault', 'prod']);
+      return vms.filter((v) => v.host === 'ny-hv1' && v.state === 'running').length === 2;
+    });
+  });
+
+  it('2. creates a policy, associates the gold clouds and maps networks and storage', async () => {
+    await lab.cli([
+      'policy',
+      'create',
+      '--vault',
+      'prod',
+      '--name',
+      'gold',
+      '--copy-frequency',
+      '30s',
+      '--retention-hours',
+      '2',
+    ]);
+    await lab.cli([
+      'policy',
+      'associate',
+      '--vault',
+      'prod',
+      '--policy',
+      'gold',
+      '--source-cloud',
+      'VMM-NewYork/GoldCloud1',
+      '--target-cloud',
+      'VMM-Chicago/GoldCloud2',
+    ]);
+    await lab.cli([
+      'network-map',
+      'create',
+      '--vault',
+      'prod',
+      '--source',
+      'VMM-NewYork/VMNetwork1 NewYork',
+      '--target',
+      'VMM-Chicago/VMNetwork1 Chicago',
+    ]);
+    await lab.cli([
+      'storage-map',
+      'create',
+      '--vault',
+      'prod',
+      '--source',
+      'VMM-NewYork/GOLD',
+      '--target',
+      'VMM-Chicago/GOLD',
+    ]);
+  });
+
+  it('3. negative: a VM of an unassociated cloud, or an unknown VM, is refused and nothing is stored', async () => {
+    const other = await lab.refused([
+      'replication',
+      'enable',
+      '--vault',
+      'prod',
+      '--source-cloud',
+      'VMM-NewYork/SilverCloud1',
+      'VM5',
+    ]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('SS_NOT_PROTECTABLE');
+    expect(other.stderr).toContain('not associated with a replication policy');
+    const unknown = await lab.refused([
+      'replication',
+      'enable',
+      '--vault',
+      'prod',
+      '--source-cloud',
+      'VMM-NewYork/GoldCloud1',
+      'VM1',
+      'NOPE',
+    ]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('SS_NOT_FOUND');
+    expect(await items()).toEqual([]);
+  });
+
+  it('4. enables VM1 (with data: an initial copy) and VM2 (empty); both become protected', async () => {
+    const vm1 = (await vmShow('VMM-NewYork/VM1')).disks[0]?.nbd ?? '';
+    expect(qemuIo(vm1, 'write -P 0x5a 0 4M', 'write -P 0x17 20M 3M').code).toBe(0);
+    const job = await lab.cli<JobView>([
+      'replication',
+      'enable',
+      '--vault',
+      'prod',
+      '--source-cloud',
+      'VMM-NewYork/GoldCloud1',
+      'VM1',
+      'VM2',
+    ]);
+    expect(job).toMatchObject({ type: 'replication.enable', state: 'succeeded' });
+    const again = await lab.refused([
+      'replication',
+      'enable',
+      '--vault',
+      'prod',
+      '--source-cloud',
+      'VMM-NewYork/GoldCloud1',
+      'VM2',
+    ]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('SS_CONFLICT');
+    await waitFor(async () => (await items()).every((i) => i.state === 'protected'), {
+      what: 'both items protected',
+    });
+    const v1 = await item('VM1');
+    expect(v1).toMatchObject({
+      vm: 'VM1',
+      policy: 'gold',
+      sourceServer: 'VMM-NewYork',
+      targetServer: 'VMM-Chicago',
+      sourceHost: 'ny-hv1',
+      targetHost: 'chi-hv1',
+    });
+    expect(v1.initialReplication?.bytesTotal).toBeGreaterThan(0);
+    const replica = await vmShow('VMM-Chicago/VM1');
+    expect(replica.role).toBe('replica');
+    expect(replica.nics).toEqual([{ network: 'VMNetwork1 Chicago', subnet: 'web' }]);
+  });
+
+  it('5. after each cycle the replica at the newest point equals the primary, byte for byte', async () => {
+    const vm1 = (await vmShow('VMM-NewYork/VM1')).disks[0]?.nbd ?? '';
+    for (const [n, pattern] of [
+      [1, '0x21'],
+      [2, '0x42'],
+    ] as const) {
+      const before = Date.now();
+      expect(qemuIo(vm1, `write -P ${pattern} ${n * 5}M 1M`, `write -z ${n * 7}M 64k`).code).toBe(
+        0,
+      );
+      const point = await nextPoint('VM1', before);
+      await replicaEqualsPrimary('VM1', point);
+    }
+    const points = await lab.cli<RecoveryPointView[]>([
+      'recovery-point',
+      'list',
+      '--vault',
+      'prod',
+      'VM1',
+    ]);
+    expect(points.length).toBeGreaterThanOrEqual(2);
+    expect(points.every((p) => p.type === 'crash-consistent' || p.type === 'app-consistent')).toBe(
+      true,
+    );
+    const v = await item('VM1');
+    expect(v.health).toBe('normal');
+    expect(v.rpoSeconds).not.toBeNull();
+  });
+
+  it('6. pause keeps changes at the source; resume ships them', async () => {
+    const paused = await lab.cli<JobView>(['replication', 'pause', '--vault', 'prod', 'VM2']);
+    expect(paused.state).toBe('succeeded');
+    const p = await item('VM2');
+    expect(p.state).toBe('paused');
+    expect(p.errors.map((e) => e.code)).toContain('paused');
+    const vm2 = (await vmShow('VMM-NewYork/VM2')).disks[0]?.nbd ?? '';
+    expect(qemuIo(vm2, 'write -P 0x33 1M 2M').code).toBe(0);
+    const before = Date.now();
+    await lab.cli<JobView>(['replication', 'resume', '--vault', 'prod', 'VM2']);
+    const point = await nextPoint('VM2', before);
+    await replicaEqualsPrimary('VM2', point);
+    expect((await item('VM2')).state).toBe('protected');
+  });
+
+  it('7. health: the target host stops → warning, then critical with the reason; back → normal', async () => {
+    const copied = (await item('VM1')).initialReplication?.bytesDone;
+    await lab.stopHost('chi-hv1');
+    const warned = await waitFor(
+      async () => {
+        const v = await item('VM1');
+        return v.health === 'warning' ? v : undefined;
+      },
+      { what: 'VM1 warning' },
+    );
+    expect(warned.errors.length).toBeGreaterThan(0);
+    const critical = await waitFor(
+      async () => {
+        const v = await item('VM1');
+        return v.health === 'critical' ? v : undefined;
+      },
+      { what: 'VM1 critical' },
+    );
+    const stopped = critical.errors.find((e) => e.code === 'replication-stopped');
+    expect(stopped?.message).toMatch(/failed for/);
+    expect(stopped?.action).toMatch(/both hosts/);
+    lab.restartHost('chi-hv1');
+    await waitFor(async () => (await item('VM1')).health === 'normal', {
+      what: 'VM1 normal again',
+    });
+    // No full copy: the initial copy's byte count did not move.
+    expect((await item('VM1')).initialReplication?.bytesDone).toBe(copied);
+  });
+
+  it('8. privacy: disk contents reach the replica but never the coordinator (R32)', async () => {
+    const marker = randomBytes(64);
+    const block = Buffer.concat(Array.from({ length: 64 }, () => marker)); // 4 KiB
+    const nbd = await NbdClient.connect((await vmShow('VMM-NewYork/VM1')).disks[0]?.nbd ?? '');
+    const before = Date.now();
+    await nbd.write(9 * 1024 * 1024, block);
+    await nbd.flush();
+    await nbd.close();
+    await replicaEqualsPrimary('VM1', await nextPoint('VM1', before));
+    // The positive control: the marker did travel, to the target host's data folder.
+    expect(filesContaining(lab.path('chi-hv1'), marker).length).toBeGreaterThan(0);
+    expect(filesContaining(lab.path('coordinator'), marker)).toEqual([]);
+    const trace = readFileSync(lab.path('trace.bin'));
+    expect(trace.length).toBeGreaterThan(10_000); // it did record the channel's traffic
+    expect(trace.indexOf(marker)).toBe(-1);
+  });
+
+  it('9. disable ends protection; the policy keeps the replica', async () => {
+    const job = await lab.cli<JobView>(['replication', 'disable', '--vault', 'prod', 'VM2']);
+    expect(job.state).toBe('succeeded');
+    expect((await item('VM2')).state).toBe('disabled');
+    const replica = await vmShow('VMM-Chicago/VM2');
+    expect(replica.role).toBe('none');
+  });
+});

@@ -3,6 +3,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createTestCa } from '../test/helpers/test-ca.ts';
+import {
+  VAULT,
+  hostVm,
+  replicationPort,
+  startHostProcess,
+  writeHostTls,
+  type HostProcess,
+} from '../test/helpers/replication-lab.ts';
 
 export interface Served {
   uri: string;
@@ -69,4 +79,99 @@ export async function timed(cmd: string, args: string[]): Promise<number> {
   const [code] = (await once(child, 'exit')) as [number | null];
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}`);
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+export interface PairedHosts {
+  /** The primary host agent (hv-a on 127.0.1.1) with VM `vm1` created, paired and running. */
+  a: HostProcess;
+  /** The replica host agent (hv-b on 127.0.2.1). */
+  b: HostProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Two `secondsite host start --standalone` processes on loopback (127.0.1.1, 127.0.2.1) with
+ * test-CA certificates and one VM `vm1` paired hv-a → hv-b, protected and started: the setup
+ * the replication scenarios share (delta-1pct builds the same by hand).
+ */
+export async function pairHostProcesses(
+  dir: string,
+  size: number,
+  o: {
+    /** `--compression` of the pairing. @default off */
+    compression?: string;
+    /** `vm protect --copy-frequency`. @default the product's default */
+    copyFrequency?: string;
+    /** Extra `host start` flags of the primary (e.g. --journal-cap, --dev-copy-frequency). */
+    primaryFlags?: readonly string[];
+  } = {},
+): Promise<PairedHosts> {
+  const ca = createTestCa();
+  const port = await replicationPort(['127.0.1.1', '127.0.2.1']);
+  writeHostTls(ca, 'hv-a', join(dir, 'a', 'identity'));
+  writeHostTls(ca, 'hv-b', join(dir, 'b', 'identity'));
+  const a = await startHostProcess({
+    name: 'hv-a',
+    data: join(dir, 'a'),
+    address: '127.0.1.1',
+    port,
+    extra: o.primaryFlags ?? [],
+  });
+  const b = await startHostProcess({
+    name: 'hv-b',
+    data: join(dir, 'b'),
+    address: '127.0.2.1',
+    port,
+  }).catch(async (e: unknown) => {
+    await a.kill('SIGTERM');
+    throw e;
+  });
+  const stop = async (): Promise<void> => {
+    await a.kill('SIGTERM');
+    await b.kill('SIGTERM');
+  };
+  try {
+    const disk = String(size);
+    const common = ['--vault', VAULT];
+    await hostVm(
+      b.data,
+      'pair',
+      'vm1',
+      '--role',
+      'replica',
+      '--peer-host',
+      'hv-a',
+      '--peer-address',
+      `127.0.1.1:${port}`,
+      '--disk',
+      disk,
+      ...common,
+    );
+    await hostVm(a.data, 'create', 'vm1', '--disk', disk);
+    await hostVm(
+      a.data,
+      'pair',
+      'vm1',
+      '--role',
+      'primary',
+      '--compression',
+      o.compression ?? 'off',
+      '--peer-host',
+      'hv-b',
+      '--peer-address',
+      `127.0.2.1:${port}`,
+      ...common,
+    );
+    await hostVm(
+      a.data,
+      'protect',
+      'vm1',
+      ...(o.copyFrequency ? ['--copy-frequency', o.copyFrequency] : []),
+    );
+    await hostVm(a.data, 'start', 'vm1');
+    return { a, b, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }

@@ -5,6 +5,7 @@ import { nbdFua4k, nbdSeqWrite } from './nbd.ts';
 import { replicaApply } from './replica-apply.ts';
 import { resync } from './resync.ts';
 import { delta1pct } from './delta-1pct.ts';
+import { churnRpo } from './churn-rpo.ts';
 
 export const SCENARIOS: Scenario[] = [
   nbdSeqWrite,
@@ -13,4 +14,5 @@ export const SCENARIOS: Scenario[] = [
   delta1pct,
   initialCopy,
   resync,
+  churnRpo,
 ];

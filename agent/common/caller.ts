@@ -1,11 +1,13 @@
 /**
- * The one auth adapter of the host-to-host ports (STYLE.md rule 9): every call on 8084 (and
- * later 8083, whose ticket check will yield the same shape) becomes a typed `Caller` before
- * any handler runs. The caller comes only from the certificate TLS verified against the vault
- * CA; its validity is checked again on every call, because TLS checked it only when the
- * connection was made and a connection can outlive its certificate (LAB.md, gRPC).
+ * The one auth adapter of the host-to-host ports (STYLE.md rule 9): every call on 8084 and on
+ * 8083 becomes the same typed `Caller` before any handler runs. On 8084 the caller comes only
+ * from the certificate TLS verified against the vault CA; on 8083 from the ticket the AP
+ * exchange verified (the connection is registered under a `ticket:` peer name,
+ * common/tickets/ticket-peers.ts). Validity is checked again on every call, because the
+ * handshake checked it only when the connection was made and a connection can outlive its
+ * certificate or ticket (LAB.md, gRPC).
  *
- * No gRPC import: a call is anything with grpc-js's `getAuthContext()` shape.
+ * No gRPC import: a call is anything with grpc-js's `getAuthContext()` / `getPeer()` shape.
  */
 import type { PeerCertificate } from 'node:tls';
 import {
@@ -13,9 +15,10 @@ import {
   fingerprintOfPeerCertificate,
   identityFromPeerCertificate,
 } from '../../certs/peer.ts';
-import { formatIdentity, type Identity } from '../../certs/identity.ts';
+import { formatIdentity, parseIdentity, type Identity } from '../../certs/identity.ts';
 import { SecondsiteError } from '../../common/errors/errors.ts';
 import type { Clock } from '../../common/time/clock.ts';
+import { ticketPeerOf, type TicketPeer } from '../../common/tickets/ticket-peers.ts';
 
 /** Who is calling, as proved by its certificate (or, on 8083, its ticket). */
 export interface Caller {
@@ -25,21 +28,47 @@ export interface Caller {
   readonly vault: string;
   /** The host name; only host identities may call host-to-host services. */
   readonly host: string;
-  /** When the credential stops being valid (ms since the epoch). */
+  /** When the credential (certificate or ticket) stops being valid (ms since the epoch). */
   readonly certNotAfter: number;
-  /** SHA-256 fingerprint of the peer certificate. */
+  /** SHA-256 fingerprint of the peer certificate, or `ticket:<connection>` on 8083. */
   readonly fingerprint: string;
 }
 
-/** What a gRPC server call offers (grpc-js `ServerSurfaceCall.getAuthContext`). */
+/** What a gRPC server call offers (grpc-js `ServerSurfaceCall.getAuthContext`, `getPeer`). */
 export interface AuthContextSource {
   getAuthContext(): { sslPeerCertificate?: PeerCertificate | undefined } | undefined;
+  getPeer?(): string;
 }
 
-/** The caller of a call, or SS_UNAUTHENTICATED / SS_CERT_INVALID. */
+/** The caller of a call, or SS_UNAUTHENTICATED / SS_CERT_INVALID / SS_TICKET_EXPIRED. */
 export function callerOf(call: AuthContextSource, clock: Clock): Caller {
+  const ticket = ticketPeerOf(call.getPeer?.());
+  if (ticket !== undefined) return callerFromTicketPeer(ticket, clock.now());
   const peer = call.getAuthContext()?.sslPeerCertificate;
   return callerFromPeerCertificate(peer, clock.now());
+}
+
+/** The caller of an 8083 connection; its ticket's end time is checked on every call. */
+export function callerFromTicketPeer(peer: TicketPeer, now: number): Caller {
+  if (now > peer.endTime) {
+    throw new SecondsiteError('SS_TICKET_EXPIRED', 'the ticket of this connection has ended', {
+      reason: 'expired',
+    });
+  }
+  const identity = parseIdentity(peer.client);
+  if (identity.kind !== 'host') {
+    throw new SecondsiteError('SS_UNAUTHENTICATED', 'only host agents may call this service', {
+      caller: peer.client,
+    });
+  }
+  return Object.freeze({
+    identity,
+    uri: peer.client,
+    vault: identity.vault,
+    host: identity.name,
+    certNotAfter: peer.endTime,
+    fingerprint: `ticket:${peer.connectionId}`,
+  });
 }
 
 export function callerFromPeerCertificate(peer: PeerCertificate | undefined, now: number): Caller {

@@ -158,6 +158,26 @@ export const ERROR_CATALOGUE = {
     action:
       'The VM cannot be protected as asked (the message says why, e.g. its cloud has no replication policy). Associate its cloud with a policy (secondsite policy associate) or pick another VM.',
   },
+  SS_TICKET_INVALID: {
+    kind: 'unauthenticated',
+    action:
+      'A ticket, authenticator or ticket reply on the replication port 8083 was altered, sealed under an unknown key version, meant for another host or presented by another client (details.reason names the check); the host fetches a new ticket from the coordinator. If it persists, re-enrol the host whose long-term key changed.',
+  },
+  SS_TICKET_EXPIRED: {
+    kind: 'unauthenticated',
+    action:
+      'The ticket is past its end time or not valid yet (details.reason); the host fetches a new ticket. If "not-yet-valid" repeats, check the clocks of both hosts and the coordinator.',
+  },
+  SS_CLOCK_SKEW: {
+    kind: 'unauthenticated',
+    action:
+      "The two hosts' clocks differ by more than 5 minutes, so ticket authentication refuses the connection; synchronise both hosts' clocks (NTP).",
+  },
+  SS_REPLAY: {
+    kind: 'unauthenticated',
+    action:
+      'An authenticator was presented twice (a replayed connection attempt, or a replication port whose replay cache was lost refuses tickets for 5 minutes after start); genuine hosts retry with a fresh one by themselves. If it persists, look for a copy of the traffic being replayed.',
+  },
   SS_INTERNAL: {
     kind: 'failed',
     action: 'An unexpected error; the logs of the process name the cause. Please report it.',

@@ -1,190 +1,41 @@
 /**
- * `secondsite demo`: the storage path on one machine, with real processes.
- *
- *   1. make a temp data folder and start `secondsite host start --standalone` in it, with a
- *      development copy frequency of 5 s so crash-consistent points appear while you watch;
- *   2. create VM "demo-vm" with two sparse disks, protect it, start it;
- *   3. print the NBD URIs and qemu-io / nbdinfo commands to try from another terminal;
- *   4. run the workload (the stand-in guest) on both disks with the guest agent, and cut an
- *      app-consistent point every 10 s (the guest is frozen for it);
- *   5. on Ctrl-C or after --duration: stop the workload and verify what it wrote, print the
- *      recovery points, stop the agent, and remove the folder unless --keep.
+ * `secondsite demo` (`npm run demo`): the product's main job on one machine. By default two
+ * sites on loopback (cli/demo/two-sites.ts); `--single-host` runs the storage path on one host
+ * agent (cli/demo/single-host.ts). Flags are checked before anything starts (exit 2).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { SecondsiteError, badInput } from '../../common/errors/errors.ts';
-import {
-  vmAction,
-  vmCreate,
-  vmCut,
-  vmList,
-  vmPoints,
-  vmProtect,
-  type PointJson,
-} from '../../agent/host/main.ts';
-import {
-  compileWorkloadOptions,
-  runWorkload,
-  type WorkloadSummary,
-} from '../../agent/guest/main.ts';
-import { pointLine, pointsTable, vmsTable } from '../output/host-vm.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/secondsite.mjs', import.meta.url));
-const VM = 'demo-vm';
-const APP_CONSISTENT_EVERY_MS = 10_000;
-
-interface DemoFlags {
-  duration?: string;
-  keep?: boolean;
-  rate: string;
-}
-
-const say = (text: string): boolean => process.stdout.write(text);
-
-function startAgent(data: string): ChildProcess {
-  const log = openSync(join(data, 'host-agent.log'), 'a', 0o600);
-  return spawn(
-    process.execPath,
-    [
-      BIN,
-      'host',
-      'start',
-      '--standalone',
-      '--data',
-      data,
-      '--name',
-      'demo-host',
-      '--dev-copy-frequency',
-      '5s',
-      '--journal-cap',
-      '2GiB',
-    ],
-    // Its own process group: a terminal's Ctrl-C reaches only the demo, which then stops the
-    // workload first and the agent last (exports closed, journals flushed).
-    { stdio: ['ignore', 'ignore', log], detached: true },
-  );
-}
-
-async function waitForAgent(data: string, agent: ChildProcess): Promise<void> {
-  for (let i = 0; ; i++) {
-    if (agent.exitCode !== null)
-      throw new Error(`the host agent exited (${agent.exitCode}); see ${data}/host-agent.log`);
-    try {
-      await vmList({ data });
-      return;
-    } catch (e) {
-      if (i > 300) throw e;
-      await new Promise((r) => setTimeout(r, 100)); // polling a process we just started
-    }
-  }
-}
-
-function printHowToLook(data: string, uris: string[]): void {
-  say("\nThe VM's disks are NBD exports. From another terminal, try:\n");
-  for (const uri of uris) say(`  nbdinfo '${uri}'\n`);
-  say(`  qemu-io -f raw -r '${uris[0]}' -c 'read -v 0 64'\n`);
-  say(`  node ${BIN} host vm list --data ${data}\n`);
-  say(`  node ${BIN} host vm cut --data ${data} ${VM} --app-consistent\n`);
-  say(`  node ${BIN} host vm points --data ${data} ${VM}\n\n`);
-}
-
-/** Prints recovery points not printed yet; returns how many are known. */
-async function printNewPoints(data: string, seen: Set<string>): Promise<PointJson[]> {
-  const points = await vmPoints({ data, name: VM });
-  for (const p of points.filter((p) => !seen.has(p.id))) {
-    seen.add(p.id);
-    say(`  ${pointLine(p)}`);
-  }
-  return points;
-}
-
-async function runDemo(flags: DemoFlags, stop: AbortController): Promise<WorkloadSummary> {
-  const data = mkdtempSync(join(tmpdir(), 'ss-demo-'));
-  const agent = startAgent(data);
-  say(`secondsite demo: data folder ${data} (host agent log: ${data}/host-agent.log)\n`);
-  try {
-    await waitForAgent(data, agent);
-    await vmCreate({ data, name: VM, disk: ['256MiB', '128MiB'], nic: ['demo-net/web'] });
-    await vmProtect({ data, name: VM, copyFrequency: '30s', appConsistentHours: '1' });
-    const vm = await vmAction('start', { data, name: VM });
-    say(vmsTable([vm]));
-    printHowToLook(
-      data,
-      vm.disks.map((d) => d.nbd),
-    );
-    const workloadOpts = compileWorkloadOptions({
-      nbd: vm.disks.map((d) => d.nbd),
-      rate: flags.rate,
-      duration: flags.duration ?? '3650d',
-      guestAgent: vm.guestAgentSocket,
-      vm: VM,
-      verify: true,
-    });
-    say(`workload: writing ${flags.rate} MB/s (seed ${workloadOpts.seed}); Ctrl-C to stop\n`);
-    const seen = new Set<string>();
-    const ticker = setInterval(() => void printNewPoints(data, seen).catch(() => undefined), 2500);
-    const appCuts = setInterval(() => {
-      void vmCut({ data, name: VM, appConsistent: true }).catch((e: unknown) =>
-        say(`  cut failed: ${String(e)}\n`),
-      );
-    }, APP_CONSISTENT_EVERY_MS);
-    let summary: WorkloadSummary;
-    try {
-      summary = await runWorkload(workloadOpts, stop.signal);
-    } finally {
-      clearInterval(ticker);
-      clearInterval(appCuts);
-    }
-    say(`\nrecovery points of ${VM}:\n${pointsTable(await vmPoints({ data, name: VM }))}`);
-    const v = summary.verified;
-    say(
-      `workload: ${summary.ops} writes, ${summary.mbPerSecond} MB/s, ${summary.freezes} freezes; ` +
-        `verified ${v?.blocks ?? 0} blocks, ${v?.mismatches.length ?? 0} mismatches\n`,
-    );
-    return summary;
-  } finally {
-    await stopAgent(agent);
-    if (flags.keep)
-      say(
-        `kept ${data}; restart its agent with: node ${BIN} host start --standalone --data ${data}\n`,
-      );
-    else rmSync(data, { recursive: true, force: true });
-  }
-}
-
-async function stopAgent(agent: ChildProcess): Promise<void> {
-  if (agent.exitCode !== null || agent.signalCode !== null) return;
-  const exited = new Promise((resolve) => agent.once('exit', resolve));
-  agent.kill('SIGTERM');
-  await exited;
-}
+import { compileDemoOptions, DEFAULT_RATE, type DemoFlags } from '../demo/options.ts';
+import { runSingleHostDemo } from '../demo/single-host.ts';
+import { runTwoSiteDemo } from '../demo/two-sites.ts';
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('run the storage path locally: a host agent, a protected VM, a guest workload')
-    .option('--duration <duration>', 'end by itself after this long (default: until Ctrl-C)')
-    .option('--rate <MB/s>', 'workload write rate', '4')
-    .option('--keep', 'keep the temp data folder at the end')
+    .description(
+      'run secondsite locally: a coordinator, two sites (New York, Chicago) with a host each, ' +
+        'two protected VMs with a guest workload, and live status',
+    )
+    .option('--duration <duration>', 'end by itself this long after replication starts (e.g. 45s)')
+    .option('--rate <MB/s>', `workload write rate per VM (default: ${DEFAULT_RATE})`)
+    .option(
+      '--time-scale <n>',
+      'replication time scale, 0.01-1: 0.2 runs the 30 s copy frequency every 6 s, 1 = real time (default: 0.2)',
+    )
+    .option('--keep', 'keep the temp folder (data and logs) at the end')
+    .option('--single-host', 'the storage path only: one host agent, one protected VM')
     .action(async (flags: DemoFlags) => {
-      if (flags.duration !== undefined && !/^\d+(\.\d+)?(ms|s|m|h|d)?$/.test(flags.duration)) {
-        throw badInput('--duration', `"${flags.duration}" is not a duration (e.g. 20s)`);
-      }
+      const opts = compileDemoOptions(flags);
       const stop = new AbortController();
-      const onSignal = (): void => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // Every signal is caught, not only the first: a second Ctrl-C must not kill the demo
+      // while it stops its processes, or they would be left running.
+      const onSignal = (): void => {
+        if (stop.signal.aborted) process.stdout.write('\nstill stopping, please wait\n');
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
-        const summary = await runDemo(flags, stop);
-        const mismatches = summary.verified?.mismatches ?? [];
-        if (mismatches.length > 0) {
-          throw new SecondsiteError('SS_VERIFY_FAILED', `verification failed: ${mismatches[0]}`, {
-            mismatches,
-          });
-        }
+        if (opts.singleHost) await runSingleHostDemo(opts, stop);
+        else await runTwoSiteDemo(opts, stop.signal);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

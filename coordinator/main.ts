@@ -40,6 +40,7 @@ import { messageTrace } from './replication/message-trace.ts';
 import { targetSiteOf } from './inventory/fabric.ts';
 import { sameServer } from './domain/mapping.ts';
 import type { JobType } from './jobs/job-types.ts';
+import { PlanService } from './plans/plan-service.ts';
 
 export type { CoordinatorOptions } from './config.ts';
 
@@ -139,6 +140,7 @@ async function serve(
         log.error({ err: e }, 'could not start reconnecting replicas after a network map change'),
       );
   });
+  const plans = new PlanService({ store, clock, items: protection.items, pairs: policies });
   const trace = config.traceFile === undefined ? undefined : messageTrace(config.traceFile);
   let url = '';
   const keys = new KeyService(store, clock, {
@@ -169,6 +171,7 @@ async function serve(
     policies,
     maps,
     protection,
+    plans,
     ...(trace === undefined ? {} : { trace }),
   });
   const registration = new RegistrationService({

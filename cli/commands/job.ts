@@ -89,7 +89,10 @@ function stepChanges(): (job: JobView) => void {
 }
 
 /** Follows a job until it finishes or waits (human mode prints each step change). */
-export async function waitForJob(id: string, flags: AdminFlags & { timeout?: string }): Promise<JobView> {
+export async function waitForJob(
+  id: string,
+  flags: AdminFlags & { timeout?: string },
+): Promise<JobView> {
   const deadline =
     flags.timeout === undefined ? Infinity : Date.now() + parseTimeout(flags.timeout);
   const show = flags.json ? () => undefined : stepChanges();

@@ -22,6 +22,8 @@ import type {
   ItemView,
   RecoveryPointView,
   ReplicationAction,
+  PlanActionRequest,
+  PlanView,
 } from './types.ts';
 
 /** The subset of the WHATWG fetch the client needs. */
@@ -84,6 +86,21 @@ export interface ApiClient {
   listItems(vault: string): Promise<ItemView[]>;
   getItem(vault: string, vm: string): Promise<ItemView>;
   listRecoveryPoints(vault: string, vm: string): Promise<RecoveryPointView[]>;
+  /** A recovery plan (R28) between two SERVER/CLOUDs that a policy pairs. */
+  createPlan(
+    vault: string,
+    plan: { name: string; sourceCloud: string; targetCloud: string },
+  ): Promise<PlanView>;
+  listPlans(vault: string): Promise<PlanView[]>;
+  getPlan(vault: string, plan: string): Promise<PlanView>;
+  /** Adds VMs to a group; one past the last group creates it. */
+  addPlanVms(
+    vault: string,
+    plan: string,
+    group: number | string,
+    vms: readonly string[],
+  ): Promise<PlanView>;
+  addPlanAction(vault: string, plan: string, action: PlanActionRequest): Promise<PlanView>;
 }
 
 function isErrorCode(code: unknown): code is ErrorCode {
@@ -202,5 +219,13 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
           `/vaults/${seg(vault)}/items/${seg(vm)}/recovery-points`,
         )
       ).points,
+    createPlan: (vault, plan) => call('POST', `/vaults/${seg(vault)}/plans`, plan),
+    listPlans: async (vault) =>
+      (await call<{ plans: PlanView[] }>('GET', `/vaults/${seg(vault)}/plans`)).plans,
+    getPlan: (vault, plan) => call('GET', `/vaults/${seg(vault)}/plans/${seg(plan)}`),
+    addPlanVms: (vault, plan, group, vms) =>
+      call('POST', `/vaults/${seg(vault)}/plans/${seg(plan)}/vms`, { group, vms }),
+    addPlanAction: (vault, plan, action) =>
+      call('POST', `/vaults/${seg(vault)}/plans/${seg(plan)}/actions`, action),
   };
 }

@@ -222,3 +222,33 @@ export interface RecoveryPointView {
 }
 
 export type ReplicationAction = 'disable' | 'pause' | 'resume' | 'resync';
+
+/** A recovery plan's action before or after a group (R28). */
+export type PlanActionView =
+  | { readonly kind: 'script'; readonly path: string; readonly timeoutSeconds: number }
+  | { readonly kind: 'manual'; readonly text: string };
+
+/** `plan show | list` (CLI.md "Failover and plans"). */
+export interface PlanView {
+  readonly name: string;
+  /** SERVER/CLOUD */
+  readonly sourceCloud: string;
+  readonly targetCloud: string;
+  /** In run order; `group` is 1-based. */
+  readonly groups: readonly {
+    readonly group: number;
+    readonly vms: readonly string[];
+    readonly before: readonly PlanActionView[];
+    readonly after: readonly PlanActionView[];
+  }[];
+}
+
+/** `plan add-action`: exactly one of script and manual. */
+export interface PlanActionRequest {
+  readonly group: number | string;
+  readonly side: 'before' | 'after';
+  readonly script?: string;
+  readonly manual?: string;
+  /** Scripts only; @default 600 */
+  readonly timeoutSeconds?: number | string;
+}

@@ -178,6 +178,11 @@ export const ERROR_CATALOGUE = {
     action:
       'An authenticator was presented twice (a replayed connection attempt, or a replication port whose replay cache was lost refuses tickets for 5 minutes after start); genuine hosts retry with a fresh one by themselves. If it persists, look for a copy of the traffic being replayed.',
   },
+  SS_SCRIPT_FAILED: {
+    kind: 'failed',
+    action:
+      "A recovery plan's script exited non-zero, timed out or could not start; its exit code and the end of its output are in the job step (secondsite job show). Fix the script, then run the plan again.",
+  },
   SS_INTERNAL: {
     kind: 'failed',
     action: 'An unexpected error; the logs of the process name the cause. Please report it.',

@@ -27,6 +27,8 @@ import type { PolicyService } from '../policies/policy-service.ts';
 import type { MapService } from '../mappings/map-service.ts';
 import { policyRoutes } from './routes-policies.ts';
 import { mapRoutes } from './routes-maps.ts';
+import type { PlanService } from '../plans/plan-service.ts';
+import { planRoutes } from './routes-plans.ts';
 
 export interface ApiOptions {
   readonly vaults: VaultService;
@@ -56,6 +58,8 @@ export interface ApiOptions {
   readonly maps?: MapService;
   /** Replicated items (R14, R20, R21). */
   readonly protection?: ProtectionService;
+  /** Recovery plans (R28). */
+  readonly plans?: PlanService;
   /** Sees every request body received (the privacy test's trace). */
   readonly trace?: (body: Buffer) => void;
 }
@@ -118,5 +122,6 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   }
   if (opts.policies) policyRoutes(app, { vaults: opts.vaults, policies: opts.policies });
   if (opts.maps) mapRoutes(app, { vaults: opts.vaults, maps: opts.maps });
+  if (opts.plans) planRoutes(app, { vaults: opts.vaults, plans: opts.plans });
   return app;
 }

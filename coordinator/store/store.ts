@@ -27,6 +27,7 @@
  *                                                  cloud: a cloud is primary at most once (R12)
  *   v/<vaultId>/map/<network|storage>/<lower server>/<name> → ResourceMap   a network or
  *                                                  storage map, keyed by its source (R8, R9)
+ *   v/<vaultId>/plan/<lower name>   → PlanRecord   a recovery plan (R28)
  *
  * Invariant: every state change is written (synchronously, for LevelDB) before the caller
  * acknowledges it to anyone; a batch is all-or-nothing.
@@ -77,6 +78,8 @@ export const keys = Object.freeze({
   map: (vaultId: string, kind: 'network' | 'storage', server: string, name: string) =>
     `v/${vaultId}/map/${kind}/${server.toLowerCase()}/${name}`,
   mapPrefix: (vaultId: string, kind: 'network' | 'storage') => `v/${vaultId}/map/${kind}/`,
+  plan: (vaultId: string, name: string) => `v/${vaultId}/plan/${name.toLowerCase()}`,
+  planPrefix: (vaultId: string) => `v/${vaultId}/plan/`,
 });
 
 /** Collects an iteration into an array (small collections only: vaults, jobs of a vault). */

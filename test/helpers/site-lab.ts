@@ -88,7 +88,15 @@ export class SiteLab {
 
   async startCoordinator(vault = 'prod', env: NodeJS.ProcessEnv = {}): Promise<void> {
     this.coordinator = this.daemon(
-      ['coordinator', 'start', '--data', this.path('coordinator'), '--listen', '127.0.0.1:0', '--json'],
+      [
+        'coordinator',
+        'start',
+        '--data',
+        this.path('coordinator'),
+        '--listen',
+        '127.0.0.1:0',
+        '--json',
+      ],
       env,
     );
     await printedJson(this.coordinator, 'the coordinator');

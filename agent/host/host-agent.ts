@@ -2,18 +2,31 @@
  * The parts of a host agent wired together, without the process around them (signals, the
  * data-folder lock): main.ts runs one per process, integration tests run several in one
  * process. Parts: the VM manager, the local control API, replication (receiver behind the
- * replication port, senders for primary VMs).
+ * replication port, senders for primary VMs), and the replication operations that the local
+ * API and the provider's relayed commands share (replication/replication-ops.ts).
  */
 import type { Logger } from '../../common/log/log.ts';
 import type { Clock } from '../../common/time/clock.ts';
 import type { HostConfig } from './config.ts';
 import { createControlServer } from './control/control-server.ts';
 import { createHostReplication, type HostReplication } from './replication/replication-host.ts';
+import { createReplicationOps, type ReplicationOps } from './replication/replication-ops.ts';
 import { createVmManager, type VmManager } from './vm/vm-manager.ts';
+
+/** Where peers reach this host's replication ports (told to the provider in the hello). */
+export interface HostEndpoint {
+  readonly address: string;
+  readonly certPort: number;
+  readonly ticketPort: number;
+}
 
 export interface HostAgent {
   readonly vms: VmManager;
   readonly replication: HostReplication;
+  /** Pair, unpair, pause, resync, points: shared by the local API and provider commands. */
+  readonly ops: ReplicationOps;
+  /** Resolves once the replication port is bound (its real port when 0 was asked). */
+  endpoint(): Promise<HostEndpoint>;
   /** Runs every part until the signal aborts; a failing part aborts the others. */
   run(signal: AbortSignal): Promise<void>;
   shutdown(): Promise<void>;
@@ -39,11 +52,21 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     clock,
     log,
   });
-  const control = createControlServer({ dataDir: config.dataDir, vms, log, replication });
+  const ops = createReplicationOps({ dataDir: config.dataDir, vms, replication, log });
+  const control = createControlServer({ dataDir: config.dataDir, vms, ops, log, replication });
   const parts = [vms, control, replication];
   return {
     vms,
     replication,
+    ops,
+    async endpoint() {
+      const bound = await replication.listening();
+      return {
+        address: config.address ?? '',
+        certPort: bound ?? 0,
+        ticketPort: config.ticketPort,
+      };
+    },
     async run(signal) {
       const inner = new AbortController();
       signal.addEventListener('abort', () => inner.abort(), { once: true });

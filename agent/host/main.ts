@@ -68,6 +68,8 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
             dataDir: config.dataDir,
             identity,
             vms: agent.vms,
+            ops: agent.ops,
+            endpoint: () => agent.endpoint(),
             version: HOST_VERSION,
             log,
           });

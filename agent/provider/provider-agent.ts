@@ -116,12 +116,17 @@ export async function createProviderAgent(a: {
   });
   const tokenPath = await ensureHostJoinToken(a.config.dataDir, identity.caCertPem);
   a.log.info({ tokenPath }, 'host join token ready');
-  const commands = commandDispatcher(() => a.site, await CommandLog.open(a.config.dataDir));
   const registry = new HostRegistry({
     site: () => a.site.file,
     report: (hostInventory) => void channel.send({ hostInventory }),
     log: a.log.child({ component: 'hosts' }),
   });
+  // Relayed host commands go through the registry to the host's control session.
+  const commands = commandDispatcher(
+    () => a.site,
+    await CommandLog.open(a.config.dataDir),
+    registry,
+  );
   const channel = createChannelClient({
     onConnected: () => {
       for (const hostInventory of registry.reports()) channel.send({ hostInventory });
@@ -143,6 +148,7 @@ export async function createProviderAgent(a: {
     hosts: { port: hostsServer.port, registry },
     run: (signal) => channel.run(signal),
     async shutdown() {
+      registry.close();
       await hostsServer.shutdown();
       await channel.shutdown();
     },

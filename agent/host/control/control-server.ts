@@ -7,7 +7,8 @@
  * (and root) connect, and nothing leaves the machine. Never bind this service to TCP.
  *
  * Every method goes through one adapter (STYLE.md rule 5): validate the request, call the VM
- * manager, map errors with common/wire/grpc-errors.ts, log once.
+ * manager (replication operations through replication-ops.ts, the code path the provider's
+ * relayed commands take too), map errors with common/wire/grpc-errors.ts, log once.
  * States: idle → serving (run) → closed (shutdown).
  */
 import { chmodSync, rmSync } from 'node:fs';
@@ -18,8 +19,7 @@ import type { Service } from '../../../common/lifecycle/lifecycle.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import { loadPackageDefinition } from '../../../common/proto/load.ts';
 import { toGrpcError } from '../../../common/wire/grpc-errors.ts';
-import type { RecoveryPointRecord } from '../journal/types.ts';
-import type { ReplicationStatus } from '../replication/sender.ts';
+import type { ReplicationOps } from '../replication/replication-ops.ts';
 import type { VmManager, VmView } from '../vm/vm-manager.ts';
 import { checkSocketPath, layout } from '../vm/layout.ts';
 import { pointToMsg, vmToMsg } from './host-local-mapping.ts';
@@ -55,9 +55,6 @@ const readPoint = z.object({
 
 /** What the control API asks of replication (agent/host/replication/replication-host.ts). */
 export interface ControlReplication {
-  status(view: VmView): Promise<ReplicationStatus | undefined>;
-  refresh(): void;
-  points(vm: string): Promise<RecoveryPointRecord[]>;
   readToFile(vm: string, disk: number, pointId: string, outPath: string): Promise<number>;
 }
 
@@ -75,12 +72,13 @@ function parse<T>(schema: z.ZodType<T>, req: unknown): T {
 function handlers(
   vms: VmManager,
   dataDir: string,
+  ops: ReplicationOps,
   repl: ControlReplication | undefined,
 ): Record<string, Handler> {
   const msgOf = vmToMsg(dataDir);
-  const toMsg = async (v: VmView) => msgOf(v, await repl?.status(v));
+  const toMsg = async (v: VmView) => msgOf(v, await ops.status(v));
   return {
-    ...replicationHandlers(vms, repl, toMsg),
+    ...replicationHandlers(vms, ops, repl, toMsg),
     CreateVm: async (req) => {
       const r = parse(createVm, req);
       const view = await vms.createVm({
@@ -105,9 +103,7 @@ function handlers(
     },
     ListVms: async () => ({ vms: await Promise.all(vms.list().map(toMsg)) }),
     ListRecoveryPoints: async (req) => {
-      const { name } = parse(vmRef, req);
-      const replica = vms.pairingOf(name)?.role === 'replica' && repl;
-      const points = replica ? await repl.points(name) : vms.points(name);
+      const points = await ops.points(parse(vmRef, req).name);
       return { points: points.map(pointToMsg) };
     },
   };
@@ -115,18 +111,18 @@ function handlers(
 
 function replicationHandlers(
   vms: VmManager,
+  ops: ReplicationOps,
   repl: ControlReplication | undefined,
   toMsg: (v: VmView) => Promise<unknown>,
 ): Record<string, Handler> {
   return {
     PairVm: async (req) => {
       const r = parse(pair, req);
-      const view = await vms.pair({
+      const view = await ops.pair({
         ...r,
         epoch: Number(r.epoch) || 1,
         diskSizes: r.disks.map((d) => Number(d.sizeBytes)),
       });
-      repl?.refresh();
       return toMsg(view);
     },
     ReadPoint: async (req) => {
@@ -163,6 +159,7 @@ function adapt(name: string, fn: Handler, log: Logger): grpc.handleUnaryCall<unk
 export function createControlServer(opts: {
   dataDir: string;
   vms: VmManager;
+  ops: ReplicationOps;
   log: Logger;
   replication?: ControlReplication;
 }): Service {
@@ -173,7 +170,8 @@ export function createControlServer(opts: {
     secondsite: { v1: { HostLocal: grpc.ServiceClientConstructor } };
   };
   const impl: grpc.UntypedServiceImplementation = {};
-  for (const [name, fn] of Object.entries(handlers(opts.vms, opts.dataDir, opts.replication))) {
+  const table = handlers(opts.vms, opts.dataDir, opts.ops, opts.replication);
+  for (const [name, fn] of Object.entries(table)) {
     impl[name] = adapt(name, fn, log);
   }
   server.addService(pkg.secondsite.v1.HostLocal.service, impl);

@@ -2,6 +2,7 @@
 import type { RecoveryPointRecord } from '../journal/types.ts';
 import type { VmView } from '../vm/vm-manager.ts';
 import { layout } from '../vm/layout.ts';
+import { diskPath } from '../vm/vm-config.ts';
 import type { ReplicationStatus } from '../replication/sender.ts';
 import type { LocalVmMsg, RecoveryPointMsg, ReplicationStatusMsg } from './host-local-types.ts';
 
@@ -62,7 +63,7 @@ function vmMsg(
       index: d.index,
       sizeBytes: String(d.sizeBytes),
       nbd: runtime?.nbd[d.index] ?? '',
-      file: `${layout.vmDir(dataDir, config.name)}/${d.file}`,
+      file: diskPath(layout.vmDir(dataDir, config.name), d),
     })),
     nics: config.nics,
     journalState: runtime?.journalState ?? '',

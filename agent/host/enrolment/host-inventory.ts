@@ -1,19 +1,71 @@
-/** The host's VMs as the control stream reports them (host_control.proto HostInventory). */
-import type { HostInventoryMsg } from '../../../common/wire/host-control-messages.ts';
-import type { VmManager } from '../vm/vm-manager.ts';
+/**
+ * The host's VMs as the control stream reports them (host_control.proto HostInventory), with
+ * each VM's replication status: role, sender state, last ack, errors, whether it is protected
+ * or paused, its journal bytes not yet acknowledged (primary) and its retained recovery points
+ * (replica). The provider link compares it with the last one sent and pushes it when it
+ * changed (provider-link.ts).
+ */
+import type {
+  HostInventoryMsg,
+  HostVmMsg,
+  ReplicationStatusMsg,
+} from '../../../common/wire/host-control-messages.ts';
+import { pointToMsg } from '../control/host-local-mapping.ts';
+import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { ReplicationOps } from '../replication/replication-ops.ts';
+import type { ReplicationStatus } from '../replication/sender.ts';
+import type { VmManager, VmView } from '../vm/vm-manager.ts';
 
-export function hostInventory(vms: VmManager): HostInventoryMsg {
+export async function hostInventory(
+  vms: VmManager,
+  ops: ReplicationOps | undefined,
+): Promise<HostInventoryMsg> {
+  return { vms: await Promise.all(vms.list().map((v) => hostVmMsg(v, ops))) };
+}
+
+function replicationMsg(v: VmView, r: ReplicationStatus | undefined): ReplicationStatusMsg | null {
+  const p = v.pairing;
+  if (!p) return null;
   return {
-    vms: vms.list().map(({ config, runtime }) => ({
-      name: config.name,
-      // What is true now; the config's state is what the agent restores after a restart.
-      state: runtime ? 'HOST_VM_STATE_RUNNING' : 'HOST_VM_STATE_STOPPED',
-      disks: config.disks.map((d) => ({
-        index: d.index,
-        sizeBytes: String(d.sizeBytes),
-        nbd: runtime?.nbd[d.index] ?? '',
-      })),
-      nics: config.nics.map((n) => ({ network: n.network, subnet: n.subnet })),
+    role: p.role,
+    peer: r?.peer ?? '',
+    state: r?.state ?? '',
+    lastAckedSeq: String(r?.lastAckedSeq ?? 0),
+    lastError: r?.lastError ?? '',
+    lastShippedAtMs: String(r?.lastShippedAt ?? 0),
+    peerAddress: p.peerAddress,
+    epoch: String(p.epoch),
+    baseline: p.baseline,
+    copyBytesDone: String(r?.copy?.bytesDone ?? 0),
+    copyBytesTotal: String(r?.copy?.bytesTotal ?? 0),
+  };
+}
+
+/** One VM as the inventory and the answers of relayed commands show it. */
+export async function hostVmMsg(view: VmView, ops: ReplicationOps | undefined): Promise<HostVmMsg> {
+  const { config, runtime, pairing } = view;
+  const status = await ops?.status(view).catch(() => undefined);
+  // A replica's points are the recovery store's (retained, oldest first); a store being
+  // unpaired reads as none.
+  const points: RecoveryPointRecord[] =
+    pairing?.role === 'replica' ? ((await ops?.points(config.name).catch(() => [])) ?? []) : [];
+  const latest = pairing?.role === 'replica' ? points.at(-1) : view.latestPoint;
+  return {
+    name: config.name,
+    // What is true now; the config's state is what the agent restores after a restart.
+    state: runtime ? 'HOST_VM_STATE_RUNNING' : 'HOST_VM_STATE_STOPPED',
+    disks: config.disks.map((d) => ({
+      index: d.index,
+      sizeBytes: String(d.sizeBytes),
+      nbd: runtime?.nbd[d.index] ?? '',
     })),
+    nics: config.nics.map((n) => ({ network: n.network, subnet: n.subnet })),
+    replication: replicationMsg(view, status),
+    protected: Boolean(config.protection),
+    latestPoint: latest ? pointToMsg(latest) : null,
+    pointCount: points.length,
+    oldestPointMs: String(points[0]?.time ?? 0),
+    unshippedBytes: String(runtime?.unshippedBytes ?? 0),
+    paused: Boolean(pairing?.paused),
   };
 }

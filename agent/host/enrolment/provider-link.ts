@@ -1,15 +1,17 @@
 /**
  * The enrolled host's control stream to its provider (host_control.proto, Connect): mutual
- * TLS with the host certificate; hello with the full inventory, then the inventory again
- * whenever it changes, and provider commands applied once per id.
+ * TLS with the host certificate; hello with the full inventory and where peers reach this
+ * host's replication ports, then the inventory again whenever it changes (replication status
+ * included), and provider commands applied once per id (host-commands.ts).
  *
  * States: connecting → connected → backoff → connecting … ; any state → closed (shutdown).
  * Reconnects use capped exponential backoff with jitter (0.5 s doubling to 5 s: a provider
  * restart is the common case and should not leave hosts unseen for long).
  *
  * The VM manager has no change events, so the inventory is compared with the last one sent
- * every CHECK_MS and after each command: cheap (a few VMs, no I/O) and it catches every kind
- * of change, including the local `host vm` commands.
+ * every CHECK_MS and after each command: cheap (a few VMs; a replica's points come from its
+ * open store's index) and it catches every kind of change, including the local `host vm`
+ * commands and the senders' progress. One comparison runs at a time.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
@@ -24,6 +26,8 @@ import {
   type ProviderFrame,
 } from '../../../common/wire/host-control-messages.ts';
 import { backoffDelay } from '../replication/backoff.ts';
+import type { HostEndpoint } from '../host-agent.ts';
+import type { ReplicationOps } from '../replication/replication-ops.ts';
 import type { VmManager } from '../vm/vm-manager.ts';
 import { HostCommandLog } from './command-log.ts';
 import { hostCommands, type HostCommands } from './host-commands.ts';
@@ -46,11 +50,27 @@ export async function createProviderLink(a: {
   dataDir: string;
   identity: HostIdentity;
   vms: VmManager;
+  /** The replication operations (host-agent.ts); without them only create_vm is served. */
+  ops?: ReplicationOps;
+  /** Where peers reach this host (told in the hello); unknown when absent. */
+  endpoint?: () => Promise<HostEndpoint>;
   version: string;
   log: Logger;
 }): Promise<ProviderLink> {
   const log = a.log.child({ component: 'provider-link', provider: a.identity.info.provider });
-  const commands = hostCommands(a.vms, await HostCommandLog.open(a.dataDir));
+  const commands = hostCommands(
+    a.vms,
+    await HostCommandLog.open(a.dataDir),
+    a.ops && { ops: a.ops, vault: a.identity.info.vault },
+  );
+  const deps: ServeDeps = {
+    commands,
+    vms: a.vms,
+    ops: a.ops,
+    endpoint: a.endpoint ?? (async () => ({ address: '', certPort: 0, ticketPort: 0 })),
+    version: a.version,
+    log,
+  };
   const client = createProviderClient({
     target: a.identity.info.provider,
     rootCaPem: a.identity.caPem,
@@ -75,9 +95,7 @@ export async function createProviderLink(a: {
       set('connecting');
       const stream = client.connect();
       current = stream;
-      const reached = await serve(stream, { commands, vms: a.vms, version: a.version, log }, () =>
-        set('connected'),
-      );
+      const reached = await serve(stream, deps, () => set('connected'));
       current = undefined;
       if (reached) attempt = 0;
       if (aborted.aborted) break;
@@ -103,6 +121,8 @@ export async function createProviderLink(a: {
 interface ServeDeps {
   readonly commands: HostCommands;
   readonly vms: VmManager;
+  readonly ops: ReplicationOps | undefined;
+  readonly endpoint: () => Promise<HostEndpoint>;
   readonly version: string;
   readonly log: Logger;
 }
@@ -111,29 +131,46 @@ interface ServeDeps {
 function serve(stream: Stream, d: ServeDeps, onWelcome: () => void): Promise<boolean> {
   let welcomed = false;
   let ended = false;
-  const first = hostInventory(d.vms);
-  let last = JSON.stringify(first);
+  let last = '';
   // A command can finish after the stream ended: its answer is dropped (the provider resends
   // the command on the next stream and gets the recorded answer).
   const send = (f: HostFrame): void => {
     if (!ended) stream.write(f);
   };
-  const sendIfChanged = (): void => {
-    const inventory = hostInventory(d.vms);
+  let checking: Promise<void> | undefined;
+  const check = async (): Promise<void> => {
+    const inventory = await hostInventory(d.vms, d.ops);
     const text = JSON.stringify(inventory);
     if (text === last) return;
     last = text;
     send({ inventory });
   };
-  send({
-    hello: {
-      protocolMin: HOST_CONTROL_PROTOCOL.min,
-      protocolMax: HOST_CONTROL_PROTOCOL.max,
-      version: d.version,
-      inventory: first,
-    },
+  /** One comparison at a time; a request during one is served by the next timer tick. */
+  const sendIfChanged = (): void => {
+    if (checking || !welcomed) return;
+    checking = check()
+      .catch((e: unknown) => d.log.warn({ err: e }, 'cannot read the inventory'))
+      .finally(() => (checking = undefined));
+  };
+  void (async () => {
+    const [inventory, at] = await Promise.all([hostInventory(d.vms, d.ops), d.endpoint()]);
+    last = JSON.stringify(inventory);
+    send({
+      hello: {
+        protocolMin: HOST_CONTROL_PROTOCOL.min,
+        protocolMax: HOST_CONTROL_PROTOCOL.max,
+        version: d.version,
+        inventory,
+        address: at.address,
+        certPort: at.certPort,
+        ticketPort: at.ticketPort,
+      },
+    });
+  })().catch((e: unknown) => {
+    d.log.warn({ err: e }, 'cannot say hello to the provider');
+    stream.cancel();
   });
-  const timer = setInterval(() => welcomed && sendIfChanged(), CHECK_MS);
+  const timer = setInterval(sendIfChanged, CHECK_MS);
   stream.on('data', (f: ProviderFrame) => {
     if (f.body === 'welcome' && 'welcome' in f) {
       welcomed = true;
@@ -141,14 +178,15 @@ function serve(stream: Stream, d: ServeDeps, onWelcome: () => void): Promise<boo
       sendIfChanged();
     } else if (f.body === 'command' && 'command' in f && welcomed) {
       const commandId = f.command.commandId;
-      void d.commands.apply(f.command).then((error) => {
+      void d.commands.run(f.command).then((commandResult) => {
+        const error = commandResult.error;
         if (error)
           d.log.warn(
             { command: commandId, code: error.code, msg: error.message },
             'command failed',
           );
         else d.log.info({ command: commandId }, 'command applied');
-        send({ commandResult: { commandId, error } });
+        send({ commandResult });
         sendIfChanged();
       });
     } else if (f.body === 'error' && 'error' in f) {

@@ -11,7 +11,12 @@
  *   - 'copied': an initial copy made the replica equal to the source at the replica store's
  *     lastApplied (set through VmManager.setBaseline by the initial-copy step);
  *   - 'initial-copy-required': the replica cannot be assumed equal to anything the journal
- *     continues from; the sender refuses to ship until an initial copy replaces this value.
+ *     continues from; the sender refuses to ship until an initial copy replaces this value;
+ *   - 'resync-required': asked for by the administrator (resync, R20) or needed after a journal
+ *     overflow or gap: the sender compares hashes with the replica and sends only the chunks
+ *     that differ (agent/host/sync/resync-source.ts), then sets 'copied'.
+ * `paused` (primary): nothing ships, the journal keeps recording; `retentionHours` (replica):
+ * how long the recovery store keeps points.
  */
 import {
   closeSync,
@@ -33,14 +38,24 @@ export const pairingSchema = z.strictObject({
   role: z.enum(['primary', 'replica']),
   /** The peer host's name; its certificate must carry secondsite://<vault>/host/<peerHost>. */
   peerHost: z.string().refine(isValidIdentityName, 'not a host name'),
-  /** host:port of the peer's replication port (only used by the primary, to dial). */
-  peerAddress: z.string().regex(/^[^\s]+:\d{1,5}$/),
+  /** host:port of the peer's replication port (only used by the primary, to dial; may be
+   * empty on a replica). */
+  peerAddress: z.union([z.literal(''), z.string().regex(/^[^\s]+:\d{1,5}$/)]),
   vault: z.string().min(1),
   /** Raised by the coordinator whenever replication starts afresh; both sides must agree. */
   epoch: z.number().int().min(0),
   /** zstd per chunk when both peers support it. @default true */
   compression: z.boolean(),
-  baseline: z.enum(['zero', 'copied', 'initial-copy-required']),
+  baseline: z.enum(['zero', 'copied', 'initial-copy-required', 'resync-required']),
+  /** Primary: shipping paused by the administrator. @default false */
+  paused: z.boolean().optional(),
+  /** Replica: hours the recovery points are kept. @default 24 (the receiver's default) */
+  retentionHours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 366)
+    .optional(),
 });
 
 export type Pairing = z.infer<typeof pairingSchema>;
@@ -74,8 +89,15 @@ export function readPairing(vmDir: string): Pairing | undefined {
   return parsed.data;
 }
 
-/** Validates then replaces the file atomically (see the file comment). */
-export function writePairing(vmDir: string, pairing: Pairing): void {
+/** The same pairing, whatever the order of its keys. */
+export function samePairing(a: Pairing, b: Pairing): boolean {
+  const canon = (p: Pairing): string =>
+    JSON.stringify(Object.fromEntries(Object.entries(p).sort(([x], [y]) => x.localeCompare(y))));
+  return canon(a) === canon(b);
+}
+
+/** Validates then replaces the file atomically (see the file comment); returns what it wrote. */
+export function writePairing(vmDir: string, pairing: Pairing): Pairing {
   const checked = pairingSchema.safeParse(pairing);
   if (!checked.success) {
     const issue = checked.error.issues[0];
@@ -92,6 +114,7 @@ export function writePairing(vmDir: string, pairing: Pairing): void {
   }
   renameSync(tmp, path);
   fsyncFolder(dirname(path));
+  return checked.data;
 }
 
 export function removePairing(vmDir: string): void {

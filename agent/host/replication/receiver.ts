@@ -8,8 +8,9 @@
  * epoch (a stream of another epoch gets SS_NOT_PAIRED, which senders do not retry).
  *
  * Stores open lazily on first use, one at a time per VM, and stay open until shutdown or
- * until the VM is unpaired. Their disks are the VM's own disk files: a replica VM is never
- * started, so the store is their only writer.
+ * until the VM is unpaired (`retire`, which also keeps them from opening again while the
+ * unpairing runs). Their disks are the VM's own disk files: a replica VM is never started, so
+ * the store is their only writer. Points are kept for the pairing's retention hours.
  *
  * States: created → listening (run) → closed (shutdown).
  */
@@ -23,6 +24,7 @@ import type { RecoveryPointRecord } from '../journal/types.ts';
 import { openReplicaStore } from '../recovery/replica-store.ts';
 import type { ReplicaStore } from '../recovery/types.ts';
 import { InitialCopyTarget } from '../sync/initial-copy-target.ts';
+import { ResyncTarget } from '../sync/resync-target.ts';
 import type { StreamContext } from '../transport/ship-server.ts';
 import {
   createReplicationServer,
@@ -30,7 +32,7 @@ import {
   type TlsMaterial,
 } from '../transport/replication-server.ts';
 import { RawDisk } from '../vm/raw-disk.ts';
-import type { VmConfig } from '../vm/vm-config.ts';
+import { diskPath, type VmConfig } from '../vm/vm-config.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 
 /** What the receiver needs to know about this host's VMs (the VM manager). */
@@ -68,6 +70,8 @@ interface OpenStore {
 export class Receiver {
   private readonly stores = new Map<string, Promise<OpenStore>>();
   private readonly lastApplyAt = new Map<string, number>();
+  /** VMs being unpaired: their stores may not open. */
+  private readonly retired = new Set<string>();
   private readonly log: Logger;
 
   constructor(private readonly o: ReceiverOptions) {
@@ -95,6 +99,7 @@ export class Receiver {
           return outcome;
         },
         initialCopyTarget: (ctx) => this.copyTarget(ctx),
+        resyncTarget: (ctx) => this.resyncTarget(ctx),
       },
     });
   }
@@ -123,6 +128,14 @@ export class Receiver {
     return new InitialCopyTarget({ dir, disks, diskPaths: paths, store, log: ctx.log });
   }
 
+  /** The VM's ResyncTarget over its replica disks and store (one per resync stream). */
+  private async resyncTarget(ctx: StreamContext): Promise<ResyncTarget> {
+    this.checkEpoch(ctx);
+    await this.store(ctx.vmId);
+    const { store, disks } = await this.stores.get(ctx.vmId)!;
+    return new ResyncTarget({ store, disks, log: ctx.log });
+  }
+
   private authorized(caller: Caller, vmId: string): boolean {
     const found = this.o.vms.find(vmId);
     const p = found?.pairing;
@@ -145,8 +158,14 @@ export class Receiver {
     if (!opening) {
       const found = this.o.vms.find(vm);
       if (!found) throw new SecondsiteError('SS_NOT_FOUND', `no VM named ${vm} on this host`);
-      this.replicaPairing(vm);
-      opening = openStore(found.config, found.vmDir, this.o);
+      const pairing = this.replicaPairing(vm);
+      if (this.retired.has(vm)) {
+        throw new SecondsiteError('SS_NOT_PAIRED', `VM ${vm} is being unpaired`, { vm });
+      }
+      opening = openStore(found.config, found.vmDir, {
+        ...this.o,
+        retentionHours: pairing.retentionHours ?? this.o.retentionHours ?? 24,
+      });
       this.stores.set(vm, opening);
       opening.catch(() => this.stores.delete(vm));
     }
@@ -182,6 +201,19 @@ export class Receiver {
     return size;
   }
 
+  /**
+   * Unpairing `vm`: closes its store and keeps it closed until `release(vm)` (after the
+   * pairing or the VM is gone), so a stream arriving meanwhile cannot reopen it.
+   */
+  async retire(vm: string): Promise<void> {
+    this.retired.add(vm);
+    await this.closeVm(vm);
+  }
+
+  release(vm: string): void {
+    this.retired.delete(vm);
+  }
+
   /** Closes the VM's store (before it is unpaired or deleted). */
   async closeVm(vm: string): Promise<void> {
     const opening = this.stores.get(vm);
@@ -198,7 +230,7 @@ export class Receiver {
 }
 
 async function openStore(config: VmConfig, vmDir: string, o: ReceiverOptions): Promise<OpenStore> {
-  const paths = config.disks.map((d) => join(vmDir, d.file));
+  const paths = config.disks.map((d) => diskPath(vmDir, d));
   const disks = paths.map((p) => RawDisk.open(p));
   try {
     const store = await openReplicaStore({

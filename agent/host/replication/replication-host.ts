@@ -41,8 +41,11 @@ export interface HostReplication {
   /** Resolves with the bound replication port once listening (undefined: not listening). */
   listening(): Promise<number | undefined>;
   status(view: VmView): Promise<ReplicationStatus | undefined>;
-  /** Pairings changed. */
-  refresh(): void;
+  /** Pairings changed; resolves once the senders match them (a paused VM's has stopped). */
+  refresh(): Promise<void>;
+  /** A replica VM is being unpaired: its store closes and stays closed until `release`. */
+  retire(vm: string): Promise<void>;
+  release(vm: string): void;
   /** A segment was sealed for `vm`. */
   wake(vm: string): void;
   points(vm: string): Promise<RecoveryPointRecord[]>;
@@ -137,6 +140,8 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
       };
     },
     refresh: () => pool.refresh(),
+    retire: (vm) => receiver.retire(vm),
+    release: (vm) => receiver.release(vm),
     wake: (vm) => pool.wake(vm),
     points: (vm) => receiver.points(vm),
     readToFile: (vm, disk, pointId, outPath) => receiver.readToFile(vm, disk, pointId, outPath),

@@ -1,7 +1,9 @@
 /**
- * One VmSender per VM paired here as `primary`, kept in step with the pairings: a new or
- * changed pairing (peer, address, epoch, baseline, compression) replaces the VM's sender, a
- * removed one stops it. Reconciles on `refresh()` (after a pair call) and every few seconds.
+ * One VmSender per VM paired here as `primary` and not paused, kept in step with the
+ * pairings: a new or changed pairing (peer, address, epoch, baseline, compression) replaces
+ * the VM's sender, a removed or paused one stops it (its journal keeps recording; a resumed
+ * sender ships what piled up). Reconciles on `refresh()` (after a pair call; it resolves once
+ * that reconcile is done, so a pause is in effect when it resolves) and every few seconds.
  *
  * States: created → running (run) → closed (shutdown).
  */
@@ -50,32 +52,45 @@ export class SenderPool {
   private readonly running = new Map<string, Running>();
   private refreshNow: () => void = () => undefined;
   private closed = false;
+  private looping = false;
+  /** refresh() callers waiting for the next reconcile to finish. */
+  private waiting: Array<() => void> = [];
+  /** The status of each VM's last stopped sender, by `peer epoch`: shown while paused. */
+  private readonly last = new Map<string, { key: string; status: ReplicationStatus }>();
 
   constructor(private readonly o: SenderPoolOptions) {}
 
   async run(signal: AbortSignal): Promise<void> {
     const onAbort = (): void => this.refreshNow();
     signal.addEventListener('abort', onAbort, { once: true });
+    this.looping = true;
     try {
       while (!signal.aborted && !this.closed) {
-        await this.reconcile();
+        const served = this.waiting.splice(0);
+        await this.reconcile().finally(() => served.forEach((r) => r()));
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.o.reconcileMs ?? 2_000);
           this.refreshNow = () => {
             clearTimeout(timer);
             resolve();
           };
-          if (signal.aborted || this.closed) this.refreshNow();
+          if (signal.aborted || this.closed || this.waiting.length > 0) this.refreshNow();
         });
       }
     } finally {
+      this.looping = false;
       signal.removeEventListener('abort', onAbort);
+      this.waiting.splice(0).forEach((r) => r());
     }
   }
 
-  /** Pairings changed: reconcile now. */
-  refresh(): void {
-    this.refreshNow();
+  /** Pairings changed: reconcile now; resolves once that reconcile is done. */
+  refresh(): Promise<void> {
+    if (!this.looping || this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.waiting.push(resolve);
+      this.refreshNow();
+    });
   }
 
   wake(vm: string): void {
@@ -84,17 +99,25 @@ export class SenderPool {
 
   status(vm: string, pairing: Pairing): ReplicationStatus {
     const r = this.running.get(vm);
-    if (r) return r.sender.status;
+    const before = this.last.get(vm);
+    const last = before?.key === lastKey(pairing) ? before.status : undefined;
+    if (r) {
+      const s = r.sender.status;
+      // A sender started after a resume knows nothing until it connects.
+      return s.lastAckedSeq === 0 && last
+        ? { ...s, lastAckedSeq: last.lastAckedSeq, lastShippedAt: last.lastShippedAt }
+        : s;
+    }
     const noTls = this.o.tls === undefined;
     return {
       role: 'primary',
       peer: peerUri(pairing),
-      state: noTls ? 'stopped' : 'idle',
-      lastAckedSeq: 0,
+      state: pairing.paused ? 'paused' : noTls ? 'stopped' : 'idle',
+      lastAckedSeq: last?.lastAckedSeq ?? 0,
       lastError: noTls
         ? `SS_CERT_INVALID: no TLS material (ca.pem, cert.pem, key.pem) in ${this.o.tlsDir}`
         : '',
-      lastShippedAt: 0,
+      lastShippedAt: last?.lastShippedAt ?? 0,
     };
   }
 
@@ -105,7 +128,12 @@ export class SenderPool {
   }
 
   private async reconcile(): Promise<void> {
-    const wanted = new Map(this.o.primaries().map((p) => [p.name, p]));
+    const wanted = new Map(
+      this.o
+        .primaries()
+        .filter((p) => !p.pairing.paused)
+        .map((p) => [p.name, p]),
+    );
     for (const [vm, r] of this.running) {
       const w = wanted.get(vm);
       if (!w || JSON.stringify(w.pairing) !== r.key) await this.stop(vm);
@@ -147,5 +175,11 @@ export class SenderPool {
     r.abort.abort();
     await r.done;
     r.client.close();
+    const pairing = JSON.parse(r.key) as Pairing;
+    this.last.set(vm, { key: lastKey(pairing), status: r.sender.status });
   }
+}
+
+function lastKey(p: Pairing): string {
+  return `${peerUri(p)} ${p.epoch}`;
 }

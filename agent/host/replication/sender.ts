@@ -7,7 +7,9 @@
  *  1. wait for a journal (the VM runs and is protected) that is journaling;
  *  2. while the pairing's baseline is 'initial-copy-required': run the initial copy
  *     (initial-copy-run.ts; state `initial-copy`, progress in `copy`), which sets 'copied';
- *     without `copy` options, refuse instead — state `stopped`;
+ *     while it is 'resync-required': run a resync (agent/host/sync/resync-source.ts; state
+ *     `resync`: hashes compared, only differing chunks sent; also out of a journal overflow),
+ *     which sets 'copied'; without `copy` options, refuse instead — state `stopped`;
  *  3. open the ship stream (Hello → Welcome, Resume with the replica's lastApplied);
  *  4. resume: sealed segments ≤ lastApplied are already applied there, so markShipped them; if
  *     the next sealed segment is not lastApplied + 1 the journal cannot continue the replica
@@ -17,7 +19,8 @@
  * Any error: `retryDecision` says stop (state `stopped`, or `incompatible` for protocol
  * versions), resume (reopen at once) or retry (state `backoff`, capped jittered delay).
  *
- * States: idle | connecting | initial-copy | shipping | backoff | stopped | incompatible.
+ * States: idle | connecting | initial-copy | resync | shipping | backoff | stopped |
+ * incompatible; `paused` is reported by the pool for a paused pairing (no sender runs).
  */
 import { SecondsiteError, isSecondsiteError } from '../../../common/errors/errors.ts';
 import type { ErrorCode } from '../../../common/errors/catalogue.ts';
@@ -28,11 +31,20 @@ import type { VmJournal } from '../journal/types.ts';
 import type { ReplicationClient, ShipStream } from '../transport/replication-client.ts';
 import type { SyncProgress } from '../sync/types.ts';
 import { backoffDelay, retryDecision } from './backoff.ts';
+import { runResyncSource, type ResyncJournal } from '../sync/resync-source.ts';
 import { runPrimaryInitialCopy, type PrimaryCopyOptions } from './initial-copy-run.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 
 export type SenderState =
-  'idle' | 'connecting' | 'initial-copy' | 'shipping' | 'backoff' | 'stopped' | 'incompatible';
+  | 'idle'
+  | 'connecting'
+  | 'initial-copy'
+  | 'resync'
+  | 'shipping'
+  | 'backoff'
+  | 'stopped'
+  | 'incompatible'
+  | 'paused';
 
 export interface ReplicationStatus {
   readonly role: 'primary' | 'replica';
@@ -63,6 +75,10 @@ export interface SenderOptions {
   readonly pollMs?: number;
   /** Runs the initial copy when the baseline asks for one; without it the sender refuses. */
   readonly copy?: PrimaryCopyOptions;
+}
+
+function resyncable(j: VmJournal): j is VmJournal & ResyncJournal {
+  return typeof (j as Partial<ResyncJournal>).resetAfterResync === 'function';
 }
 
 export class VmSender {
@@ -119,6 +135,11 @@ export class VmSender {
   /** Steps 1–5 of the file comment; returns when idle without a stream, throws on failure. */
   private async cycle(signal: AbortSignal): Promise<void> {
     const journal = this.o.journal();
+    if (journal && this.o.pairing.baseline === 'resync-required' && !this.copied) {
+      // Before the journal check: a resync is also the way out of an overflowed journal.
+      await this.resync(journal, signal);
+      if (signal.aborted) return;
+    }
     if (!journal || journal.state !== 'journaling') {
       if (journal) this.fail('SS_RESYNC_REQUIRED', 'the journal overflowed; a resync is needed');
       this.set({ state: journal ? 'stopped' : 'idle' });
@@ -189,6 +210,49 @@ export class VmSender {
     this.copied = true;
     this.attempt = 0;
     this.set({ lastAckedSeq: baseSeq, lastShippedAt: this.o.clock.now(), lastError: '' });
+  }
+
+  /** Step 2, resync: one attempt; throws on a break (backoff, then it resumes at its cursor). */
+  private async resync(journal: VmJournal, signal: AbortSignal): Promise<void> {
+    const copy = this.o.copy;
+    if (!copy || !resyncable(journal)) {
+      throw new SecondsiteError(
+        'SS_RESYNC_REQUIRED',
+        `VM ${this.o.vm} needs a resync, which this sender cannot run`,
+      );
+    }
+    this.set({ state: 'resync' });
+    const peer = copy.client.resyncPeer({
+      vmId: this.o.vm,
+      epoch: this.o.pairing.epoch,
+      compress: this.o.pairing.compression,
+    });
+    const overflowed = journal.state === 'resync-required';
+    let stats: Awaited<ReturnType<typeof runResyncSource>>;
+    try {
+      stats = await runResyncSource({
+        dir: copy.stateDir,
+        journal,
+        diskSizes: copy.diskSizes,
+        // 'dirty' narrows to the overflow bitmap; a journaling source compares everything.
+        scope: 'dirty',
+        rule: overflowed ? 'journal-overflow' : 'requested-resync',
+        peer,
+        signal,
+        log: this.log,
+      });
+    } catch (e) {
+      peer.cancel();
+      throw e;
+    }
+    if (stats.paused) {
+      peer.cancel();
+      return;
+    }
+    await copy.setBaseline('copied');
+    this.copied = true;
+    this.attempt = 0;
+    this.set({ lastAckedSeq: stats.baseSeq, lastShippedAt: this.o.clock.now(), lastError: '' });
   }
 
   /** Step 4: what the replica already has is shipped; the rest must follow on directly. */

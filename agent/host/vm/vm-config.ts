@@ -22,8 +22,17 @@ export const MIN_DISK_BYTES = 1024 * 1024;
 const diskSchema = z.strictObject({
   index: z.number().int().min(0),
   sizeBytes: z.number().int().min(MIN_DISK_BYTES).multipleOf(512),
-  /** File name inside the VM folder. */
+  /** File name inside the VM folder, or inside `folder` when set. */
   file: z.string().regex(/^disk-\d+\.raw$/),
+  /**
+   * Absolute folder holding the image instead of the VM folder: a replica disk placed on a
+   * storage location (R9), `<location>/<vm>`. Absent: the VM folder.
+   */
+  folder: z
+    .string()
+    .startsWith('/')
+    .refine((v) => !/\p{Cc}/u.test(v), 'no control characters')
+    .optional(),
 });
 
 const nicSchema = z.strictObject({ network: z.string().min(1), subnet: z.string() });
@@ -50,6 +59,7 @@ export const vmConfigSchema = z.strictObject({
 export type VmConfig = z.infer<typeof vmConfigSchema>;
 export type VmProtection = z.infer<typeof protectionSchema>;
 export type VmNic = z.infer<typeof nicSchema>;
+export type VmDisk = z.infer<typeof diskSchema>;
 
 export function checkVmName(name: string): string {
   if (!VM_NAME.test(name)) {
@@ -65,6 +75,11 @@ export function checkProtection(copyFrequencySeconds: number, appConsistentHours
   if (!Number.isInteger(appConsistentHours) || appConsistentHours < 0 || appConsistentHours > 12) {
     throw badInput('appConsistentHours', `must be a whole number from 0 to 12`);
   }
+}
+
+/** Where the image of disk `d` is: its own folder when placed (R9), else the VM folder. */
+export function diskPath(vmDir: string, d: VmDisk): string {
+  return join(d.folder ?? vmDir, d.file);
 }
 
 export function vmConfigPath(vmDir: string): string {

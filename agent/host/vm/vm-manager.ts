@@ -1,29 +1,39 @@
 /**
- * The host agent's VMs: create, start, stop, protect, unprotect, cut, list. Configs live in
- * vm.json files (vm-config.ts); running VMs are VmRuntime objects. Operations on one VM are
- * serialised; different VMs proceed independently.
+ * The host agent's VMs: create, start, stop, protect, unprotect, cut, list, delete, and their
+ * replication pairings (pair, pause flag and baseline, unpair). Configs live in vm.json files
+ * (vm-config.ts), pairings in pairing.json (replication/pairing.ts), files are made and removed
+ * by vm-files.ts; running VMs are VmRuntime objects. Operations on one VM are serialised;
+ * different VMs proceed independently. Each change is on disk before its call resolves.
  *
  * The desired state is persisted: run() starts every VM whose config says running, so VMs come
  * back after an agent restart (the journal replays its tail when it opens). shutdown() stops
  * them without changing their configs.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Service } from '../../../common/lifecycle/lifecycle.ts';
-import type { RecoveryPointRecord, VmJournal } from '../journal/types.ts';
-import { readPairing, writePairing, type Pairing } from '../replication/pairing.ts';
+import type { RecoveryPointRecord } from '../journal/types.ts';
+import {
+  readPairing,
+  removePairing,
+  samePairing,
+  writePairing,
+  type Pairing,
+} from '../replication/pairing.ts';
 import { openPointIndex } from '../cycles/point-index.ts';
 import type { CutKind } from '../cycles/domain/schedule.ts';
-import { createSparseImage } from './raw-disk.ts';
 import { layout } from './layout.ts';
-import { baselineFor, checkCanPair, type PairInput } from './vm-pairing.ts';
+import { checkDiskSizes, createDiskImages, deleteVmFiles, loadConfigs } from './vm-files.ts';
 import {
-  MIN_DISK_BYTES,
+  baselineFor,
+  checkCanPair,
+  checkNoConflict,
+  pairingFields,
+  type PairInput,
+} from './vm-pairing.ts';
+import {
   checkProtection,
   checkVmName,
-  readVmConfig,
   writeVmConfig,
   type VmConfig,
   type VmNic,
@@ -33,6 +43,7 @@ import {
   discardProtectionData,
   type RuntimeContext,
   type RuntimeInfo,
+  type RuntimeJournal,
 } from './vm-runtime.ts';
 
 export interface VmView {
@@ -48,6 +59,8 @@ export interface CreateVmInput {
   readonly name: string;
   readonly diskSizes: readonly number[];
   readonly nics: readonly VmNic[];
+  /** Storage location (absolute folder) per disk; '' or absent = the VM folder (R9). */
+  readonly diskFolders?: readonly string[];
 }
 
 export interface VmManager extends Service {
@@ -62,44 +75,27 @@ export interface VmManager extends Service {
   cut(name: string, kind: CutKind): Promise<RecoveryPointRecord>;
   list(): VmView[];
   points(name: string): readonly RecoveryPointRecord[];
-  /** Stores the VM's replication pairing (creating a replica VM when disk sizes are given). */
+  /**
+   * Stores the VM's replication pairing (creating a replica VM when disk sizes are given).
+   * The same pairing again changes nothing; another role or peer is SS_CONFLICT.
+   */
   pair(input: PairInput): Promise<VmView>;
   pairingOf(name: string): Pairing | undefined;
+  /** Changes a paired VM's pause flag or baseline (persisted); SS_NOT_PAIRED when unpaired. */
+  updatePairing(
+    name: string,
+    change: Partial<Pick<Pairing, 'paused' | 'baseline'>>,
+  ): Promise<VmView>;
+  /** Forgets the VM's pairing (persisted); nothing when it has none. */
+  unpair(name: string): Promise<VmView>;
+  /** Removes a stopped VM: its disks (also placed ones), config and folder. */
+  deleteVm(name: string): Promise<void>;
   /** The VM's open journal (running and protected), for the sender. */
-  journalOf(name: string): VmJournal | undefined;
+  journalOf(name: string): RuntimeJournal | undefined;
   /** Every VM with its pairing, for the replication parts. */
   paired(): Array<{ config: VmConfig; pairing: Pairing }>;
   /** The initial-copy step: the replica now equals the source (baseline 'copied'). */
   setBaseline(name: string, baseline: Pairing['baseline']): Promise<void>;
-}
-
-function checkDiskSizes(sizes: readonly number[]): void {
-  if (sizes.length === 0) throw badInput('disks', 'a VM needs at least one disk');
-  sizes.forEach((size, i) => {
-    if (!Number.isSafeInteger(size) || size < MIN_DISK_BYTES || size % 512 !== 0) {
-      throw badInput(
-        `disks[${i}]`,
-        `size ${size} must be a multiple of 512 bytes and at least 1 MiB`,
-      );
-    }
-  });
-}
-
-/** Loads every vm.json; a folder left without one by a crashed create is removed. */
-function loadConfigs(ctx: RuntimeContext): Map<string, VmConfig> {
-  const dir = layout.vmsDir(ctx.dataDir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const configs = new Map<string, VmConfig>();
-  for (const name of readdirSync(dir).sort()) {
-    const vmDir = join(dir, name);
-    if (!existsSync(join(vmDir, 'vm.json'))) {
-      ctx.log.warn({ vm: name }, 'removing a VM folder without vm.json (an interrupted create)');
-      rmSync(vmDir, { recursive: true, force: true });
-      continue;
-    }
-    configs.set(name, readVmConfig(vmDir));
-  }
-  return configs;
 }
 
 export function createVmManager(ctx: RuntimeContext): VmManager {
@@ -145,14 +141,7 @@ class Manager implements VmManager {
     if (this.configs.has(name)) {
       throw new SecondsiteError('SS_CONFLICT', `a VM named ${name} already exists`, { vm: name });
     }
-    const vmDir = layout.vmDir(this.ctx.dataDir, name);
-    mkdirSync(vmDir, { mode: 0o700 });
-    const disks = input.diskSizes.map((sizeBytes, index) => ({
-      index,
-      sizeBytes,
-      file: layout.diskFile(index),
-    }));
-    for (const d of disks) createSparseImage(join(vmDir, d.file), d.sizeBytes);
+    const disks = createDiskImages(this.ctx.dataDir, name, input);
     const config: VmConfig = {
       schemaVersion: 1,
       name,
@@ -246,24 +235,34 @@ class Manager implements VmManager {
   pair(input: PairInput): Promise<VmView> {
     const name = checkVmName(input.name);
     return this.serial(name, async () => {
+      const old = this.pairings.get(name);
+      checkNoConflict(name, old, input);
       if (!this.configs.has(name) && input.role === 'replica' && input.diskSizes?.length) {
-        await this.createUnlocked({ name, diskSizes: input.diskSizes, nics: [] });
+        await this.createUnlocked({
+          name,
+          diskSizes: input.diskSizes,
+          nics: input.nics ?? [],
+          ...(input.diskFolders ? { diskFolders: input.diskFolders } : {}),
+        });
       }
-      const config = this.configOf(name);
+      let config = this.configOf(name);
       checkCanPair(config, input, this.runtimes.has(name));
+      const nics = input.role === 'replica' ? input.nics : undefined;
+      if (nics && JSON.stringify(nics) !== JSON.stringify(config.nics)) {
+        // A changed network mapping reconnects the replica (R8).
+        config = { ...config, nics: nics.map((n) => ({ network: n.network, subnet: n.subnet })) };
+        this.save(config);
+      }
       const vmDir = layout.vmDir(this.ctx.dataDir, name);
       const pairing: Pairing = {
         schemaVersion: 1,
-        role: input.role,
-        peerHost: input.peerHost,
-        peerAddress: input.peerAddress,
-        vault: input.vault,
-        epoch: input.epoch ?? 1,
-        compression: input.compression ?? true,
-        baseline: baselineFor(config, vmDir, input, this.pairings.get(name)),
+        ...pairingFields(input, old),
+        baseline: baselineFor(config, vmDir, input, old),
       };
-      this.savePairing(name, pairing);
-      this.ctx.log.info({ vm: name, ...pairing }, 'VM paired');
+      if (!old || !samePairing(old, pairing)) {
+        this.savePairing(name, pairing);
+        this.ctx.log.info({ vm: name, ...pairing }, 'VM paired');
+      }
       return this.view(config);
     });
   }
@@ -272,7 +271,51 @@ class Manager implements VmManager {
     return this.pairings.get(name);
   }
 
-  journalOf(name: string): VmJournal | undefined {
+  updatePairing(
+    name: string,
+    change: Partial<Pick<Pairing, 'paused' | 'baseline'>>,
+  ): Promise<VmView> {
+    return this.serial(name, async () => {
+      const config = this.configOf(name);
+      const pairing = this.pairings.get(name);
+      if (!pairing) {
+        throw new SecondsiteError('SS_NOT_PAIRED', `VM ${name} is not paired`, { vm: name });
+      }
+      const { paused: _p, ...rest } = { ...pairing, ...change };
+      const next: Pairing = (change.paused ?? pairing.paused) ? { ...rest, paused: true } : rest;
+      if (!samePairing(pairing, next)) {
+        this.savePairing(name, next);
+        this.ctx.log.info({ vm: name, ...change }, 'VM pairing changed');
+      }
+      return this.view(config);
+    });
+  }
+
+  unpair(name: string): Promise<VmView> {
+    return this.serial(name, async () => {
+      const config = this.configOf(name);
+      if (this.pairings.has(name)) {
+        removePairing(layout.vmDir(this.ctx.dataDir, name));
+        this.pairings.delete(name);
+        this.ctx.log.info({ vm: name }, 'VM unpaired');
+      }
+      return this.view(config);
+    });
+  }
+
+  deleteVm(name: string): Promise<void> {
+    return this.serial(name, async () => {
+      const config = this.configOf(name);
+      await this.runtimes.get(name)?.stop();
+      this.runtimes.delete(name);
+      deleteVmFiles(this.ctx.dataDir, config);
+      this.configs.delete(name);
+      this.pairings.delete(name);
+      this.ctx.log.info({ vm: name }, 'VM deleted');
+    });
+  }
+
+  journalOf(name: string): RuntimeJournal | undefined {
     return this.runtimes.get(name)?.journal;
   }
 
@@ -295,8 +338,7 @@ class Manager implements VmManager {
   }
 
   private savePairing(name: string, pairing: Pairing): void {
-    writePairing(layout.vmDir(this.ctx.dataDir, name), pairing);
-    this.pairings.set(name, pairing);
+    this.pairings.set(name, writePairing(layout.vmDir(this.ctx.dataDir, name), pairing));
   }
 
   async run(signal: AbortSignal): Promise<void> {

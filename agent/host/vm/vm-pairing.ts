@@ -4,10 +4,9 @@
  * may ship from (replication/pairing.ts explains the baseline).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Pairing } from '../replication/pairing.ts';
-import type { VmConfig } from './vm-config.ts';
+import { diskPath, type VmConfig, type VmNic } from './vm-config.ts';
 
 export interface PairInput {
   readonly name: string;
@@ -21,6 +20,51 @@ export interface PairInput {
   readonly compression?: boolean;
   /** Replica only: disk sizes to create the replica VM with, when it does not exist yet. */
   readonly diskSizes?: readonly number[];
+  /**
+   * Replica only, when the VM is created: the storage location of each disk (R9); '' or
+   * absent = the VM folder. The image goes in `<location>/<vm>/`.
+   */
+  readonly diskFolders?: readonly string[];
+  /** Replica only: the replica VM's network adapters (R8); replace the VM's when given. */
+  readonly nics?: readonly VmNic[];
+  /** Replica only: hours the recovery points are kept. @default the receiver's (24) */
+  readonly retentionHours?: number;
+  /** Primary only, for a new pairing: nothing ships until resumed. @default false */
+  readonly paused?: boolean;
+}
+
+/** The pairing of `old` is another one than `input` asks for: unpair first (SS_CONFLICT). */
+export function checkNoConflict(name: string, old: Pairing | undefined, input: PairInput): void {
+  if (!old) return;
+  if (old.role === input.role && old.peerHost === input.peerHost && old.vault === input.vault) {
+    return;
+  }
+  throw new SecondsiteError(
+    'SS_CONFLICT',
+    `VM ${name} is already paired as ${old.role} with host ${old.peerHost}; unpair it before pairing it as ${input.role} with ${input.peerHost}`,
+    { vm: name, role: old.role, peerHost: old.peerHost },
+  );
+}
+
+/** Pairing fields that are not the baseline, as the input asks for them. */
+export function pairingFields(
+  input: PairInput,
+  old: Pairing | undefined,
+): Omit<Pairing, 'baseline' | 'schemaVersion'> {
+  const same = old?.epoch === (input.epoch ?? 1);
+  const paused = input.role === 'primary' && (same ? old.paused : input.paused);
+  const retentionHours =
+    input.role === 'replica' ? (input.retentionHours ?? old?.retentionHours) : undefined;
+  return {
+    role: input.role,
+    peerHost: input.peerHost,
+    peerAddress: input.peerAddress,
+    vault: input.vault,
+    epoch: input.epoch ?? 1,
+    compression: input.compression ?? true,
+    ...(paused ? { paused: true } : {}),
+    ...(retentionHours === undefined ? {} : { retentionHours }),
+  };
 }
 
 /** True when every byte of the file reads as zero (a new sparse image). */
@@ -41,6 +85,9 @@ export function fileIsAllZero(path: string): boolean {
 
 /** The checks for a role, with the message an admin needs. */
 export function checkCanPair(config: VmConfig, input: PairInput, running: boolean): void {
+  if (input.role === 'primary' && !input.peerAddress) {
+    throw badInput('peerAddress', "a primary needs the peer's replication address HOST:PORT");
+  }
   if (input.role === 'replica') {
     if (running || config.protection) {
       throw new SecondsiteError(
@@ -76,6 +123,6 @@ export function baselineFor(
     old.epoch === (input.epoch ?? 1);
   if (same) return old.baseline;
   if (config.protection) return 'initial-copy-required';
-  const zero = config.disks.every((d) => fileIsAllZero(join(vmDir, d.file)));
+  const zero = config.disks.every((d) => fileIsAllZero(diskPath(vmDir, d)));
   return zero ? 'zero' : 'initial-copy-required';
 }

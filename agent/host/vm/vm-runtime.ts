@@ -6,13 +6,12 @@
  * is held at once (requests in flight finish, new ones wait), the backing devices change
  * under the exports, and the held requests resume, so the guest stays connected.
  */
-import { join } from 'node:path';
 import { mkdirSync, rmSync } from 'node:fs';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import type { BlockDevice } from '../nbd/block-device.ts';
 import { serveExport, type NbdExport } from '../nbd/server.ts';
-import { openVmJournal } from '../journal/vm-journal.ts';
+import { openVmJournal, type VmJournalExtras } from '../journal/vm-journal.ts';
 import type { RecoveryPointRecord, VmJournal } from '../journal/types.ts';
 import { createCycleRunner, type CycleRunner } from '../cycles/cycle-runner.ts';
 import { openPointIndex, type PointIndex } from '../cycles/point-index.ts';
@@ -22,9 +21,12 @@ import { RawDisk } from './raw-disk.ts';
 import { SwitchableDevice } from './device-switch.ts';
 import { listenGuestAgent, type GuestAgentChannel } from './guest-agent.ts';
 import { checkSocketPath, layout } from './layout.ts';
-import type { VmConfig, VmProtection } from './vm-config.ts';
+import { diskPath, type VmConfig, type VmProtection } from './vm-config.ts';
 
 export type VmRuntimeState = 'running' | 'stopping' | 'stopped';
+
+/** A running VM's journal, with the step a resync needs (journal overflow, R20 resync). */
+export type RuntimeJournal = VmJournal & VmJournalExtras;
 
 /** What every running VM shares: the agent's settings. */
 export interface RuntimeContext {
@@ -50,7 +52,7 @@ export interface RuntimeInfo {
 
 interface Backing {
   readonly raw: RawDisk[];
-  readonly journal?: VmJournal;
+  readonly journal?: RuntimeJournal;
 }
 
 export class VmRuntime {
@@ -106,7 +108,7 @@ export class VmRuntime {
   }
 
   /** The open journal while protected (the sender ships its sealed segments). */
-  get journal(): VmJournal | undefined {
+  get journal(): RuntimeJournal | undefined {
     return this.backing.journal;
   }
 
@@ -233,7 +235,7 @@ function deviceOf(backing: Backing, index: number): BlockDevice {
 function openRawDisks(vmDir: string, config: VmConfig): RawDisk[] {
   const disks: RawDisk[] = [];
   try {
-    for (const d of config.disks) disks.push(RawDisk.open(join(vmDir, d.file)));
+    for (const d of config.disks) disks.push(RawDisk.open(diskPath(vmDir, d)));
     return disks;
   } catch (e) {
     for (const d of disks) void d.close();
@@ -246,7 +248,11 @@ function openRawDisks(vmDir: string, config: VmConfig): RawDisk[] {
   }
 }
 
-function openJournal(ctx: RuntimeContext, config: VmConfig, raw: RawDisk[]): Promise<VmJournal> {
+function openJournal(
+  ctx: RuntimeContext,
+  config: VmConfig,
+  raw: RawDisk[],
+): Promise<RuntimeJournal> {
   const dir = layout.journalDir(ctx.dataDir, config.name);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return openVmJournal({

@@ -18,8 +18,15 @@ const site = parseSite(
       { name: 'h2', hostGroup: 'Loose' },
     ],
     vmNetworks: [],
+    storageClassifications: [{ name: 'GOLD', locations: [{ host: 'h1', path: '/g' }] }],
     vms: [
-      { name: 'a', host: 'h1', state: 'running', disks: [{ size: '1GiB' }], nics: [] },
+      {
+        name: 'a',
+        host: 'h1',
+        state: 'running',
+        disks: [{ size: '1GiB' }, { size: '1GiB', classification: 'GOLD' }],
+        nics: [],
+      },
       { name: 'b', host: 'h1', disks: [{ size: '2MiB' }, { size: '4MiB' }], nics: [] },
       { name: 'c', host: 'h2', disks: [{ size: '1MiB' }], nics: [] },
     ],
@@ -58,7 +65,10 @@ describe('site VMs of a host', () => {
         commandId: 'site/h1/a/create',
         create: {
           name: 'a',
-          disks: [{ sizeBytes: String(1024 ** 3), classification: '' }],
+          disks: [
+            { sizeBytes: String(1024 ** 3), classification: '' },
+            { sizeBytes: String(1024 ** 3), classification: 'GOLD' },
+          ],
           nics: [],
           start: true,
         },
@@ -107,5 +117,41 @@ describe('HostRegistry', () => {
     reg.detach(s2);
     expect(reg.state('h1')).toBe('disconnected');
     expect(reg.reports()).toMatchObject([{ host: 'h1', connected: false }]);
+  });
+});
+
+describe('HostRegistry reports and relays', () => {
+  const disk = (index: number) => ({ index, sizeBytes: '1048576', nbd: '' });
+
+  it("fills classifications from the site file and passes the host's endpoint", () => {
+    const reports: HostInventoryReport[] = [];
+    const reg = new HostRegistry({
+      site: () => site,
+      report: (r) => reports.push(r),
+      log: silentLogger,
+    });
+    const s = session('h1');
+    const a = { ...vm('a'), disks: [disk(0), disk(1)] };
+    const replica = { ...vm('r'), disks: [disk(0)] };
+    reg.attach(s, { vms: [a, replica] }, { address: '10.0.0.1', certPort: 8084, ticketPort: 8083 });
+    expect(reports.at(-1)).toMatchObject({ address: '10.0.0.1', certPort: 8084, ticketPort: 8083 });
+    const [ra, rr] = reports.at(-1)!.inventory.vms;
+    expect(ra?.disks.map((d) => d.classification)).toEqual(['', 'GOLD']);
+    expect(rr?.disks.map((d) => d.classification)).toEqual(['']); // not declared here
+    reg.detach(s);
+    expect(reg.reports()[0]).toMatchObject({ connected: false, address: '10.0.0.1' });
+  });
+
+  it('refuses an unknown host, and routes a relayed answer to the relay only', async () => {
+    const reg = new HostRegistry({ site: () => site, report: () => undefined, log: silentLogger });
+    await expect(
+      reg.relay('h9', { commandId: 'c1', listPoints: { name: 'a' } }),
+    ).rejects.toMatchObject({ code: 'SS_NOT_FOUND', message: expect.stringContaining('h9') });
+    const s = session('h2');
+    reg.attach(s, { vms: [vm('c')] });
+    const answer = reg.relay('h2', { commandId: 'c2', listPoints: { name: 'c' } });
+    expect(s.sent.map((f) => ('command' in f ? f.command.commandId : f.body))).toEqual(['c2']);
+    reg.onResult(s, { commandId: 'c2', error: null, points: [] });
+    await expect(answer).resolves.toMatchObject({ commandId: 'c2', points: [] });
   });
 });

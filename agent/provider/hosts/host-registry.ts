@@ -1,21 +1,25 @@
 /**
  * The provider's view of its hosts: one control session per host (a newer connection replaces
- * an older one), each host's last reported VMs, and the VMs the site file declares but the
- * host lacks, which it is told to create (host_control.proto, step 4).
+ * an older one), each host's last reported VMs and replication endpoint, the VMs the site file
+ * declares but the host lacks, which it is told to create (host_control.proto, step 4), and
+ * the coordinator's commands relayed to a host (host-relay.ts).
  *
  * Host states: connected (a session is open) | disconnected (none; the last inventory is
  * kept). Every change of a host's inventory or state is handed to `report`, which relays it
- * to the coordinator.
+ * to the coordinator, each disk carrying the storage classification the site file declares.
  */
 import type { Logger } from '../../../common/log/log.ts';
+import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type {
+  HostCommand,
   HostCommandResult,
   HostInventoryMsg,
   HostInventoryReport,
   ProviderFrame,
 } from '../../../common/wire/host-control-messages.ts';
 import type { SiteFile } from '../site/site-schema.ts';
-import { declaredVms, hostPlacement } from './site-vms.ts';
+import { HostRelay } from './host-relay.ts';
+import { classified, declaredVms, hostPlacement } from './site-vms.ts';
 
 export interface HostSession {
   readonly host: string;
@@ -26,9 +30,17 @@ export interface HostSession {
 
 type HostState = 'connected' | 'disconnected';
 
+/** Where peers reach a host's replication ports, from its hello. */
+export interface HostEndpointInfo {
+  readonly address: string;
+  readonly certPort: number;
+  readonly ticketPort: number;
+}
+
 interface HostEntry {
   state: HostState;
   inventory: HostInventoryMsg;
+  endpoint: HostEndpointInfo | undefined;
   session: HostSession | undefined;
   /** Create commands sent on the current session and not answered yet. */
   readonly inFlight: Set<string>;
@@ -38,25 +50,53 @@ export interface HostRegistryOptions {
   readonly site: () => SiteFile;
   readonly report: (r: HostInventoryReport) => void;
   readonly log: Logger;
+  /** How long a relayed command waits for its host to connect. @default 60 s (host-relay.ts) */
+  readonly relayWaitMs?: number;
+  /** How long a connected host may take to answer one. @default 5 min (host-relay.ts) */
+  readonly relayAnswerMs?: number;
 }
 
 export class HostRegistry {
   private readonly hosts = new Map<string, HostEntry>();
+  private readonly relays: HostRelay;
 
-  constructor(private readonly opts: HostRegistryOptions) {}
+  constructor(private readonly opts: HostRegistryOptions) {
+    this.relays = new HostRelay({
+      session: (host) => this.hosts.get(host)?.session,
+      log: opts.log,
+      ...(opts.relayWaitMs === undefined ? {} : { waitMs: opts.relayWaitMs }),
+      ...(opts.relayAnswerMs === undefined ? {} : { answerMs: opts.relayAnswerMs }),
+    });
+  }
 
-  /** Step 1: a host said hello. */
-  attach(session: HostSession, inventory: HostInventoryMsg): void {
+  /** Step 1: a host said hello (with where peers reach it, when it said). */
+  attach(session: HostSession, inventory: HostInventoryMsg, endpoint?: HostEndpointInfo): void {
     const old = this.hosts.get(session.host);
     if (old?.session !== undefined && old.session !== session) old.session.end();
     this.hosts.set(session.host, {
       state: 'connected',
       inventory,
+      endpoint: endpoint ?? old?.endpoint,
       session,
       inFlight: new Set(),
     });
     this.opts.log.info({ host: session.host, vms: inventory.vms.length }, 'host connected');
     this.changed(session.host);
+    this.relays.attached(session.host, session);
+  }
+
+  /**
+   * Sends a coordinator command to `host` (its commandId already the agent command's id) and
+   * resolves with the host's answer; waits for a disconnected host (host-relay.ts). A host the
+   * site file does not declare is SS_NOT_FOUND.
+   */
+  relay(host: string, command: HostCommand): Promise<HostCommandResult> {
+    if (hostPlacement(this.opts.site(), host) === undefined) {
+      return Promise.reject(
+        new SecondsiteError('SS_NOT_FOUND', `this site has no host named ${host}`, { host }),
+      );
+    }
+    return this.relays.send(host, command);
   }
 
   /** Step 3: the host's VMs changed. */
@@ -71,6 +111,7 @@ export class HostRegistry {
   onResult(session: HostSession, result: HostCommandResult): void {
     const entry = this.current(session);
     if (entry === undefined) return;
+    if (this.relays.answered(session.host, result)) return;
     if (result.error) {
       // Kept in flight: resent only on the next connection, not in a loop on this one.
       this.opts.log.warn(
@@ -94,6 +135,12 @@ export class HostRegistry {
     entry.session = undefined;
     this.opts.log.info({ host: session.host }, 'host disconnected');
     this.changed(session.host);
+    this.relays.detached(session.host, session);
+  }
+
+  /** The provider stops: relays in flight fail with SS_UNAVAILABLE. */
+  close(): void {
+    this.relays.close();
   }
 
   /** Every known host's report: sent again after the coordinator channel reconnects. */
@@ -138,13 +185,17 @@ export class HostRegistry {
   private reportOf(host: string): HostInventoryReport | undefined {
     const entry = this.hosts.get(host);
     if (entry === undefined) return undefined;
-    const placement = hostPlacement(this.opts.site(), host);
+    const site = this.opts.site();
+    const placement = hostPlacement(site, host);
     return {
       host,
       hostGroup: placement?.hostGroup ?? '',
       cloud: placement?.cloud ?? '',
       connected: entry.state === 'connected',
-      inventory: entry.inventory,
+      inventory: classified(site, host, entry.inventory),
+      address: entry.endpoint?.address ?? '',
+      certPort: entry.endpoint?.certPort ?? 0,
+      ticketPort: entry.endpoint?.ticketPort ?? 0,
     };
   }
 }

@@ -100,7 +100,11 @@ function frameTable(
       }
       greeted = true;
       session.send({ welcome: { protocol: Math.min(h.protocolMax, HOST_CONTROL_PROTOCOL.max) } });
-      o.registry.attach(session, h.inventory ?? { vms: [] });
+      o.registry.attach(session, h.inventory ?? { vms: [] }, {
+        address: h.address ?? '',
+        certPort: h.certPort ?? 0,
+        ticketPort: h.ticketPort ?? 0,
+      });
     },
     inventory: (f) =>
       'inventory' in f && o.registry.onInventory(session, f.inventory ?? { vms: [] }),

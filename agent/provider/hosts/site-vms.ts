@@ -3,7 +3,10 @@
  * should have. Pure.
  */
 import { parseSize } from '../../../common/config/units.ts';
-import type { CreateHostVmCommand } from '../../../common/wire/host-control-messages.ts';
+import type {
+  CreateHostVmCommand,
+  HostInventoryMsg,
+} from '../../../common/wire/host-control-messages.ts';
 import type { SiteFile } from '../site/site-schema.ts';
 
 export interface HostPlacement {
@@ -41,4 +44,29 @@ export function declaredVms(site: SiteFile, host: string): DeclaredVm[] {
         start: vm.state === 'running',
       },
     }));
+}
+
+/**
+ * `inventory` with each disk's storage classification as the site file declares it (same
+ * host, same VM name, same disk index); '' for VMs and disks it does not declare (a replica
+ * VM placed here by replication, a VM made with `host vm create`).
+ */
+export function classified(
+  site: SiteFile,
+  host: string,
+  inventory: HostInventoryMsg,
+): HostInventoryMsg {
+  const declared = new Map(site.vms.filter((v) => v.host === host).map((v) => [v.name, v]));
+  return {
+    vms: inventory.vms.map((vm) => {
+      const d = declared.get(vm.name);
+      return {
+        ...vm,
+        disks: vm.disks.map((disk) => ({
+          ...disk,
+          classification: d?.disks[disk.index]?.classification ?? '',
+        })),
+      };
+    }),
+  };
 }

@@ -116,14 +116,13 @@ export interface PairHostVmCommand {
 
 export interface HostCommand {
   commandId: string;
-  kind?: 'createVm' | 'pairVm' | 'unpairVm' | 'pauseVm' | 'resyncVm' | 'listPoints' | 'setNics';
+  kind?: 'createVm' | 'pairVm' | 'unpairVm' | 'pauseVm' | 'resyncVm' | 'listPoints';
   createVm?: CreateHostVmCommand;
   pairVm?: PairHostVmCommand;
   unpairVm?: { name: string; deleteReplica: boolean };
   pauseVm?: { name: string; paused: boolean };
   resyncVm?: { name: string };
   listPoints?: { name: string };
-  setNics?: { name: string; nics: Array<{ network: string; subnet: string }> };
 }
 
 export interface HostCommandResult {

@@ -115,6 +115,44 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
     });
   };
 
+  /** The source VM as its host last reported it. */
+  const sourceRecordOf = async (item: ItemRecord): Promise<VmRecord> => {
+    const record = (await deps.vms.hosts(item.vaultId))
+      .find((h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost)
+      ?.vms.find((v) => v.name === item.vm);
+    if (record === undefined) {
+      throw new SecondsiteError('SS_NOT_FOUND', `${item.vm} is no longer on ${item.sourceHost}`, {
+        vm: item.vm,
+      });
+    }
+    return record;
+  };
+
+  /** pair_vm for the replica side: the source's disk sizes in the placed folders. */
+  const replicaPairing = (
+    item: ItemRecord,
+    policy: Policy,
+    source: VmRecord,
+    nics: Placement['nics'],
+  ): PairHostVmCommand => ({
+    name: item.vm,
+    role: 'replica',
+    peerHost: item.sourceHost,
+    peerAddress: '',
+    epoch: String(item.epoch),
+    disks: source.disks.map((d) => ({
+      sizeBytes: String(d.sizeBytes),
+      path: item.placement?.disks.find((p) => p.index === d.index)?.path ?? '',
+    })),
+    // Not connected (an unmapped network) is an adapter with an empty network.
+    nics: nics.map((n) => ({
+      network: n.network ?? '',
+      subnet: n.network === null ? '' : (n.subnet ?? ''),
+    })),
+    startInitialCopy: false,
+    ...pairSettings(policy, svc.timeScale),
+  });
+
   /** Applies a state event unless the item is already where the event leads. */
   const toState = async (vaultId: string, vm: string, event: ItemEvent, target: string) =>
     svc.items.update(vaultId, vm, (item) => {
@@ -150,28 +188,15 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
     },
     'pair-replica': async (ctx, vm) => {
       const item = await svc.items.require(ctx.input.vaultId, vm);
-      const policy = await policyOf(item);
-      const source = (await deps.vms.hosts(item.vaultId))
-        .find((h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost)
-        ?.vms.find((v) => v.name === vm);
-      const placement = item.placement;
-      if (placement === null || source === undefined) {
+      if (item.placement === null) {
         throw new SecondsiteError('SS_CONFLICT', `${vm} was not placed`, { vm });
       }
-      const pairVm: PairHostVmCommand = {
-        name: vm,
-        role: 'replica',
-        peerHost: item.sourceHost,
-        peerAddress: '',
-        epoch: String(item.epoch),
-        disks: source.disks.map((d) => ({
-          sizeBytes: String(d.sizeBytes),
-          path: placement.disks.find((p) => p.index === d.index)?.path ?? '',
-        })),
-        nics: placement.nics.map((n) => ({ network: n.network ?? '', subnet: n.subnet ?? '' })),
-        startInitialCopy: false,
-        ...pairSettings(policy, svc.timeScale),
-      };
+      const pairVm = replicaPairing(
+        item,
+        await policyOf(item),
+        await sourceRecordOf(item),
+        item.placement.nics,
+      );
       await hostCmd(ctx, item, 'target', { pairVm });
       return { host: item.targetHost };
     },
@@ -325,11 +350,10 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
         item.placement.nics,
       );
       if (plan.changed.length === 0) return { changed: [] };
+      // Pairing the replica again with other adapters reconnects them (the host's pair is
+      // idempotent for everything else).
       await hostCmd(ctx, item, 'target', {
-        setNics: {
-          name: vm,
-          nics: plan.nics.map((n) => ({ network: n.network ?? '', subnet: n.subnet ?? '' })),
-        },
+        pairVm: replicaPairing(item, await policyOf(item), record, plan.nics),
       });
       await svc.items.update(item.vaultId, vm, (i) =>
         i?.placement == null

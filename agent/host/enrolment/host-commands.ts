@@ -40,7 +40,8 @@ async function createVm(vms: VmManager, c: CreateHostVmCommand): Promise<void> {
 }
 
 const digits = z.string().regex(/^\d+$/, 'must be a whole number');
-const nic = z.object({ network: z.string().min(1), subnet: z.string() });
+/** An empty network: the adapter is not connected (placement found no mapped network). */
+const nic = z.object({ network: z.string(), subnet: z.string() });
 const pairSchema = z.object({
   name: z.string(),
   role: z.enum(['primary', 'replica']),

@@ -145,7 +145,7 @@ export function createReplicationOps(o: {
         const same =
           have?.copyFrequencySeconds === want.copyFrequencySeconds &&
           have.appConsistentHours === want.appConsistentHours;
-        if (!same) view = await vms.protectVm(name, want);
+        if (!same) view = await vms.protectVm(name, want, { anyInterval: true });
       }
       await refresh();
       return find(name) ?? view;

@@ -35,10 +35,12 @@ const diskSchema = z.strictObject({
     .optional(),
 });
 
-const nicSchema = z.strictObject({ network: z.string().min(1), subnet: z.string() });
+/** An empty network is an adapter that is not connected (R8: an unmapped network). */
+const nicSchema = z.strictObject({ network: z.string(), subnet: z.string() });
 
 const protectionSchema = z.strictObject({
-  copyFrequencySeconds: z.union(COPY_FREQUENCIES.map((f) => z.literal(f))),
+  /** 30, 300 or 900 from a policy; shorter when the coordinator scales time (see below). */
+  copyFrequencySeconds: z.number().int().min(1).max(900),
   appConsistentHours: z.number().int().min(0).max(12),
   /** When protection began (ms since the epoch). */
   since: z.number().int(),
@@ -68,8 +70,23 @@ export function checkVmName(name: string): string {
   return name;
 }
 
-export function checkProtection(copyFrequencySeconds: number, appConsistentHours: number): void {
-  if (!(COPY_FREQUENCIES as readonly number[]).includes(copyFrequencySeconds)) {
+/**
+ * A local `host vm protect` takes the policy frequencies only. A pairing pushed by the
+ * coordinator may carry any whole number of seconds up to 15 min (`anyInterval`): the
+ * coordinator validated the policy and scales its interval only when told to
+ * (SECONDSITE_TIME_SCALE, for tests and the demo).
+ */
+export function checkProtection(
+  copyFrequencySeconds: number,
+  appConsistentHours: number,
+  anyInterval = false,
+): void {
+  const ok = anyInterval
+    ? Number.isInteger(copyFrequencySeconds) &&
+      copyFrequencySeconds >= 1 &&
+      copyFrequencySeconds <= 900
+    : (COPY_FREQUENCIES as readonly number[]).includes(copyFrequencySeconds);
+  if (!ok) {
     throw badInput('copyFrequency', `must be 30s, 5m or 15m, not ${copyFrequencySeconds}s`);
   }
   if (!Number.isInteger(appConsistentHours) || appConsistentHours < 0 || appConsistentHours > 12) {

@@ -70,6 +70,7 @@ export interface VmManager extends Service {
   protectVm(
     name: string,
     p: { copyFrequencySeconds: number; appConsistentHours: number },
+    opts?: { anyInterval?: boolean },
   ): Promise<VmView>;
   unprotectVm(name: string): Promise<VmView>;
   cut(name: string, kind: CutKind): Promise<RecoveryPointRecord>;
@@ -136,7 +137,10 @@ class Manager implements VmManager {
     const name = checkVmName(input.name);
     checkDiskSizes(input.diskSizes);
     input.nics.forEach((n, i) => {
-      if (!n.network) throw badInput(`nics[${i}].network`, 'must not be empty');
+      // An empty network is a disconnected adapter; it cannot name a subnet.
+      if (!n.network && n.subnet) {
+        throw badInput(`nics[${i}].network`, 'must not be empty when a subnet is named');
+      }
     });
     if (this.configs.has(name)) {
       throw new SecondsiteError('SS_CONFLICT', `a VM named ${name} already exists`, { vm: name });
@@ -178,8 +182,9 @@ class Manager implements VmManager {
   async protectVm(
     name: string,
     p: { copyFrequencySeconds: number; appConsistentHours: number },
+    opts: { anyInterval?: boolean } = {},
   ): Promise<VmView> {
-    checkProtection(p.copyFrequencySeconds, p.appConsistentHours);
+    checkProtection(p.copyFrequencySeconds, p.appConsistentHours, opts.anyInterval);
     return this.serial(name, async () => {
       const old = this.configOf(name);
       refuseReplica(this.pairings.get(name), name, 'protected');

@@ -248,6 +248,8 @@ describe('protection across two sites', () => {
     const replica = await vmShow('VMM-Chicago/VM1');
     expect(replica.role).toBe('replica');
     expect(replica.nics).toEqual([{ network: 'VMNetwork1 Chicago', subnet: 'web' }]);
+    // VM2's network has no map: its replica adapter is not connected (R8).
+    expect((await vmShow('VMM-Chicago/VM2')).nics).toEqual([{ network: '', subnet: '' }]);
   });
 
   it('5. after each cycle the replica at the newest point equals the primary, byte for byte', async () => {
@@ -332,8 +334,9 @@ describe('protection across two sites', () => {
     await nbd.flush();
     await nbd.close();
     await replicaEqualsPrimary('VM1', await nextPoint('VM1', before));
-    // The positive control: the marker did travel, to the target host's data folder.
-    expect(filesContaining(lab.path('chi-hv1'), marker).length).toBeGreaterThan(0);
+    // The positive control: the marker did travel, to the replica disk the storage map placed
+    // in Chicago's GOLD location.
+    expect(filesContaining(lab.path('srv/chi-hv1/gold'), marker).length).toBeGreaterThan(0);
     expect(filesContaining(lab.path('coordinator'), marker)).toEqual([]);
     const trace = readFileSync(lab.path('trace.bin'));
     expect(trace.length).toBeGreaterThan(10_000); // it did record the channel's traffic

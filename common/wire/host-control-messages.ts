@@ -112,17 +112,61 @@ export interface PairHostVmCommand {
   retentionHours: number;
   nics: Array<{ network: string; subnet: string }>;
   startInitialCopy: boolean;
+  /** Reverse replication: '' | 'in-sync' | 'resync' (absent = ''). */
+  baseline?: string;
+}
+
+/** Failover commands (host_control.proto 20-26). `point`: an id, "latest" or "latest-app-consistent". */
+export interface TestFailoverCommand {
+  name: string;
+  point: string;
+  nics: Array<{ network: string; subnet: string }>;
+}
+export interface FailoverCommand {
+  name: string;
+  point: string;
+  /** uint64 as a decimal string. */
+  epoch: string;
+  nics: Array<{ network: string; subnet: string }>;
+  digests: boolean;
+}
+export interface FailoverResultMsg {
+  point?: RecoveryPointMsg | null;
+  diskDigests: string[];
+  /** uint64 as a decimal string. */
+  unshippedBytes: string;
+  testVm: string;
 }
 
 export interface HostCommand {
   commandId: string;
-  kind?: 'createVm' | 'pairVm' | 'unpairVm' | 'pauseVm' | 'resyncVm' | 'listPoints';
+  kind?:
+    | 'createVm'
+    | 'pairVm'
+    | 'unpairVm'
+    | 'pauseVm'
+    | 'resyncVm'
+    | 'listPoints'
+    | 'testFailover'
+    | 'cleanupTest'
+    | 'prepareFailover'
+    | 'failover'
+    | 'changePoint'
+    | 'commitFailover'
+    | 'fence';
   createVm?: CreateHostVmCommand;
   pairVm?: PairHostVmCommand;
   unpairVm?: { name: string; deleteReplica: boolean };
   pauseVm?: { name: string; paused: boolean };
   resyncVm?: { name: string };
   listPoints?: { name: string };
+  testFailover?: TestFailoverCommand;
+  cleanupTest?: { name: string };
+  prepareFailover?: { name: string };
+  failover?: FailoverCommand;
+  changePoint?: FailoverCommand;
+  commitFailover?: { name: string };
+  fence?: { name: string; epoch: string };
 }
 
 export interface HostCommandResult {
@@ -130,6 +174,7 @@ export interface HostCommandResult {
   error?: ErrorDetailMsg | null;
   points?: RecoveryPointMsg[];
   vm?: HostVmMsg | null;
+  failover?: FailoverResultMsg | null;
 }
 
 export type HostFrame =

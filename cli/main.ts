@@ -19,6 +19,7 @@ import { registerProviderCommands } from './commands/provider.ts';
 import { registerVaultCommands } from './commands/vault.ts';
 import { registerVmCommands } from './commands/vm.ts';
 import { registerReplicationCommands } from './commands/replication.ts';
+import { registerFailoverCommands } from './commands/failover.ts';
 import { registerPlanCommands } from './commands/plan.ts';
 import { workloadCommand } from './commands/workload.ts';
 
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerProviderCommands(program);
   registerVmCommands(program);
   registerReplicationCommands(program);
+  registerFailoverCommands(program);
   registerPlanCommands(program);
   program.addCommand(demoCommand());
   program.addCommand(hostCommand());

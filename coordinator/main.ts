@@ -41,6 +41,8 @@ import { targetSiteOf } from './inventory/fabric.ts';
 import { sameServer } from './domain/mapping.ts';
 import type { JobType } from './jobs/job-types.ts';
 import { PlanService } from './plans/plan-service.ts';
+import { FailoverOps } from './failover/failover-ops.ts';
+import { FailoverService, failoverJobTypes } from './failover/failover-jobs.ts';
 
 export type { CoordinatorOptions } from './config.ts';
 
@@ -141,6 +143,17 @@ async function serve(
       );
   });
   const plans = new PlanService({ store, clock, items: protection.items, pairs: policies });
+  const failoverOps = new FailoverOps(protection);
+  let runner: JobRunner | undefined;
+  const failover = new FailoverService({
+    vaults,
+    ops: failoverOps,
+    plans,
+    jobs: () => {
+      if (runner === undefined) throw new Error('the job runner is not ready');
+      return runner;
+    },
+  });
   const trace = config.traceFile === undefined ? undefined : messageTrace(config.traceFile);
   let url = '';
   const keys = new KeyService(store, clock, {
@@ -150,9 +163,10 @@ async function serve(
   const registry = jobTypes(config.testJobs, log, {
     register: registerJobType({ vaults, inventory, signer: providerSigner(config.dataDir), clock }),
     cloudSync: cloudSyncJobType({ hub, inventory }),
-    protection: protectionJobTypes(protection),
+    protection: [...protectionJobTypes(protection), ...failoverJobTypes(failoverOps)],
   });
   const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
+  runner = jobs;
   protection.setJobs(jobs);
   const app = buildApi({
     vaults,
@@ -172,6 +186,7 @@ async function serve(
     maps,
     protection,
     plans,
+    failover,
     ...(trace === undefined ? {} : { trace }),
   });
   const registration = new RegistrationService({

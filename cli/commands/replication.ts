@@ -13,6 +13,7 @@ import type {
 import { withAdminFlags, withApiClient, type AdminFlags } from '../admin-config.ts';
 import { printJson, table } from '../output/table.ts';
 import { report, waitForJob } from './job.ts';
+import { failoverFlags, runFailover } from './failover.ts';
 
 type JobFlags = AdminFlags & { vault: string; wait: boolean; timeout?: string };
 
@@ -62,7 +63,16 @@ function itemText(i: ItemView): string {
     ...(copy === null
       ? []
       : [
-          `  initial replication ${copy.bytesTotal === 0 ? 100 : Math.floor((copy.bytesDone / copy.bytesTotal) * 100)}% (${copy.bytesDone} of ${copy.bytesTotal} bytes)`,
+          ...(copy.bytesTotal > 0 || (!copy.startsAt && !copy.waiting)
+            ? [
+                `  initial replication ${copy.bytesTotal === 0 ? 100 : Math.floor((copy.bytesDone / copy.bytesTotal) * 100)}% (${copy.bytesDone} of ${copy.bytesTotal} bytes)`,
+              ]
+            : []),
+          ...(copy.startsAt ? [`  initial replication starts at ${copy.startsAt}`] : []),
+          ...(copy.waiting ? [`  initial replication waits: ${copy.waiting}`] : []),
+          ...(copy.existingReplica
+            ? ['  existing replica at the target: compared, only differences sent']
+            : []),
         ]),
     ...i.errors.map((e) => `  ${e.code}: ${e.message}\n    what to do: ${e.action}`),
   ];
@@ -113,6 +123,13 @@ export function registerReplicationCommands(program: Command): void {
         );
       });
   }
+
+  failoverFlags(replication.command('reverse'))
+    .description(
+      'after a committed failover: replicate back from the new primary (a job; after an ' +
+        'unplanned failover only differing chunks travel)',
+    )
+    .action((f: Parameters<typeof runFailover>[1]) => runFailover('reverse', f));
 
   const item = program.command('item').description('replicated items: state, health, RPO');
   withAdminFlags(item.command('list'))

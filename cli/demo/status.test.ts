@@ -19,6 +19,8 @@ const item = (over: Partial<ItemView> = {}): ItemView => ({
   errors: [],
   initialReplication: { bytesDone: 3 * 1024 * 1024, bytesTotal: 4 * 1024 * 1024 },
   epoch: 1,
+  testFailover: null,
+  failover: null,
   ...over,
 });
 

@@ -24,6 +24,8 @@ import type {
   ReplicationAction,
   PlanActionRequest,
   PlanView,
+  FailoverOperation,
+  FailoverBody,
 } from './types.ts';
 
 /** The subset of the WHATWG fetch the client needs. */
@@ -86,6 +88,8 @@ export interface ApiClient {
   listItems(vault: string): Promise<ItemView[]>;
   getItem(vault: string, vm: string): Promise<ItemView>;
   listRecoveryPoints(vault: string, vm: string): Promise<RecoveryPointView[]>;
+  /** Starts a failover operation (test, cleanup-test, planned, unplanned, change-point, commit, reverse). */
+  failover(vault: string, operation: FailoverOperation, body: FailoverBody): Promise<JobView>;
   /** A recovery plan (R28) between two SERVER/CLOUDs that a policy pairs. */
   createPlan(
     vault: string,
@@ -212,6 +216,8 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     listItems: async (vault) =>
       (await call<{ items: ItemView[] }>('GET', `/vaults/${seg(vault)}/items`)).items,
     getItem: (vault, vm) => call('GET', `/vaults/${seg(vault)}/items/${seg(vm)}`),
+    failover: (vault, operation, body) =>
+      call('POST', `/vaults/${seg(vault)}/failover/${operation}`, body),
     listRecoveryPoints: async (vault, vm) =>
       (
         await call<{ points: RecoveryPointView[] }>(

@@ -210,8 +210,25 @@ export interface ItemView {
   /** Each reason the item is not normal, with what to do. */
   readonly errors: readonly { code: string; message: string; action: string }[];
   /** Progress of the initial copy once one ran. */
-  readonly initialReplication: { bytesDone: number; bytesTotal: number } | null;
+  readonly initialReplication: {
+    bytesDone: number;
+    bytesTotal: number;
+    /** Scheduled initial replication: when it starts (ISO); it waits until then. */
+    startsAt?: string;
+    /** Offline initial replication: what the administrator must do before it goes on. */
+    waiting?: string;
+    /** Onboarding (R19): the replica existed at the target; it is compared, not copied. */
+    existingReplica?: boolean;
+  } | null;
   readonly epoch: number;
+  /** The test failover running now (R23). */
+  readonly testFailover: { testVm: string; since: string; recoveryPoint: string | null } | null;
+  /** The failover in effect (failed-over, committed). */
+  readonly failover: {
+    type: 'planned' | 'unplanned';
+    at: string;
+    recoveryPoint: { id: string; time: string; type: 'crash-consistent' | 'app-consistent' } | null;
+  } | null;
 }
 
 /** `recovery-point list` (CLI.md). */
@@ -251,4 +268,17 @@ export interface PlanActionRequest {
   readonly manual?: string;
   /** Scripts only; @default 600 */
   readonly timeoutSeconds?: number | string;
+}
+
+export type FailoverOperation =
+  'test' | 'cleanup-test' | 'planned' | 'unplanned' | 'change-point' | 'commit' | 'reverse';
+
+/** One VM (`vm`) or a recovery plan (`plan`), and the options of the operation. */
+export interface FailoverBody {
+  readonly vm?: string;
+  readonly plan?: string;
+  readonly recoveryPoint?: string;
+  readonly network?: string;
+  readonly shutdownSource?: boolean;
+  readonly notes?: string;
 }

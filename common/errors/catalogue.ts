@@ -183,6 +183,11 @@ export const ERROR_CATALOGUE = {
     action:
       "A recovery plan's script exited non-zero, timed out or could not start; its exit code and the end of its output are in the job step (secondsite job show). Fix the script, then run the plan again.",
   },
+  SS_IMPORT_INVALID: {
+    kind: 'failed',
+    action:
+      'The offline export folder at the import path is damaged or incomplete (the message names the file and chunk); copy the whole export folder from the source host again, then resume the job.',
+  },
   SS_INTERNAL: {
     kind: 'failed',
     action: 'An unexpected error; the logs of the process name the cause. Please report it.',

@@ -138,6 +138,13 @@ export interface FailoverResultMsg {
   testVm: string;
 }
 
+/** host_control.proto OfflineExportCommand / OfflineImportCommand. */
+export interface OfflineTransferCommand {
+  name: string;
+  path: string;
+  exportId: string;
+}
+
 export interface HostCommand {
   commandId: string;
   kind?:
@@ -147,6 +154,9 @@ export interface HostCommand {
     | 'pauseVm'
     | 'resyncVm'
     | 'listPoints'
+    | 'exportVm'
+    | 'importVm'
+    | 'seedVm'
     | 'testFailover'
     | 'cleanupTest'
     | 'prepareFailover'
@@ -160,6 +170,10 @@ export interface HostCommand {
   pauseVm?: { name: string; paused: boolean };
   resyncVm?: { name: string };
   listPoints?: { name: string };
+  /** Offline initial replication (R15), host_control.proto 8-10. */
+  exportVm?: OfflineTransferCommand;
+  importVm?: OfflineTransferCommand;
+  seedVm?: { name: string; exportId: string };
   testFailover?: TestFailoverCommand;
   cleanupTest?: { name: string };
   prepareFailover?: { name: string };

@@ -29,6 +29,8 @@ import { policyRoutes } from './routes-policies.ts';
 import { mapRoutes } from './routes-maps.ts';
 import type { PlanService } from '../plans/plan-service.ts';
 import { planRoutes } from './routes-plans.ts';
+import { failoverRoutes } from './routes-failover.ts';
+import type { FailoverService } from '../failover/failover-jobs.ts';
 
 export interface ApiOptions {
   readonly vaults: VaultService;
@@ -60,6 +62,8 @@ export interface ApiOptions {
   readonly protection?: ProtectionService;
   /** Recovery plans (R28). */
   readonly plans?: PlanService;
+  /** Failover, commit, reverse (R23–R27). */
+  readonly failover?: FailoverService;
   /** Sees every request body received (the privacy test's trace). */
   readonly trace?: (body: Buffer) => void;
 }
@@ -123,5 +127,6 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   if (opts.policies) policyRoutes(app, { vaults: opts.vaults, policies: opts.policies });
   if (opts.maps) mapRoutes(app, { vaults: opts.vaults, maps: opts.maps });
   if (opts.plans) planRoutes(app, { vaults: opts.vaults, plans: opts.plans });
+  if (opts.failover) failoverRoutes(app, { failover: opts.failover });
   return app;
 }

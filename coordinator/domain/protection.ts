@@ -63,6 +63,54 @@ export interface ItemRecord {
   readonly copy: { readonly done: number; readonly total: number } | null;
   /** Errors of the jobs acting on the item (enable, disable…), newest last, at most 5. */
   readonly jobErrors: readonly string[];
+  /** A test failover running now (R23); absent/null when none. */
+  readonly testFailover?: TestFailoverRecord | null;
+  /** Finished test failovers, newest last, at most 10, with the notes given at cleanup. */
+  readonly testHistory?: readonly (TestFailoverRecord & { cleanedAt: number; notes: string })[];
+  /** The failover that made the item failed-over or committed; null before and after reverse. */
+  readonly failover?: FailoverRecord | null;
+  /**
+   * Scheduled initial replication (R15): when the source is resumed (ms), and whether it was
+   * (the coordinator acknowledged the resume). Absent/null for the other methods.
+   */
+  readonly initialStart?: { readonly at: number; readonly started: boolean } | null;
+  /** Offline initial replication: the export, and what the administrator must do (or null). */
+  readonly offline?: { readonly exportId: string; readonly waiting: string | null } | null;
+  /** Onboarding (R19): the replica VM existed at the target when enabled; it is resynced. */
+  readonly onboard?: boolean;
+}
+
+/** The scheduled start is due and not yet done (pure; the watcher acts on it). */
+export function scheduledStartDue(item: ItemRecord, now: number): boolean {
+  const s = item.initialStart;
+  return item.state === 'initial-replication' && s != null && !s.started && now >= s.at;
+}
+
+/**
+ * Onboarding (R19): the target host already has a VM of this name that is no primary and
+ * whose disks have the source's sizes: its disks are compared, not copied over (pure).
+ */
+export function isExistingReplica(
+  existing: { disks: readonly { sizeBytes: number }[]; role: string | null } | undefined,
+  sourceDiskSizes: readonly number[],
+): boolean {
+  if (existing === undefined || existing.role === 'primary') return false;
+  return existing.disks.map((d) => d.sizeBytes).join() === sourceDiskSizes.join();
+}
+
+export interface TestFailoverRecord {
+  readonly since: number;
+  readonly point: PointSummary | null;
+  readonly testVm: string;
+  readonly jobId: string;
+}
+
+export interface FailoverRecord {
+  readonly type: 'planned' | 'unplanned';
+  readonly point: PointSummary | null;
+  readonly at: number;
+  /** Where the VM ran before: the sides reverse replication swaps. */
+  readonly fromHost: string;
 }
 
 /** What one host reported about the item's VM (from a HostInventoryReport). */
@@ -81,6 +129,8 @@ export interface VmStatus {
   readonly pointCount: number;
   readonly unshippedBytes: number;
   readonly paused: boolean;
+  /** When the coordinator stored the report this comes from (ms); 0 when unknown. */
+  readonly reportedAt?: number;
 }
 
 export function newItem(a: {
@@ -94,9 +144,15 @@ export function newItem(a: {
   targetCloud: string;
   epoch: number;
   now: number;
+  /** Scheduled initial replication: when the source starts shipping (ms). */
+  initialStartsAt?: number;
 }): ItemRecord {
+  const { initialStartsAt, ...rest } = a;
   return {
-    ...a,
+    ...rest,
+    ...(initialStartsAt === undefined
+      ? {}
+      : { initialStart: { at: initialStartsAt, started: false } }),
     state: 'enabling',
     targetHost: null,
     placement: null,
@@ -175,7 +231,14 @@ function failureOf(
   source: VmStatus | undefined,
   target: VmStatus | undefined,
 ): { message: string; retrying: boolean } | null {
-  if (item.state === 'paused' || item.state === 'disabled') return null;
+  if (
+    item.state === 'paused' ||
+    item.state === 'disabled' ||
+    item.state === 'failed-over' ||
+    item.state === 'committed'
+  ) {
+    return null;
+  }
   if (source !== undefined && !source.reachable) {
     return {
       message: `source host ${item.sourceHost} is not reachable through ${item.sourceServer}`,
@@ -204,6 +267,18 @@ export function initialCopyDone(source: VmStatus | undefined): boolean {
   );
 }
 
+/** `initialReplication` of an item (CLI.md item show). */
+export interface InitialReplicationView {
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  /** Scheduled: when the initial replication starts (ISO); it waits until then. */
+  readonly startsAt?: string;
+  /** Offline: what the administrator must do before it goes on. */
+  readonly waiting?: string;
+  /** Onboarding (R19): the existing replica is compared, not copied over. */
+  readonly existingReplica?: boolean;
+}
+
 export interface ItemView {
   readonly vm: string;
   readonly state: ItemState;
@@ -219,8 +294,16 @@ export interface ItemView {
   readonly latestRecoveryPoint: { id: string; time: string; type: PointType } | null;
   readonly rpoSeconds: number | null;
   readonly errors: readonly { code: string; message: string; action: string }[];
-  readonly initialReplication: { bytesDone: number; bytesTotal: number } | null;
+  readonly initialReplication: InitialReplicationView | null;
   readonly epoch: number;
+  /** The test failover running now (R23). */
+  readonly testFailover: { testVm: string; since: string; recoveryPoint: string | null } | null;
+  /** The failover in effect (failed-over, committed). */
+  readonly failover: {
+    type: 'planned' | 'unplanned';
+    at: string;
+    recoveryPoint: { id: string; time: string; type: PointType } | null;
+  } | null;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -243,6 +326,7 @@ export function itemView(
     successfulCycles: item.cycles,
     latestPointAt: item.latestPoint?.time ?? null,
     failure: item.failure,
+    testFailoverSince: item.testFailover?.since ?? null,
   });
   const errors = [
     ...report.reasons.map((r: HealthReason) => ({
@@ -288,10 +372,42 @@ export function itemView(
           },
     rpoSeconds: rpoSeconds(item.latestPoint?.time ?? null, now),
     errors,
-    initialReplication:
-      item.copy === null ? null : { bytesDone: item.copy.done, bytesTotal: item.copy.total },
+    initialReplication: initialView(item),
     epoch: item.epoch,
+    testFailover:
+      item.testFailover == null
+        ? null
+        : {
+            testVm: item.testFailover.testVm,
+            since: iso(item.testFailover.since),
+            recoveryPoint: item.testFailover.point?.id ?? null,
+          },
+    failover:
+      item.failover == null
+        ? null
+        : {
+            type: item.failover.type,
+            at: iso(item.failover.at),
+            recoveryPoint:
+              item.failover.point === null
+                ? null
+                : {
+                    id: item.failover.point.id,
+                    time: iso(item.failover.point.time),
+                    type: item.failover.point.type,
+                  },
+          },
   };
+}
+
+function initialView(item: ItemRecord): InitialReplicationView | null {
+  const extra = {
+    ...(item.initialStart ? { startsAt: iso(item.initialStart.at) } : {}),
+    ...(item.offline?.waiting ? { waiting: item.offline.waiting } : {}),
+    ...(item.onboard ? { existingReplica: true } : {}),
+  };
+  if (item.copy === null && Object.keys(extra).length === 0) return null;
+  return { bytesDone: item.copy?.done ?? 0, bytesTotal: item.copy?.total ?? 0, ...extra };
 }
 
 /** What a host is told when it is paired (host_control.proto PairHostVmCommand, sans names). */

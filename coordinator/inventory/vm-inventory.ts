@@ -107,6 +107,7 @@ export function vmStatusOf(h: HostRecord, vm: VmRecord | undefined, serverUp: bo
     pointCount: r?.pointCount ?? 0,
     unshippedBytes: r?.unshippedBytes ?? 0,
     paused: r?.paused ?? false,
+    reportedAt: Date.parse(h.reportedAt) || 0,
   };
 }
 

@@ -38,6 +38,17 @@ export interface VmRun {
   readonly plan: string;
   /** latest | latest-app-consistent | a point id; only for test and unplanned. */
   readonly recoveryPoint?: string;
+  /** The vault and job running it (host command ids are made from the job). */
+  readonly vaultId: string;
+  readonly jobId: string;
+  /** Operation options given for the whole plan (test network, shutdown-source, notes). */
+  readonly options: PlanRunOptions;
+}
+
+export interface PlanRunOptions {
+  readonly network?: string;
+  readonly shutdownSource?: boolean;
+  readonly notes?: string;
 }
 
 export interface PlanJobDeps {
@@ -78,6 +89,14 @@ const inputSchema = z
     plan: planSchema,
     operation: z.enum(PLAN_OPERATIONS),
     recoveryPoint: z.string().min(1).optional(),
+    options: z
+      .object({
+        network: z.string().optional(),
+        shutdownSource: z.boolean().optional(),
+        notes: z.string().optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -88,8 +107,10 @@ export function planRunInput(
   plan: RecoveryPlan,
   operation: PlanOperation,
   recoveryPoint?: string,
+  options: PlanRunOptions = {},
 ): PlanRunInput {
   return {
+    options: { ...options },
     plan: {
       name: plan.name,
       sourceCloud: { ...plan.sourceCloud },
@@ -142,6 +163,9 @@ function groupStep(deps: PlanJobDeps, group: number): StepHandler<PlanRunInput> 
           operation: ctx.input.operation,
           vm,
           plan: ctx.input.plan.name,
+          vaultId: ctx.job.vaultId,
+          jobId: ctx.job.id,
+          options: ctx.input.options,
           ...(ctx.input.recoveryPoint === undefined
             ? {}
             : { recoveryPoint: ctx.input.recoveryPoint }),

@@ -20,16 +20,23 @@ import type { Policy } from '../domain/policy.ts';
 import {
   applyEvent,
   initialCopyDone,
+  isExistingReplica,
   pairSettings,
   type ItemRecord,
 } from '../domain/protection.ts';
 import type { ItemEvent } from '../domain/item-state.ts';
+import type { StepPlan } from '../domain/job.ts';
 import type { JobType, StepContext, StepHandler } from '../jobs/job-types.ts';
 import { sendHostCommand, type HostCommandBody } from './host-relay.ts';
 import { PROTECTION_JOB, type ProtectionService } from './protection-service.ts';
 
 const vmsInput = z
-  .object({ vaultId: z.string().min(1), vms: z.array(z.string().min(1)).min(1) })
+  .object({
+    vaultId: z.string().min(1),
+    vms: z.array(z.string().min(1)).min(1),
+    /** replication.enable under an offline policy (R15): where the export goes and comes. */
+    offline: z.object({ exportPath: z.string().min(1), importPath: z.string().min(1) }).optional(),
+  })
   .strict();
 type VmsInput = z.infer<typeof vmsInput>;
 const vmInput = z.object({ vaultId: z.string().min(1), vm: z.string().min(1) }).strict();
@@ -61,13 +68,18 @@ function splitStep(name: string): [string, string] {
 /** A job type whose steps are `<phase>:<vm>` for each VM, phases in order per VM. */
 function perVmJob(
   type: string,
-  phases: readonly string[],
+  phases: readonly string[] | ((input: VmsInput, vm: string) => readonly StepPlan[]),
   handlers: Record<string, (ctx: StepContext<VmsInput>, vm: string) => Promise<unknown>>,
 ): JobType<VmsInput> {
   return {
     type,
     input: vmsInput,
-    plan: (input) => input.vms.flatMap((vm) => phases.map((p) => ({ name: `${p}:${vm}` }))),
+    plan: (input) =>
+      input.vms.flatMap((vm) =>
+        typeof phases === 'function'
+          ? phases(input, vm)
+          : phases.map((p) => ({ name: `${p}:${vm}` })),
+      ),
     handler: (stepName) => {
       const [phase] = splitStep(stepName);
       const h = handlers[phase];
@@ -76,6 +88,37 @@ function perVmJob(
         : (ctx) => h(ctx, splitStep(ctx.job.steps[ctx.stepIndex]?.name ?? '')[1]);
     },
   };
+}
+
+/**
+ * The steps of "enable protection" for one VM (pure). Offline (R15): after pairing (the source
+ * paused) the source exports, the administrator carries the folder (a manual step, left out
+ * when the export and import paths are the same folder), the target imports, and the source
+ * is seeded and resumed.
+ */
+export function enablePlan(input: VmsInput, vm: string): StepPlan[] {
+  const steps: StepPlan[] = ['place', 'pair-replica', 'pair-primary'].map((p) => ({
+    name: `${p}:${vm}`,
+  }));
+  const o = input.offline;
+  if (o === undefined) return steps;
+  steps.push({ name: `export:${vm}` });
+  if (o.exportPath !== o.importPath) {
+    steps.push({ name: `carry:${vm}`, kind: 'manual', instruction: carryInstruction(o, vm) });
+  }
+  steps.push({ name: `import:${vm}` }, { name: `seed:${vm}` });
+  return steps;
+}
+
+export function carryInstruction(
+  o: { exportPath: string; importPath: string },
+  vm: string,
+): string {
+  return (
+    `copy the folder ${o.exportPath}/${vm} from the source host into ${o.importPath} on the ` +
+    `target host (e.g. cp -r ${o.exportPath}/${vm} ${o.importPath}/), then run: ` +
+    'secondsite job resume ID (this job)'
+  );
 }
 
 export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
@@ -97,6 +140,7 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
     item: ItemRecord,
     side: 'source' | 'target',
     command: HostCommandBody,
+    suffix = '',
   ): Promise<{ vm?: HostVmMsg | null }> => {
     const host = side === 'source' ? item.sourceHost : item.targetHost;
     if (host === null) {
@@ -109,7 +153,7 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
       vaultId: item.vaultId,
       server: side === 'source' ? item.sourceServer : item.targetServer,
       host,
-      commandId: `${ctx.job.id}.${step}.e${item.epoch}`,
+      commandId: `${ctx.job.id}.${step}.e${item.epoch}${suffix}`,
       command,
       signal: ctx.signal,
     });
@@ -160,7 +204,15 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
       return item.state === target ? item : applyEvent(item, event, now());
     });
 
-  const enable = perVmJob(PROTECTION_JOB.enable, ['place', 'pair-replica', 'pair-primary'], {
+  const exportIdOf = (ctx: StepContext<VmsInput>, item: ItemRecord): string =>
+    `${ctx.job.id}.${item.vm}.e${item.epoch}`;
+  const offlineOf = (ctx: StepContext<VmsInput>) => {
+    const o = ctx.input.offline;
+    if (o === undefined) throw new SecondsiteError('SS_CONFLICT', 'not an offline enable');
+    return o;
+  };
+
+  const enable = perVmJob(PROTECTION_JOB.enable, enablePlan, {
     place: async ({ input }, vm): Promise<Placement> => {
       const item = await svc.items.require(input.vaultId, vm);
       if (item.placement !== null) return item.placement;
@@ -191,14 +243,27 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
       if (item.placement === null) {
         throw new SecondsiteError('SS_CONFLICT', `${vm} was not placed`, { vm });
       }
-      const pairVm = replicaPairing(
-        item,
-        await policyOf(item),
-        await sourceRecordOf(item),
-        item.placement.nics,
-      );
+      const source = await sourceRecordOf(item);
+      let onboard = item.onboard;
+      if (onboard === undefined) {
+        // R19: decided once, before this step pairs (and so creates) the replica VM.
+        const existing = (await deps.vms.hosts(item.vaultId))
+          .find((h) => sameServer(h.server, item.targetServer) && h.host === item.targetHost)
+          ?.vms.find((v) => v.name === vm);
+        onboard =
+          ctx.input.offline === undefined &&
+          isExistingReplica(
+            existing && { disks: existing.disks, role: existing.replication?.role ?? null },
+            source.disks.map((d) => d.sizeBytes),
+          );
+        const decided = onboard;
+        await svc.items.update(item.vaultId, vm, (i) =>
+          i === undefined ? i : { ...i, onboard: decided, updatedAt: now() },
+        );
+      }
+      const pairVm = replicaPairing(item, await policyOf(item), source, item.placement.nics);
       await hostCmd(ctx, item, 'target', { pairVm });
-      return { host: item.targetHost };
+      return { host: item.targetHost, existingReplica: onboard };
     },
     'pair-primary': async (ctx, vm) => {
       const item = await svc.items.require(ctx.input.vaultId, vm);
@@ -225,10 +290,49 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
         nics: [],
         startInitialCopy: policy.initial.method === 'network',
         ...pairSettings(policy, svc.timeScale),
+        // R19: the replica exists at the target: compare hashes, send only what differs.
+        ...(item.onboard ? { baseline: 'resync' } : {}),
       };
       await hostCmd(ctx, item, 'source', { pairVm });
       await toState(item.vaultId, vm, 'initial-started', 'initial-replication');
-      return { peer: pairVm.peerAddress, initial: policy.initial.method };
+      return {
+        peer: pairVm.peerAddress,
+        initial: policy.initial.method,
+        existingReplica: item.onboard ?? false,
+      };
+    },
+    export: async (ctx, vm) => {
+      const item = await svc.items.require(ctx.input.vaultId, vm);
+      const o = offlineOf(ctx);
+      const exportId = exportIdOf(ctx, item);
+      await hostCmd(ctx, item, 'source', {
+        exportVm: { name: vm, path: o.exportPath, exportId },
+      });
+      const waiting = o.exportPath === o.importPath ? null : carryInstruction(o, vm);
+      await svc.items.update(item.vaultId, vm, (i) =>
+        i === undefined ? i : { ...i, offline: { exportId, waiting }, updatedAt: now() },
+      );
+      return { exportId, folder: `${o.exportPath}/${vm}`, host: item.sourceHost };
+    },
+    import: async (ctx, vm) => {
+      const item = await svc.items.require(ctx.input.vaultId, vm);
+      const o = offlineOf(ctx);
+      const exportId = exportIdOf(ctx, item);
+      // A damaged copy fails this step naming the file and chunk (SS_IMPORT_INVALID).
+      await hostCmd(ctx, item, 'target', {
+        importVm: { name: vm, path: o.importPath, exportId },
+      });
+      await svc.items.update(item.vaultId, vm, (i) =>
+        i === undefined ? i : { ...i, offline: { exportId, waiting: null }, updatedAt: now() },
+      );
+      return { exportId, folder: `${o.importPath}/${vm}`, host: item.targetHost };
+    },
+    seed: async (ctx, vm) => {
+      const item = await svc.items.require(ctx.input.vaultId, vm);
+      const exportId = exportIdOf(ctx, item);
+      await hostCmd(ctx, item, 'source', { seedVm: { name: vm, exportId } });
+      await hostCmd(ctx, item, 'source', { pauseVm: { name: vm, paused: false } }, '.resume');
+      return { exportId };
     },
   });
 

@@ -23,6 +23,7 @@ import {
   itemView,
   newItem,
   observe,
+  scheduledStartDue,
   withJobError,
   type ItemRecord,
   type ItemView,
@@ -35,7 +36,7 @@ import type { HostRecord, VmInventory } from '../inventory/vm-inventory.ts';
 import { vmStatusOf } from '../inventory/vm-inventory.ts';
 import type { JobRunner } from '../jobs/job-runner.ts';
 import type { VaultService } from '../vaults/vault-service.ts';
-import { sendHostCommand } from './host-relay.ts';
+import { HOST_COMMAND_TIMEOUT_MS, sendHostCommand } from './host-relay.ts';
 import { ItemRepo } from './item-repo.ts';
 import type { Store } from '../store/store.ts';
 
@@ -95,6 +96,7 @@ export class ProtectionService {
   readonly items: ItemRepo;
   private jobs: JobRunner | undefined;
   private readonly finalizing = new Set<string>();
+  private readonly starting = new Set<string>();
 
   constructor(readonly deps: ProtectionDeps) {
     this.items = new ItemRepo(deps.store);
@@ -166,6 +168,7 @@ export class ProtectionService {
     });
     for (const { name } of found) checkNotProtected(await this.items.get(vault.id, name), name);
     const now = this.deps.clock.now();
+    const initial = protection.policy.initial;
     for (const { name, host } of found) {
       await this.items.update(vault.id, name, (existing) => {
         checkNotProtected(existing, name);
@@ -180,13 +183,20 @@ export class ProtectionService {
           targetCloud: protection.target.name,
           epoch: (existing?.epoch ?? 0) + 1,
           now,
+          ...(initial.method === 'scheduled' ? { initialStartsAt: Date.parse(initial.at) } : {}),
         });
       });
     }
     return this.requireJobs().submit({
       vaultId: vault.id,
       type: PROTECTION_JOB.enable,
-      input: { vaultId: vault.id, vms: found.map((f) => f.name) },
+      input: {
+        vaultId: vault.id,
+        vms: found.map((f) => f.name),
+        ...(initial.method === 'offline'
+          ? { offline: { exportPath: initial.exportPath, importPath: initial.importPath } }
+          : {}),
+      },
     });
   }
 
@@ -314,9 +324,12 @@ export class ProtectionService {
       const next = observe(current, source, target, now);
       return JSON.stringify(next) === JSON.stringify(current) ? current : next;
     });
+    if (updated !== undefined && scheduledStartDue(updated, now)) this.startScheduled(updated);
     if (
       updated?.state === 'initial-replication' &&
       initialCopyDone(source) &&
+      // Paired paused (scheduled or offline, not started yet): not finished, even from zeros.
+      source?.paused !== true &&
       !this.finalizing.has(`${item.vaultId}/${item.vm}`)
     ) {
       this.finalizing.add(`${item.vaultId}/${item.vm}`);
@@ -353,6 +366,44 @@ export class ProtectionService {
       type: PROTECTION_JOB.reconnect,
       input: { vaultId: change.vaultId, vms },
     });
+  }
+
+  /**
+   * Scheduled initial replication (R15): the time came; the source (paired paused) is resumed.
+   * Durable and idempotent: the time is in the item, the command id is the item's own (a
+   * restart before the acknowledgement sends the same id again, which the host applies once),
+   * and `started` is saved once the host has answered.
+   */
+  private startScheduled(item: ItemRecord): void {
+    const key = `${item.vaultId}/${item.vm}`;
+    if (this.starting.has(key)) return;
+    this.starting.add(key);
+    void (async () => {
+      await sendHostCommand(this.deps.hub, {
+        vaultId: item.vaultId,
+        server: item.sourceServer,
+        host: item.sourceHost,
+        commandId: `initial-start.${item.vm}.e${item.epoch}`,
+        command: { pauseVm: { name: item.vm, paused: false } },
+        signal: AbortSignal.timeout(HOST_COMMAND_TIMEOUT_MS),
+      }).then((r) => {
+        if (r.error) throw new SecondsiteError('SS_UNAVAILABLE', r.error.message);
+      });
+      await this.items.update(item.vaultId, item.vm, (i) =>
+        i?.initialStart == null || i.epoch !== item.epoch
+          ? i
+          : {
+              ...i,
+              initialStart: { ...i.initialStart, started: true },
+              updatedAt: this.deps.clock.now(),
+            },
+      );
+      this.deps.log.info({ vm: item.vm }, 'scheduled initial replication started');
+    })()
+      .catch((e: unknown) =>
+        this.deps.log.warn({ err: e, vm: item.vm }, 'scheduled start failed; retrying next round'),
+      )
+      .finally(() => this.starting.delete(key));
   }
 
   /** A finalize job ended (either way): a later report may start another. */

@@ -33,6 +33,11 @@ export interface CoordinatorConfig {
    * SECONDSITE_TRACE_MESSAGES names a file.
    */
   readonly traceFile: string | undefined;
+  /**
+   * Health counts missed cycles over this window (Hyper-V Replica's monitoring interval).
+   * @default 1 hour (SECONDSITE_MONITORING_WINDOW, a duration such as 30s or 2h)
+   */
+  readonly monitoringWindowMs: number;
 }
 
 const optionsSchema = z
@@ -43,6 +48,12 @@ const optionsSchema = z
     heartbeatMs: z.number().int().min(50).max(600_000).default(5000),
     timeScale: z.number().min(0.01).max(1).default(1),
     traceFile: z.string().min(1).optional(),
+    monitoringWindowMs: z
+      .number()
+      .int()
+      .min(10_000)
+      .max(7 * 86_400_000)
+      .default(3_600_000),
   })
   .strict();
 
@@ -72,6 +83,7 @@ export function compileConfig(opts: CoordinatorOptions): CoordinatorConfig {
     testJobs: parsed.data.testJobs,
     heartbeatMs: parsed.data.heartbeatMs,
     timeScale: parsed.data.timeScale,
+    monitoringWindowMs: parsed.data.monitoringWindowMs,
     traceFile: parsed.data.traceFile === undefined ? undefined : resolve(parsed.data.traceFile),
   });
 }

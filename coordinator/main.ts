@@ -41,6 +41,7 @@ import { targetSiteOf } from './inventory/fabric.ts';
 import { sameServer } from './domain/mapping.ts';
 import type { JobType } from './jobs/job-types.ts';
 import { PlanService } from './plans/plan-service.ts';
+import { parseDuration } from '../common/config/units.ts';
 import { FailoverOps } from './failover/failover-ops.ts';
 import { FailoverService, failoverJobTypes } from './failover/failover-jobs.ts';
 
@@ -134,6 +135,7 @@ async function serve(
       );
     },
     timeScale: config.timeScale,
+    monitoringWindowMs: config.monitoringWindowMs,
   });
   maps.onChange((change) => {
     protection
@@ -246,11 +248,15 @@ export async function startCoordinator(
   const heartbeatEnv = process.env['SECONDSITE_HEARTBEAT_MS'];
   const scaleEnv = process.env['SECONDSITE_TIME_SCALE'];
   const traceEnv = process.env['SECONDSITE_TRACE_MESSAGES'];
+  const windowEnv = process.env['SECONDSITE_MONITORING_WINDOW'];
   const config = compileConfig({
     testJobs: testJobsEnabled(),
     ...(heartbeatEnv ? { heartbeatMs: Number(heartbeatEnv) } : {}),
     ...(scaleEnv ? { timeScale: Number(scaleEnv) } : {}),
     ...(traceEnv ? { traceFile: traceEnv } : {}),
+    ...(windowEnv
+      ? { monitoringWindowMs: parseDuration('SECONDSITE_MONITORING_WINDOW', windowEnv) }
+      : {}),
     ...options,
   });
   const clock = deps.clock ?? systemClock;

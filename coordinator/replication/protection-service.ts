@@ -74,6 +74,11 @@ export interface ProtectionDeps {
    * @default 1
    */
   readonly timeScale?: number;
+  /**
+   * The health monitoring window (Hyper-V Replica's monitoring interval): missed cycles are
+   * counted over it. @default 1 hour (SECONDSITE_MONITORING_WINDOW)
+   */
+  readonly monitoringWindowMs?: number;
 }
 
 export const PROTECTION_JOB = Object.freeze({
@@ -237,6 +242,9 @@ export class ProtectionService {
     const policy = await this.deps.policies.get(item.vaultId, item.policy);
     return itemView(item, policy?.copyFrequency ?? '5m', this.deps.clock.now(), {
       timeScale: this.timeScale,
+      ...(this.deps.monitoringWindowMs === undefined
+        ? {}
+        : { windowMs: this.deps.monitoringWindowMs }),
     });
   }
 
@@ -321,7 +329,7 @@ export class ProtectionService {
     const now = this.deps.clock.now();
     const updated = await this.items.update(item.vaultId, item.vm, (current) => {
       if (current === undefined || current.state === 'disabled') return current;
-      const next = observe(current, source, target, now);
+      const next = observe(current, source, target, now, this.deps.monitoringWindowMs);
       return JSON.stringify(next) === JSON.stringify(current) ? current : next;
     });
     if (updated !== undefined && scheduledStartDue(updated, now)) this.startScheduled(updated);

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTestCa } from '../test/helpers/test-ca.ts';
 import {
@@ -129,6 +129,7 @@ export async function pairHostProcesses(
   const stop = async (): Promise<void> => {
     await a.kill('SIGTERM');
     await b.kill('SIGTERM');
+    keepHostLogs(a, b);
   };
   try {
     const disk = String(size);
@@ -174,4 +175,15 @@ export async function pairHostProcesses(
     await stop();
     throw e;
   }
+}
+
+/**
+ * BENCH_HOST_LOGS=DIR keeps each host agent's log (stderr) as DIR/<name>.log after the run;
+ * with SECONDSITE_LOG_LEVEL=debug it carries the cut, ship and apply timings.
+ */
+export function keepHostLogs(...hosts: HostProcess[]): void {
+  const dir = process.env['BENCH_HOST_LOGS'];
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  for (const h of hosts) writeFileSync(join(dir, `${h.name}.log`), h.daemon.stderr());
 }

@@ -146,14 +146,15 @@ async function serve(
   });
   const plans = new PlanService({ store, clock, items: protection.items, pairs: policies });
   const failoverOps = new FailoverOps(protection);
-  let runner: JobRunner | undefined;
+  // The runner needs the job types, which need the failover service: filled in below.
+  const late: { runner?: JobRunner } = {};
   const failover = new FailoverService({
     vaults,
     ops: failoverOps,
     plans,
     jobs: () => {
-      if (runner === undefined) throw new Error('the job runner is not ready');
-      return runner;
+      if (late.runner === undefined) throw new Error('the job runner is not ready');
+      return late.runner;
     },
   });
   const trace = config.traceFile === undefined ? undefined : messageTrace(config.traceFile);
@@ -168,7 +169,7 @@ async function serve(
     protection: [...protectionJobTypes(protection), ...failoverJobTypes(failoverOps)],
   });
   const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
-  runner = jobs;
+  late.runner = jobs;
   protection.setJobs(jobs);
   const app = buildApi({
     vaults,

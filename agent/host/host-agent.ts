@@ -9,8 +9,11 @@ import type { Logger } from '../../common/log/log.ts';
 import type { Clock } from '../../common/time/clock.ts';
 import type { HostConfig } from './config.ts';
 import { createControlServer } from './control/control-server.ts';
+import { createFailoverOps, type FailoverOps } from './failover/failover-ops.ts';
+import { pinsOf } from './failover/failover-state.ts';
 import { createHostReplication, type HostReplication } from './replication/replication-host.ts';
 import { createReplicationOps, type ReplicationOps } from './replication/replication-ops.ts';
+import { layout } from './vm/layout.ts';
 import { createVmManager, type VmManager } from './vm/vm-manager.ts';
 
 /** Where peers reach this host's replication ports (told to the provider in the hello). */
@@ -42,6 +45,8 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     journalCapBytes: config.journalCapBytes,
     // Called only for cuts, which come after construction (replication is set by then).
     onSealed: (vm) => replication.wake(vm),
+    // Asked only when a VM starts, after construction (failover is set by then).
+    startHook: (vm) => failover.startHook(vm),
   });
   const replication: HostReplication = createHostReplication({
     dataDir: config.dataDir,
@@ -51,10 +56,21 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     port: config.certPort,
     clock,
     log,
+    pins: (vm) => pinsOf(layout.vmDir(config.dataDir, vm)),
   });
-  const ops = createReplicationOps({ dataDir: config.dataDir, vms, replication, log });
+  const pairing = createReplicationOps({ dataDir: config.dataDir, vms, replication, log });
+  const failover: FailoverOps = createFailoverOps({
+    dataDir: config.dataDir,
+    vms,
+    replication,
+    pairing,
+    clock,
+    log,
+  });
+  // Failover rides on the operations both callers share (host-commands.ts reads ops.failover).
+  const ops: ReplicationOps = { ...pairing, failover };
   const control = createControlServer({ dataDir: config.dataDir, vms, ops, log, replication });
-  const parts = [vms, control, replication];
+  const parts = [vms, control, replication, failover];
   return {
     vms,
     replication,
@@ -83,6 +99,7 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     },
     async shutdown() {
       await control.shutdown();
+      await failover.shutdown(); // test copies' exports, before their stores close
       await replication.shutdown();
       await vms.shutdown();
     },

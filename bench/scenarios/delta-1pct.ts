@@ -27,7 +27,7 @@ import {
 } from '../../test/helpers/replication-lab.ts';
 import { seededRandom } from '../../test/helpers/seeded-random.ts';
 import { median, result, type Scenario } from '../harness.ts';
-import { timed } from '../processes.ts';
+import { keepHostLogs, timed } from '../processes.ts';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -186,6 +186,7 @@ export const delta1pct: Scenario = {
     } finally {
       await a.kill('SIGTERM');
       await b.kill('SIGTERM');
+      keepHostLogs(a, b);
     }
   },
 };

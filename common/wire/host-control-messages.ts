@@ -85,6 +85,18 @@ export interface HostVmMsg {
   oldestPointMs?: string;
   unshippedBytes?: string;
   paused?: boolean;
+  /** 'primary' | 'replica' | 'test' | 'none' (absent/empty from older hosts). */
+  role?: string;
+  failover?: HostVmFailoverMsg | null;
+}
+
+/** host_control.proto HostVmFailover. */
+export interface HostVmFailoverMsg {
+  state: string;
+  pointId: string;
+  /** uint64 as a decimal string. */
+  epoch: string;
+  testVm: string;
 }
 
 export interface HostInventoryMsg {

@@ -407,6 +407,8 @@ export class FailoverOps {
       disks: (source?.disks ?? []).map((d) => ({ sizeBytes: String(d.sizeBytes), path: '' })),
       nics: (source?.nics ?? []).map((n) => ({ network: n.network, subnet: n.subnet })),
       startInitialCopy: false,
+      // The host swaps a former primary's role only for a reverse (a baseline is named).
+      baseline: planned ? 'in-sync' : 'resync',
       ...settings,
     };
     await this.cmd(r, item, 'source', 'pair-replica', { pairVm: asReplica }, signal);

@@ -28,6 +28,8 @@ export interface VmRecord {
   readonly nics: readonly { network: string; subnet: string }[];
   /** Replication as the host reports it; absent for hosts that report none. */
   readonly replication?: VmReplicationRecord;
+  /** The host's own word on the VM's role (a test copy is `test`); absent from older hosts. */
+  readonly role?: 'primary' | 'replica' | 'test' | 'none';
 }
 
 export interface VmReplicationRecord {
@@ -134,6 +136,9 @@ function recordOf(vaultId: string, server: string, r: HostInventoryReport, at: s
       })),
       nics: (vm.nics ?? []).map((n) => ({ network: n.network, subnet: n.subnet })),
       replication: replicationOf(vm),
+      ...(vm.role === 'primary' || vm.role === 'replica' || vm.role === 'test' || vm.role === 'none'
+        ? { role: vm.role }
+        : {}),
     })),
   };
 }
@@ -145,7 +150,7 @@ function viewOf(h: HostRecord, vm: VmRecord): VmView {
     cloud: h.cloud,
     host: h.host,
     state: vm.state,
-    role: vm.replication?.role ?? 'none',
+    role: vm.role ?? vm.replication?.role ?? 'none',
     disks: vm.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes, nbd: d.nbd })),
     nics: vm.nics.map((n) => ({ network: n.network, subnet: n.subnet })),
   };

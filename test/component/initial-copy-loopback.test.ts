@@ -68,7 +68,7 @@ describe('initial copy', () => {
     for await (const c of src.chunks()) {
       if (c.data === null) zero++;
       else data++;
-      target.write([c]);
+      await target.write([c]);
       // The guest writes on while the copy runs, and cycles keep cutting points.
       if (++n % 7 === 0) await guestWrites(j, SIZES, r, 3);
       if (n % 23 === 0) await j.cut({ type: 'crash-consistent' });
@@ -120,7 +120,7 @@ describe('initial copy', () => {
     const stopAt = 10 + r.int(total - 20);
     let n = 0;
     for await (const c of first.chunks()) {
-      t1.write([c]);
+      await t1.write([c]);
       if (n % 5 === 0) await guestWrites(j, SIZES, r, 2);
       if (++n === stopAt) break; // the connection breaks: nothing flushed since the watermark
     }
@@ -143,7 +143,7 @@ describe('initial copy', () => {
     expect(again.baseSeq).toBe(first.baseSeq);
     let resent = 0;
     for await (const c of again.chunks()) {
-      t2.write([c]);
+      await t2.write([c]);
       resent++;
     }
     expect(resent).toBe(total - doneBytes / CHUNK);
@@ -179,7 +179,7 @@ describe('initial copy', () => {
     target.begin({ copyId: 'c3', baseSeq: src.baseSeq, diskSizes: SIZES });
     const copy = async () => {
       for await (const c of src.chunks()) {
-        target.write([c]);
+        await target.write([c]);
         await guestWrites(j, SIZES, r, 2);
       }
     };

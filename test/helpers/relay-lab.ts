@@ -75,6 +75,8 @@ export async function startLinkedHost(
   provider: StartedProvider,
   name: string,
   address: string,
+  /** The replication port; a restarted host keeps its own so that peers reach it. @default 0 */
+  certPort = 0,
 ): Promise<LinkedHost> {
   const data = lab.path(name);
   const target = `127.0.0.1:${provider.agent.hosts.port}`;
@@ -87,7 +89,13 @@ export async function startLinkedHost(
     now: () => Date.now(),
     log: silentLogger,
   });
-  const config = compileHostConfig({ data, name, provider: target, address, certPort: '0' });
+  const config = compileHostConfig({
+    data,
+    name,
+    provider: target,
+    address,
+    certPort: String(certPort),
+  });
   const agent = createHostAgent(config, systemClock, silentLogger);
   const abort = new AbortController();
   const running = agent.run(abort.signal);

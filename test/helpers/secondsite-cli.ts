@@ -84,7 +84,10 @@ export function printedJson<T>(d: Daemon, what: string): Promise<T> {
 export async function cliJson<T>(args: string[], env: NodeJS.ProcessEnv, code = 0): Promise<T> {
   const r = await runCli([...args, '--json'], { env });
   if (r.code !== code) {
-    throw new Error(`secondsite ${args.join(' ')}: exit ${r.code}, expected ${code}\n${r.stderr}`);
+    // A failed job prints itself on stdout: its error says why.
+    throw new Error(
+      `secondsite ${args.join(' ')}: exit ${r.code}, expected ${code}\n${r.stderr}${r.stdout.slice(0, 4000)}`,
+    );
   }
   return jsonOf<T>(r);
 }

@@ -8,6 +8,7 @@
  * logged (a retained-point list can be long). The replication commands go through the same
  * operations as the local admin API (replication/replication-ops.ts).
  */
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { SecondsiteError, badInput, isSecondsiteError } from '../../../common/errors/errors.ts';
 import { errorDetailOf } from '../../../common/wire/agent-channel-messages.ts';
@@ -17,13 +18,14 @@ import type {
   HostCommandResult,
 } from '../../../common/wire/host-control-messages.ts';
 import { pointToMsg } from '../control/host-local-mapping.ts';
+import type { FailoverOps, FailoverOutcome } from '../failover/failover-ops.ts';
 import type { PairRequest, ReplicationOps } from '../replication/replication-ops.ts';
 import type { VmManager } from '../vm/vm-manager.ts';
 import type { Answer, HostCommandLog } from './command-log.ts';
 import { hostVmMsg } from './host-inventory.ts';
 
 /** What a handler adds to the answer besides the outcome. */
-type Extra = Pick<HostCommandResult, 'points'> & { vm?: string };
+type Extra = Pick<HostCommandResult, 'points' | 'failover'> & { vm?: string };
 type Handler = (c: HostCommand) => Promise<Extra>;
 
 /** Creates the VM unless it exists (an answer lost in a crash), then starts it if asked. */
@@ -55,6 +57,8 @@ const pairSchema = z.object({
   retentionHours: z.number().int().min(0),
   nics: z.array(nic),
   startInitialCopy: z.boolean(),
+  /** '' (or absent): decide from the disks; 'resync' / 'in-sync': the peer's replica exists. */
+  baseline: z.enum(['', 'resync', 'in-sync']).optional(),
 });
 
 function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
@@ -87,6 +91,7 @@ export function pairRequest(body: unknown, vault: string): PairRequest {
       },
       // Not now (scheduled or offline initial replication): paired paused until resumed.
       paused: !c.startInitialCopy,
+      ...(c.baseline ? { existingReplica: c.baseline } : {}),
     };
   }
   return {
@@ -113,8 +118,114 @@ function vmNameOf(c: HostCommand): string | undefined {
     c.unpairVm?.name ??
     c.pauseVm?.name ??
     c.resyncVm?.name ??
-    c.listPoints?.name
+    c.exportVm?.name ??
+    c.importVm?.name ??
+    c.seedVm?.name ??
+    c.listPoints?.name ??
+    failoverVmName(c)
   );
+}
+
+/** Failover commands (20-26), applied by agent/host/failover/failover-ops.ts. */
+const FAILOVER_KINDS = [
+  'testFailover',
+  'cleanupTest',
+  'prepareFailover',
+  'failover',
+  'changePoint',
+  'commitFailover',
+  'fence',
+] as const;
+
+function failoverVmName(c: HostCommand): string | undefined {
+  for (const k of FAILOVER_KINDS) {
+    const name = (c[k] as { name?: string } | undefined)?.name;
+    if (name) return name;
+  }
+  return undefined;
+}
+
+const failoverSchema = z.object({
+  name: z.string().min(1),
+  point: z.string(),
+  epoch: digits,
+  nics: z.array(nic),
+  digests: z.boolean(),
+});
+const testSchema = z.object({ name: z.string().min(1), point: z.string(), nics: z.array(nic) });
+const fenceSchema = z.object({ name: z.string().min(1), epoch: digits });
+const refSchema = z.object({ name: z.string().min(1) });
+
+export function failoverResultMsg(o: FailoverOutcome): NonNullable<HostCommandResult['failover']> {
+  return {
+    point: o.point ? pointToMsg(o.point) : null,
+    diskDigests: [...o.digests],
+    unshippedBytes: String(o.unshippedBytes),
+    testVm: o.testVm,
+  };
+}
+
+function failoverHandlers(f: FailoverOps): Record<string, Handler> {
+  const done = (name: string, o: FailoverOutcome): Extra => ({
+    vm: name,
+    failover: failoverResultMsg(o),
+  });
+  const request = (body: unknown, what: string) => {
+    const c = parse(failoverSchema, body, what);
+    return { ...c, epoch: Number(c.epoch) };
+  };
+  return {
+    testFailover: async (c) => {
+      const t = parse(testSchema, c.testFailover, 'testFailover');
+      return done(t.name, await f.testFailover(t.name, t.point, t.nics));
+    },
+    cleanupTest: async (c) => {
+      const { name } = parse(refSchema, c.cleanupTest, 'cleanupTest');
+      return done(name, await f.cleanupTest(name));
+    },
+    prepareFailover: async (c) => {
+      const { name } = parse(refSchema, c.prepareFailover, 'prepareFailover');
+      return done(name, await f.prepare(name));
+    },
+    failover: async (c) => {
+      const r = request(c.failover, 'failover');
+      return done(r.name, await f.failover(r));
+    },
+    changePoint: async (c) => {
+      const r = request(c.changePoint, 'changePoint');
+      return done(r.name, await f.changePoint(r));
+    },
+    commitFailover: async (c) => {
+      const { name } = parse(refSchema, c.commitFailover, 'commitFailover');
+      return done(name, await f.commit(name));
+    },
+    fence: async (c) => {
+      const r = parse(fenceSchema, c.fence, 'fence');
+      return done(r.name, await f.fence(r.name, Number(r.epoch)));
+    },
+  };
+}
+
+/** A resent failover command: its outcome from the VM's failover state now. */
+function failoverReplay(f: FailoverOps | undefined, c: HostCommand): Extra {
+  const kind = c.kind ?? '';
+  const name = failoverVmName(c);
+  if (!f || !name || !(FAILOVER_KINDS as readonly string[]).includes(kind)) return {};
+  const o = f.outcome(kind, name);
+  return o ? { failover: failoverResultMsg(o) } : {};
+}
+
+/** export_vm / import_vm: a VM, an absolute folder, an export id (import: may be empty). */
+function offlineTransfer(
+  body: { name?: string; path?: string; exportId?: string } | undefined,
+  what: 'exportVm' | 'importVm',
+): { name: string; path: string; exportId: string } {
+  if (!body?.name) throw badInput(`${what}.name`, 'must name a VM');
+  if (!body.path || !isAbsolute(body.path))
+    throw badInput(`${what}.path`, 'must be an absolute folder');
+  if (what === 'exportVm' && !body.exportId)
+    throw badInput(`${what}.exportId`, 'must name the export');
+  return { name: body.name, path: body.path, exportId: body.exportId ?? '' };
 }
 
 function replicationHandlers(ops: ReplicationOps, vault: string): Record<string, Handler> {
@@ -123,7 +234,17 @@ function replicationHandlers(ops: ReplicationOps, vault: string): Record<string,
     return body.name;
   };
   return {
-    pairVm: async (c) => ({ vm: (await ops.pair(pairRequest(c.pairVm, vault))).config.name }),
+    pairVm: async (c) => {
+      const req = pairRequest(c.pairVm, vault);
+      const baseline = c.pairVm?.baseline;
+      if (ops.failover && (baseline === 'in-sync' || baseline === 'resync')) {
+        // Reverse replication: a former primary may become the replica (failover-ops.ts).
+        const r = await ops.failover.reverse(req, baseline);
+        const none = { digests: [], unshippedBytes: r.discardedBytes, testVm: '' };
+        return { vm: r.view.config.name, failover: failoverResultMsg(none) };
+      }
+      return { vm: (await ops.pair(req)).config.name };
+    },
     unpairVm: async (c) => {
       await ops.unpair(named(c.unpairVm, 'unpairVm'), Boolean(c.unpairVm?.deleteReplica));
       return {};
@@ -134,6 +255,22 @@ function replicationHandlers(ops: ReplicationOps, vault: string): Record<string,
     },
     resyncVm: async (c) => {
       await ops.resync(named(c.resyncVm, 'resyncVm'));
+      return {};
+    },
+    exportVm: async (c) => {
+      const e = offlineTransfer(c.exportVm, 'exportVm');
+      await ops.exportOffline(e.name, e.path, e.exportId);
+      return {};
+    },
+    importVm: async (c) => {
+      const i = offlineTransfer(c.importVm, 'importVm');
+      await ops.importOffline(i.name, i.path, i.exportId);
+      return {};
+    },
+    seedVm: async (c) => {
+      const name = named(c.seedVm, 'seedVm');
+      if (!c.seedVm?.exportId) throw badInput('seedVm.exportId', 'must name the export');
+      await ops.seedOffline(name, c.seedVm.exportId);
       return {};
     },
     listPoints: async (c) => ({
@@ -154,6 +291,7 @@ export function hostCommands(
       return {};
     },
     ...(replication ? replicationHandlers(replication.ops, replication.vault) : {}),
+    ...(replication?.ops.failover ? failoverHandlers(replication.ops.failover) : {}),
   };
   /** The outcome with the command's VM as it is now (absent once deleted). */
   const answer = async (
@@ -168,13 +306,17 @@ export function hostCommands(
       error,
       ...(extra.points ? { points: extra.points } : {}),
       ...(view ? { vm: await hostVmMsg(view, replication?.ops) } : {}),
+      ...(extra.failover ? { failover: extra.failover } : {}),
     };
   };
   let tail: Promise<unknown> = Promise.resolve();
   const run = (command: HostCommand): Promise<HostCommandResult> => {
     const result = tail.then(async (): Promise<HostCommandResult> => {
       const known = log.answered(command.commandId);
-      if (known !== undefined) return answer(command, known, {});
+      if (known !== undefined) {
+        const replay = known === null ? failoverReplay(replication?.ops.failover, command) : {};
+        return answer(command, known, replay);
+      }
       let error: Answer = null;
       let extra: Extra = {};
       try {

@@ -3,7 +3,8 @@
  * each VM's replication status: role, sender state, last ack, errors, whether it is protected
  * or paused, its journal bytes not yet acknowledged (primary) and its retained recovery points
  * (replica). The provider link compares it with the last one sent and pushes it when it
- * changed (provider-link.ts).
+ * changed (provider-link.ts). With failover (agent/host/failover): each VM's role and failover
+ * state, and the running test copies ("<VM>-test", role "test") as VMs of their own.
  */
 import type {
   HostInventoryMsg,
@@ -11,6 +12,7 @@ import type {
   ReplicationStatusMsg,
 } from '../../../common/wire/host-control-messages.ts';
 import { pointToMsg } from '../control/host-local-mapping.ts';
+import type { TestVmInfo } from '../failover/failover-ops.ts';
 import type { RecoveryPointRecord } from '../journal/types.ts';
 import type { ReplicationOps } from '../replication/replication-ops.ts';
 import type { ReplicationStatus } from '../replication/sender.ts';
@@ -20,7 +22,28 @@ export async function hostInventory(
   vms: VmManager,
   ops: ReplicationOps | undefined,
 ): Promise<HostInventoryMsg> {
-  return { vms: await Promise.all(vms.list().map((v) => hostVmMsg(v, ops))) };
+  const own = await Promise.all(vms.list().map((v) => hostVmMsg(v, ops)));
+  const tests = (ops?.failover?.testVms() ?? []).map(testVmMsg);
+  return { vms: [...own, ...tests].sort((a, b) => a.name.localeCompare(b.name)) };
+}
+
+/** A test copy: served from its point (plus its overlay), not paired, role "test". */
+export function testVmMsg(t: TestVmInfo): HostVmMsg {
+  return {
+    name: t.name,
+    state: 'HOST_VM_STATE_RUNNING',
+    disks: t.disks.map((d, index) => ({ index, sizeBytes: String(d.sizeBytes), nbd: d.nbd })),
+    nics: t.nics.map((n) => ({ network: n.network, subnet: n.subnet })),
+    replication: null,
+    protected: false,
+    latestPoint: pointToMsg(t.point),
+    pointCount: 0,
+    oldestPointMs: '0',
+    unshippedBytes: '0',
+    paused: false,
+    role: 'test',
+    failover: { state: 'test', pointId: t.point.id, epoch: '0', testVm: t.of },
+  };
 }
 
 function replicationMsg(v: VmView, r: ReplicationStatus | undefined): ReplicationStatusMsg | null {
@@ -50,10 +73,12 @@ export async function hostVmMsg(view: VmView, ops: ReplicationOps | undefined): 
   const points: RecoveryPointRecord[] =
     pairing?.role === 'replica' ? ((await ops?.points(config.name).catch(() => [])) ?? []) : [];
   const latest = pairing?.role === 'replica' ? points.at(-1) : view.latestPoint;
+  const f = ops?.failover?.status(view);
   return {
     name: config.name,
-    // What is true now; the config's state is what the agent restores after a restart.
-    state: runtime ? 'HOST_VM_STATE_RUNNING' : 'HOST_VM_STATE_STOPPED',
+    // What is true now; the config's state is what the agent restores after a restart. A
+    // VM whose guest was detached (planned failover draining its journal) serves nothing.
+    state: runtime && runtime.nbd.length > 0 ? 'HOST_VM_STATE_RUNNING' : 'HOST_VM_STATE_STOPPED',
     disks: config.disks.map((d) => ({
       index: d.index,
       sizeBytes: String(d.sizeBytes),
@@ -67,5 +92,9 @@ export async function hostVmMsg(view: VmView, ops: ReplicationOps | undefined): 
     oldestPointMs: String(points[0]?.time ?? 0),
     unshippedBytes: String(runtime?.unshippedBytes ?? 0),
     paused: Boolean(pairing?.paused),
+    role: f?.role ?? pairing?.role ?? 'none',
+    failover: f?.state
+      ? { state: f.state, pointId: f.pointId, epoch: String(f.epoch), testVm: f.testVm }
+      : null,
   };
 }

@@ -42,6 +42,20 @@ class SparseBits {
   get bytes(): number {
     return this.chunks.size * WORDS * 4;
   }
+
+  /** Every set block, ascending. */
+  *blocks(): Generator<number> {
+    for (const key of [...this.chunks.keys()].sort((a, b) => a - b)) {
+      const chunk = this.chunks.get(key)!;
+      for (let w = 0; w < WORDS; w++) {
+        const word = chunk[w]!;
+        if (word === 0) continue;
+        for (let bit = 0; bit < 32; bit++) {
+          if ((word >>> bit) & 1) yield key * CHUNK_BLOCKS + w * 32 + bit;
+        }
+      }
+    }
+  }
 }
 
 /** A run of blocks [first, last] in one state. */
@@ -87,6 +101,23 @@ export class OverlayBlocks {
       state = s;
     }
     out.push({ first: start, last, state });
+    return out;
+  }
+
+  /** The blocks that are not 'point' any more, as runs of equal state in block order. */
+  changedRuns(): BlockRun[] {
+    const all: Array<readonly [number, 'data' | 'zero']> = [...this.data.blocks()].map(
+      (b) => [b, 'data'] as const,
+    );
+    all.push(...[...this.zero.blocks()].map((b) => [b, 'zero'] as const));
+    all.sort((x, y) => x[0] - y[0]);
+    const out: BlockRun[] = [];
+    for (const [b, state] of all) {
+      const last = out.at(-1);
+      if (last && last.state === state && last.last === b - 1) {
+        out[out.length - 1] = { ...last, last: b };
+      } else out.push({ first: b, last: b, state });
+    }
     return out;
   }
 

@@ -19,20 +19,35 @@
  *
  * - `store` is the VM's open ReplicaStore (only read() and points() are used);
  *   `diskSizes` the replica disks' sizes in the VM's order; `overlayDir` a folder of the test
- *   VM's own (created if missing; overlay-<i>.raw must not exist yet).
+ *   VM's own (created if missing; overlay-<i>.raw must not exist yet unless `resume`).
  * - Reads prefer overlay blocks (4 KiB): a block the test VM wrote reads from the overlay, a
  *   block it discarded or zeroed reads as zeros, any other from the point via store.read(). A
  *   write that covers part of a block first copies the block's current bytes into the overlay
  *   (copy-up), so blocks are always whole in the overlay.
- * - FLUSH and FUA fdatasync the overlay file. The block map lives in memory only: the test
- *   VM's writes last as long as the view (a host-agent restart discards them, as cleanup-test
- *   would). Discards and zero-writes of whole blocks cost no overlay space.
+ * - FLUSH and FUA fdatasync the overlay file, then append the blocks marked since the last
+ *   flush to overlay-<i>.map (17-byte records: state, first block, last block) and fdatasync
+ *   it, so every write the guest saw made durable survives a crash: `resume: true` reopens
+ *   the overlay files and replays their maps (a torn last record is ignored: it was never
+ *   acknowledged). Unflushed writes may be lost, as on any disk. Discards and zero-writes of
+ *   whole blocks cost no overlay space. `close({ keepOverlay: true })` flushes and keeps the
+ *   files (an agent shutdown); `close()` deletes them (cleanup-test, a changed point).
+ * - The failover view (failover-ops.ts) is this same view: a failed-over VM runs on it until
+ *   commit, which copies `changedRuns()` onto the disks through the journal.
  *
- * What the caller must guarantee (the replica store has no pin yet): while a view is open its
- * point must stay retained — the host must not prune it, revert or commit past it, rebase or
- * resync the store. Otherwise store.read() refuses the point and the test VM gets EIO.
+ * What the caller must guarantee: while a view is open its point must stay retained — pin it
+ * (ReplicaStore.pin: prune skips it; revert or commit past it, rebase and resync are refused).
+ * Otherwise store.read() refuses the point and the test VM gets EIO.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Logger } from '../../../common/log/log.ts';
@@ -40,7 +55,7 @@ import type { BlockDevice } from '../nbd/block-device.ts';
 import { serveExport, type NbdExport } from '../nbd/server.ts';
 import type { ReplicaStore } from '../recovery/types.ts';
 import { RawDisk, createSparseImage } from '../vm/raw-disk.ts';
-import { OverlayBlocks } from './overlay-blocks.ts';
+import { OverlayBlocks, type BlockRun } from './overlay-blocks.ts';
 
 /** Overlay granularity: the guest's page and filesystem block size. */
 export const OVERLAY_BLOCK = 4096;
@@ -54,19 +69,31 @@ export interface TestViewOptions {
   readonly pointId: string;
   readonly diskSizes: readonly number[];
   readonly overlayDir: string;
+  /** Reopen the overlay files (and maps) a kept or crashed view left. @default false */
+  readonly resume?: boolean;
 }
 
 export interface TestView {
   readonly pointId: string;
   readonly disks: readonly TestViewDisk[];
-  /** Closes every disk and deletes the overlay files. */
-  close(): Promise<void>;
+  /** Closes every disk and deletes the overlay files (keeps them, flushed, with keepOverlay). */
+  close(opts?: { keepOverlay?: boolean }): Promise<void>;
+}
+
+/** One map record: u8 state (1 data, 2 zero), u64 first block, u64 last block. */
+const MAP_RECORD = 17;
+
+export function overlayPaths(dir: string, disk: number): { data: string; map: string } {
+  return { data: join(dir, `overlay-${disk}.raw`), map: join(dir, `overlay-${disk}.map`) };
 }
 
 export class TestViewDisk implements BlockDevice {
   readonly preferredBlockSize = OVERLAY_BLOCK;
   private readonly blocks = new OverlayBlocks(OVERLAY_BLOCK);
   private closed = false;
+  /** Marks not yet in the map file. */
+  private pending: BlockRun[] = [];
+  private readonly mapFd: number;
 
   constructor(
     private readonly store: PointSource,
@@ -75,7 +102,22 @@ export class TestViewDisk implements BlockDevice {
     readonly size: number,
     private readonly overlay: RawDisk,
     readonly overlayPath: string,
-  ) {}
+    readonly mapPath: string,
+  ) {
+    if (existsSync(mapPath)) this.replayMap(readFileSync(mapPath));
+    this.mapFd = openSync(mapPath, 'a', 0o600);
+  }
+
+  /** The blocks the guest changed (data or zeros), in order: what a commit copies. */
+  changedRuns(): BlockRun[] {
+    return this.blocks.changedRuns();
+  }
+
+  /** Bytes of the overlay file itself (only meaningful for 'data' blocks). */
+  readOverlay(offset: number, length: number): Buffer {
+    this.assertOpen();
+    return this.overlay.readSync(offset, length);
+  }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.assertOpen();
@@ -85,13 +127,13 @@ export class TestViewDisk implements BlockDevice {
   async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
     this.assertOpen();
     this.writeSync(offset, data);
-    if (fua) this.overlay.syncSync();
+    if (fua) this.syncAll();
   }
 
   async trim(offset: number, length: number, fua: boolean): Promise<void> {
     this.assertOpen();
     this.zeroSync(offset, length);
-    if (fua) this.overlay.syncSync();
+    if (fua) this.syncAll();
   }
 
   async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
@@ -100,13 +142,50 @@ export class TestViewDisk implements BlockDevice {
 
   async flush(): Promise<void> {
     this.assertOpen();
-    this.overlay.syncSync();
+    this.syncAll();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.syncAll();
     this.closed = true;
+    closeSync(this.mapFd);
     await this.overlay.close();
+  }
+
+  /** Overlay data first, then the map that points at it. */
+  private syncAll(): void {
+    this.overlay.syncSync();
+    if (this.pending.length === 0) return;
+    const buf = Buffer.alloc(this.pending.length * MAP_RECORD);
+    this.pending.forEach((r, i) => {
+      const at = i * MAP_RECORD;
+      buf.writeUInt8(r.state === 'data' ? 1 : 2, at);
+      buf.writeBigUInt64LE(BigInt(r.first), at + 1);
+      buf.writeBigUInt64LE(BigInt(r.last), at + 9);
+    });
+    writeSync(this.mapFd, buf);
+    fdatasyncSync(this.mapFd);
+    this.pending = [];
+  }
+
+  private replayMap(buf: Buffer): void {
+    for (let at = 0; at + MAP_RECORD <= buf.length; at += MAP_RECORD) {
+      const state = buf.readUInt8(at);
+      const first = Number(buf.readBigUInt64LE(at + 1));
+      const last = Number(buf.readBigUInt64LE(at + 9));
+      for (let b = first; b <= last; b++) {
+        if (state === 1) this.blocks.markData(b);
+        else this.blocks.markZero(b);
+      }
+    }
+  }
+
+  private note(first: number, last: number, state: 'data' | 'zero'): void {
+    const prev = this.pending.at(-1);
+    if (prev && prev.state === state && prev.last + 1 === first) {
+      this.pending[this.pending.length - 1] = { ...prev, last };
+    } else this.pending.push({ first, last, state });
   }
 
   /** Bytes of block bitmap in memory (grows only with what the test VM writes). */
@@ -148,6 +227,7 @@ export class TestViewDisk implements BlockDevice {
     if (last !== first) this.copyUpUnlessCovered(last, offset, end);
     this.overlay.writeSync(offset, data);
     for (let b = first; b <= last; b++) this.blocks.markData(b);
+    this.note(first, last, 'data');
   }
 
   /** Whole blocks become zero blocks (no I/O); partial edge blocks are written with zeros. */
@@ -165,6 +245,7 @@ export class TestViewDisk implements BlockDevice {
     }
     if (offset < wholeFirst * B) this.writeSync(offset, ZEROS.subarray(0, wholeFirst * B - offset));
     for (let b = wholeFirst; b < wholeEnd; b++) this.blocks.markZero(b);
+    this.note(wholeFirst, wholeEnd - 1, 'zero');
     if (end > wholeEnd * B) this.writeSync(wholeEnd * B, ZEROS.subarray(0, end - wholeEnd * B));
   }
 
@@ -188,15 +269,30 @@ export async function openTestView(opts: TestViewOptions): Promise<TestView> {
   }
   mkdirSync(opts.overlayDir, { recursive: true, mode: 0o700 });
   const disks: TestViewDisk[] = [];
+  const remove = (): void => {
+    opts.diskSizes.forEach((_, i) => {
+      const paths = overlayPaths(opts.overlayDir, i);
+      rmSync(paths.data, { force: true });
+      rmSync(paths.map, { force: true });
+    });
+  };
   try {
     opts.diskSizes.forEach((size, i) => {
-      const path = join(opts.overlayDir, `overlay-${i}.raw`);
-      createSparseImage(path, size);
-      disks.push(new TestViewDisk(opts.store, opts.pointId, i, size, RawDisk.open(path), path));
+      const { data, map } = overlayPaths(opts.overlayDir, i);
+      if (!opts.resume || !existsSync(data)) {
+        createSparseImage(data, size); // refuses an overlay in use (O_EXCL)
+        rmSync(map, { force: true }); // a new overlay never inherits a stale map
+      }
+      disks.push(
+        new TestViewDisk(opts.store, opts.pointId, i, size, RawDisk.open(data), data, map),
+      );
     });
   } catch (e) {
     for (const d of disks) await d.close();
-    for (const d of disks) rmSync(d.overlayPath, { force: true });
+    if (!opts.resume) {
+      for (const d of disks) rmSync(d.overlayPath, { force: true });
+      for (const d of disks) rmSync(d.mapPath, { force: true });
+    }
     throw e instanceof SecondsiteError
       ? e
       : new SecondsiteError('SS_IO', `cannot create the test overlay: ${(e as Error).message}`, {
@@ -206,9 +302,9 @@ export async function openTestView(opts: TestViewOptions): Promise<TestView> {
   return {
     pointId: opts.pointId,
     disks,
-    async close() {
+    async close(o = {}) {
       for (const d of disks) await d.close();
-      for (const d of disks) rmSync(d.overlayPath, { force: true });
+      if (!o.keepOverlay) remove();
     },
   };
 }

@@ -11,7 +11,7 @@
  *
  * The name is a hint that saves a scan; the SEAL record is the truth about a segment.
  */
-import { readdirSync } from 'node:fs';
+import { close, constants, fsync, open, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SEQ_DIGITS = 12;
@@ -49,3 +49,13 @@ export function listTempFiles(dir: string): string[] {
 }
 
 export { fsyncDirSync as fsyncDir } from '../../../common/fs/atomic-file.ts';
+
+/** fsync of a folder on the thread pool: makes created, renamed or deleted entries durable. */
+export function fsyncDirAsync(dir: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    open(dir, constants.O_RDONLY, (e, fd) => {
+      if (e) return reject(e);
+      fsync(fd, (err) => close(fd, () => (err ? reject(err) : resolve())));
+    }),
+  );
+}

@@ -6,7 +6,7 @@
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { coalesce, type CoalesceOp, type CoalesceOptions } from './coalesce.ts';
 import { RecordType, type SegmentHeader } from './segment-format.ts';
-import { scanSegment } from './segment-reader.ts';
+import { loadSegmentFile, scanSegment, scanSegmentBuffer } from './segment-reader.ts';
 import type { Extent, RecoveryPointRecord } from './types.ts';
 
 export interface CoalescedSegment {
@@ -16,9 +16,30 @@ export interface CoalescedSegment {
 }
 
 export function readCoalescedSegment(path: string, opts: CoalesceOptions = {}): CoalescedSegment {
+  return coalesceScan(path, (on) => scanSegment(path, on), opts);
+}
+
+/**
+ * The same, reading the file with one buffer on the thread pool (segment-reader.ts
+ * `loadSegmentFile`): the sender's way, which keeps the event loop free while a large segment
+ * loads. Extents are subarrays of that one buffer.
+ */
+export async function loadCoalescedSegment(
+  path: string,
+  opts: CoalesceOptions = {},
+): Promise<CoalescedSegment> {
+  const file = await loadSegmentFile(path);
+  return coalesceScan(path, (on) => scanSegmentBuffer(file, on), opts);
+}
+
+function coalesceScan(
+  path: string,
+  scan: (onRecord: Parameters<typeof scanSegment>[1]) => ReturnType<typeof scanSegment>,
+  opts: CoalesceOptions,
+): CoalescedSegment {
   const ops: CoalesceOp[] = [];
   let point: RecoveryPointRecord | undefined;
-  const summary = scanSegment(path, (r) => {
+  const summary = scan((r) => {
     if (r.type === RecordType.seal && r.seal) point = { ...r.seal, segment: 0 };
     else if (point)
       point = undefined; // a record after a SEAL: not a sealed segment

@@ -10,7 +10,15 @@ import {
   decodeSealPayload,
   encodeSealPayload,
 } from './segment-format.ts';
-import { readSeal, readSegment } from './segment-reader.ts';
+import { loadCoalescedSegment, readCoalescedSegment } from './segment-coalesce.ts';
+import {
+  loadSegmentFile,
+  readSeal,
+  readSegment,
+  scanSegment,
+  scanSegmentBuffer,
+  type SegmentRecord,
+} from './segment-reader.ts';
 import { SegmentWriter } from './segment-writer.ts';
 
 let dir: string;
@@ -142,5 +150,35 @@ describe('segment format', () => {
       time: 1,
       type: 'crash-consistent',
     });
+  });
+});
+
+describe('scanning a segment loaded into memory', () => {
+  it('finds the same records and stop as scanning the file, for whole and torn files', async () => {
+    const { path, ends } = sample(true);
+    for (const cut of [ends.at(-1)!, ends[1]! + 7, SEGMENT_HEADER_BYTES - 1]) {
+      truncateSync(path, cut);
+      const fromFile: SegmentRecord[] = [];
+      const fromBuffer: SegmentRecord[] = [];
+      const a = scanSegment(path, (r) => fromFile.push(r));
+      const b = scanSegmentBuffer(await loadSegmentFile(path), (r) => fromBuffer.push(r));
+      expect(b).toEqual(a);
+      expect(fromBuffer).toEqual(fromFile);
+    }
+  });
+
+  it('refuses a flipped payload byte like the file scan does', async () => {
+    const { path, ends } = sample(true);
+    const bytes = readFileSync(path);
+    bytes[ends[0]! - 1]! ^= 0xff; // last payload byte of the first write
+    writeFileSync(path, bytes);
+    const b = scanSegmentBuffer(await loadSegmentFile(path), () => undefined);
+    expect(b.stop).toBe('bad-crc');
+    expect(b).toEqual(scanSegment(path, () => undefined));
+  });
+
+  it('coalesces a sealed segment to the same extents and point either way', async () => {
+    const { path } = sample(true);
+    expect(await loadCoalescedSegment(path)).toEqual(readCoalescedSegment(path));
   });
 });

@@ -4,6 +4,7 @@
  * recovery can cut a torn tail and shipping never sends a record twice or half.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import {
   RECORD_HEADER_BYTES,
   RecordType,
@@ -61,16 +62,75 @@ export function scanSegment(
 ): ScanSummary {
   const fd = openSync(path, 'r');
   try {
-    return scanFd(fd, onRecord, opts);
+    return scanSource(fdSource(fd), onRecord, opts);
   } finally {
     closeSync(fd);
   }
 }
 
-function scanFd(fd: number, onRecord: (r: SegmentRecord) => void, opts: ScanOptions): ScanSummary {
+/**
+ * The same scan over a whole segment file already in memory (`loadSegmentFile`): payloads
+ * are subarrays of `file`, no copies and no system calls.
+ */
+export function scanSegmentBuffer(
+  file: Buffer,
+  onRecord: (r: SegmentRecord) => void,
+  opts: ScanOptions = {},
+): ScanSummary {
+  return scanSource(bufferSource(file), onRecord, opts);
+}
+
+/** Bytes per read call when loading a whole segment. */
+const LOAD_SLICE = 8 << 20;
+
+/**
+ * Reads a whole segment file into one buffer with reads on the thread pool, so loading a
+ * large segment (a cycle of writes, up to the journal cap) does not stop the event loop
+ * (NBD service, keepalive answers) the way record-by-record synchronous reads did.
+ */
+export async function loadSegmentFile(path: string): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const buf = Buffer.allocUnsafe(size);
+    let done = 0;
+    while (done < size) {
+      const { bytesRead } = await fh.read(buf, done, Math.min(LOAD_SLICE, size - done), done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done === size ? buf : buf.subarray(0, done);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Where a scan reads from: a file descriptor or a buffer. */
+interface ByteSource {
+  readonly length: number;
+  /** `length` bytes at `position`, fewer at the end. */
+  at(position: number, length: number): Buffer;
+}
+
+function fdSource(fd: number): ByteSource {
+  return { length: fstatSync(fd).size, at: (pos, len) => readAt(fd, pos, len) };
+}
+
+function bufferSource(file: Buffer): ByteSource {
+  return {
+    length: file.length,
+    at: (pos, len) => file.subarray(pos, Math.min(file.length, pos + len)),
+  };
+}
+
+function scanSource(
+  src: ByteSource,
+  onRecord: (r: SegmentRecord) => void,
+  opts: ScanOptions,
+): ScanSummary {
   const verify = opts.payloads ?? true;
-  const fileLength = Math.min(fstatSync(fd).size, opts.limit ?? Infinity);
-  const header = decodeSegmentHeader(readAt(fd, 0, SEGMENT_HEADER_BYTES));
+  const fileLength = Math.min(src.length, opts.limit ?? Infinity);
+  const header = decodeSegmentHeader(src.at(0, SEGMENT_HEADER_BYTES));
   const summary = (pos: number, records: number, lastType: number | undefined, stop: ScanStop) =>
     ({
       header,
@@ -81,14 +141,13 @@ function scanFd(fd: number, onRecord: (r: SegmentRecord) => void, opts: ScanOpti
       stop,
     }) satisfies ScanSummary;
   if (!header) return summary(0, 0, undefined, 'bad-header');
-  const headBuf = Buffer.alloc(RECORD_HEADER_BYTES);
   let pos = SEGMENT_HEADER_BYTES;
   let records = 0;
   let lastType: number | undefined;
   for (;;) {
     if (pos === fileLength) return summary(pos, records, lastType, 'end');
     if (pos + RECORD_HEADER_BYTES > fileLength) return summary(pos, records, lastType, 'torn');
-    readInto(fd, headBuf, pos);
+    const headBuf = src.at(pos, RECORD_HEADER_BYTES);
     const h = decodeRecordHeader(headBuf);
     if (!h || h.recordSeq !== records + 1) return summary(pos, records, lastType, 'invalid');
     const end = pos + RECORD_HEADER_BYTES + h.payloadLength;
@@ -96,7 +155,7 @@ function scanFd(fd: number, onRecord: (r: SegmentRecord) => void, opts: ScanOpti
     const needPayload = verify || h.type === RecordType.seal;
     const payload =
       needPayload && h.payloadLength > 0
-        ? readAt(fd, pos + RECORD_HEADER_BYTES, h.payloadLength)
+        ? src.at(pos + RECORD_HEADER_BYTES, h.payloadLength)
         : null;
     if (verify && recordCrc(headBuf, payload) !== h.crc) {
       return summary(pos, records, lastType, 'bad-crc');

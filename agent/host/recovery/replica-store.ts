@@ -35,7 +35,7 @@ import {
 } from './open-recovery.ts';
 import { parallelReader, syncReader, type OldContentsReader } from './old-contents-reader.ts';
 import { readAtPoint } from './point-read.ts';
-import { writeExtents } from './extent-writes.ts';
+import { extentWriter, type ExtentWriter } from './async-io.ts';
 import { RecoveryDb, type ResyncRecord, type StoredPoint } from './recovery-db.ts';
 import { StoreResync, type ResyncCursor } from './store-resync.ts';
 import { pointsToPrune, undoNeeded } from './retention.ts';
@@ -74,7 +74,8 @@ export async function openReplicaStore(options: ReplicaStoreOptions): Promise<Re
       'replica store open',
     );
     const reader = opts.diskPaths ? parallelReader(opts.diskPaths) : syncReader(opts.disks);
-    return new Store(opts, ctx, db, reader, { ...recovered, resync }, log);
+    const writer = extentWriter(opts.disks, opts.diskPaths);
+    return new Store(opts, ctx, db, reader, writer, { ...recovered, resync }, log);
   } catch (e) {
     await db.close();
     throw e;
@@ -92,12 +93,15 @@ class Store implements ReplicaStore {
   private queue: Promise<unknown> = Promise.resolve();
   /** Set while a revert runs: points after it are being dropped and may not be read. */
   private revertTarget: number | undefined;
+  /** Pinned points (holder → point id): see pin(). */
+  private readonly pins_ = new Map<string, string>();
 
   constructor(
     private readonly opts: CompiledOptions,
     private readonly ctx: ReplayContext,
     private readonly db: RecoveryDb,
     private readonly reader: OldContentsReader,
+    private readonly writer: ExtentWriter,
     recovered: {
       lastApplied: number;
       points: StoredPoint[];
@@ -106,6 +110,7 @@ class Store implements ReplicaStore {
       resync: StoreResync;
     },
     private readonly log: CompiledOptions['log'],
+    pinned: Readonly<Record<string, string>> = {},
   ) {
     this.resync = recovered.resync;
     this.lastApplied = recovered.lastApplied;
@@ -113,6 +118,10 @@ class Store implements ReplicaStore {
     this.index = recovered.index;
     this.openReport = recovered.report;
     for (const p of this.points_) this.byId.set(p.record.id, p);
+    for (const [holder, id] of Object.entries(pinned)) {
+      if (this.byId.has(id)) this.pins_.set(holder, id);
+      else log.warn({ holder, pointId: id }, 'a pinned point is no longer retained');
+    }
   }
 
   get vmId(): string {
@@ -158,6 +167,9 @@ class Store implements ReplicaStore {
   /** Steps 1–5 of the apply protocol (see the top of this file). */
   private async applySteps(seg: IncomingSegment): Promise<void> {
     let file: UndoFile | undefined;
+    const t0 = performance.now();
+    let tUndo = t0;
+    let tWrite = t0;
     if (seg.extents.length > 0) {
       try {
         file = await writeUndoFile({
@@ -172,12 +184,25 @@ class Store implements ReplicaStore {
         removeFile(undoPath(this.ctx.undoDir, seg.seq));
         throw ioError(`writing undo data of segment ${seg.seq}`, e);
       }
+      tUndo = performance.now();
       this.index.add(file);
       await this.failOnError(() => this.db.putIntent({ op: 'apply', seq: seg.seq }));
-      await this.failOnError(() => writeExtents(this.opts.disks, seg.extents));
+      await this.failOnError(() => this.writer.writeDurably(seg.extents));
+      tWrite = performance.now();
     }
     const stored: StoredPoint = { record: { ...seg.point }, undoBytes: file?.bytes ?? 0 };
     await this.failOnError(() => this.db.commitPoint(stored));
+    const ms = (a: number, b: number): number => Math.round(b - a);
+    this.log.debug(
+      {
+        seq: seg.seq,
+        undoBytes: file?.bytes ?? 0,
+        undoMs: ms(t0, tUndo),
+        writeMs: ms(tUndo, tWrite),
+        commitMs: ms(tWrite, performance.now()),
+      },
+      'segment applied',
+    );
     this.lastApplied = seg.seq;
     this.points_.push(stored);
     this.byId.set(stored.record.id, stored);
@@ -231,6 +256,7 @@ class Store implements ReplicaStore {
     return this.exclusive(async () => {
       const candidates = this.points_.map((p) => ({ ...p.record, seq: p.record.segment }));
       const drop = new Set(pointsToPrune(candidates, now, this.opts.rules));
+      for (const id of this.pins_.values()) drop.delete(this.byId.get(id)?.record.segment ?? -1);
       if (drop.size === 0) return [];
       const dropped = this.points_.filter((p) => drop.has(p.record.segment));
       await this.db.dropPoints([...drop]);
@@ -248,6 +274,7 @@ class Store implements ReplicaStore {
 
   private async revertUnlocked(pointId: string): Promise<void> {
     const target = this.point(pointId).record.segment;
+    this.refusePinned('revert', (seq) => seq > target);
     const layer = this.resync.revertLayer();
     if (target === this.lastApplied && !this.resync.fuzzy(this.lastApplied)) return;
     // Verified before the intent is recorded: corrupt undo data refuses the revert and leaves
@@ -273,6 +300,8 @@ class Store implements ReplicaStore {
       // Mid-resync the disks are at no point: committing means going back to the last good one.
       const fuzzy = this.resync.fuzzy(this.lastApplied) ? this.latest()?.id : undefined;
       const target = pointId ?? fuzzy;
+      const keep = target === undefined ? this.lastApplied : this.point(target).record.segment;
+      this.refusePinned('commit', (seq) => seq !== keep);
       if (target !== undefined) await this.revertUnlocked(target);
       const others = this.points_.slice(0, -1);
       await this.db.dropPoints(others.map((p) => p.record.segment));
@@ -288,6 +317,7 @@ class Store implements ReplicaStore {
       if (!Number.isSafeInteger(lastApplied) || lastApplied < 0) {
         throw badInput('lastApplied', `must be a whole number >= 0, not ${lastApplied}`);
       }
+      this.refusePinned('rebase', () => true);
       await this.rebaseUnlocked(lastApplied);
       this.log.info({ lastApplied }, 'replica store rebased');
     });
@@ -313,6 +343,7 @@ class Store implements ReplicaStore {
 
   beginResync(id: string): Promise<ResyncRecord> {
     return this.exclusive(async () => {
+      this.refusePinned('resync', () => true);
       const seqs = this.points_.map((p) => p.record.segment);
       const { record, dropped } = await this.resync.begin(this.db, id, this.lastApplied, seqs);
       if (dropped.length > 0) {
@@ -349,6 +380,36 @@ class Store implements ReplicaStore {
     });
   }
 
+  pin(holder: string, pointId: string): Promise<void> {
+    return this.exclusive(async () => {
+      this.point(pointId);
+      this.pins_.set(holder, pointId);
+      this.log.info({ holder, pointId }, 'recovery point pinned');
+    });
+  }
+
+  unpin(holder: string): void {
+    if (this.pins_.delete(holder)) this.log.info({ holder }, 'recovery point unpinned');
+  }
+
+  pins(): ReadonlyMap<string, string> {
+    return this.pins_;
+  }
+
+  /** SS_CONFLICT when `what` would drop a pinned point (one whose segment `drops`). */
+  private refusePinned(what: string, drops: (seq: number) => boolean): void {
+    for (const [holder, id] of this.pins_) {
+      const seq = this.byId.get(id)?.record.segment;
+      if (seq !== undefined && drops(seq)) {
+        throw new SecondsiteError(
+          'SS_CONFLICT',
+          `recovery point ${id} is pinned by ${holder}: no ${what} until it is released`,
+          { vmId: this.vmId, pointId: id, holder },
+        );
+      }
+    }
+  }
+
   private async dropResyncIfUnneeded(): Promise<void> {
     const oldest = this.points_[0]?.record.segment;
     if (await this.resync.dropIfUnneeded(this.db, oldest, this.lastApplied)) {
@@ -363,6 +424,7 @@ class Store implements ReplicaStore {
     this.resync.close();
     this.index.close();
     this.reader.close();
+    this.writer.close();
     await this.db.close();
   }
 

@@ -32,6 +32,12 @@ export interface ReplicaStoreOptions {
   readonly diskPaths?: readonly string[];
   /** Size of the reused I/O batch buffer. @default 8 MiB */
   readonly batchBytes?: number;
+  /**
+   * Points pinned from the moment the store opens (holder → point id), so a test or failover
+   * view that outlived a restart keeps its point before any segment or prune runs. A point no
+   * longer retained is skipped with a warning. @default none
+   */
+  readonly pinned?: Readonly<Record<string, string>>;
   /** Tests only: an open-able abstract-level database (e.g. memory-level) instead of `db/`. */
   readonly level?: LevelLike;
 }
@@ -88,6 +94,16 @@ export interface ReplicaStore {
   read(disk: number, offset: number, length: number, pointId: string): Buffer;
   /** Prunes points past retention (never the latest) and the undo data only they needed. */
   prune(now?: number): Promise<RecoveryPointRecord[]>;
+  /**
+   * Keeps `pointId` retained for `holder` (one pin per holder; pinning again moves it) until
+   * unpin(holder): prune skips it, and revertTo/commit that would drop it, rebase and
+   * beginResync are refused with SS_CONFLICT. Ordered after running mutations, so an apply in
+   * flight completes first. SS_NOT_FOUND when the point is not retained.
+   */
+  pin(holder: string, pointId: string): Promise<void>;
+  unpin(holder: string): void;
+  /** holder → pinned point id. */
+  pins(): ReadonlyMap<string, string>;
   /** Rolls the replica disks back to `pointId` and drops later points (unplanned failover). */
   revertTo(pointId: string): Promise<void>;
   /** Commits a failover: optionally reverts to `pointId`, then discards all other points. */

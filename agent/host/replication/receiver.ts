@@ -47,6 +47,8 @@ export interface ReceiverOptions {
   readonly log: Logger;
   /** Points older than this are pruned after each apply. @default 24 */
   readonly retentionHours?: number;
+  /** Points to pin when a VM's store opens (failover views that outlived a restart). */
+  readonly pins?: (vm: string) => Readonly<Record<string, string>>;
 }
 
 /** Bytes per read when copying a point to a file: large sequential reads, bounded memory. */
@@ -162,10 +164,12 @@ export class Receiver {
       if (this.retired.has(vm)) {
         throw new SecondsiteError('SS_NOT_PAIRED', `VM ${vm} is being unpaired`, { vm });
       }
-      opening = openStore(found.config, found.vmDir, {
-        ...this.o,
-        retentionHours: pairing.retentionHours ?? this.o.retentionHours ?? 24,
-      });
+      opening = openStore(
+        found.config,
+        found.vmDir,
+        { ...this.o, retentionHours: pairing.retentionHours ?? this.o.retentionHours ?? 24 },
+        this.o.pins?.(vm),
+      );
       this.stores.set(vm, opening);
       opening.catch(() => this.stores.delete(vm));
     }
@@ -229,7 +233,12 @@ export class Receiver {
   }
 }
 
-async function openStore(config: VmConfig, vmDir: string, o: ReceiverOptions): Promise<OpenStore> {
+async function openStore(
+  config: VmConfig,
+  vmDir: string,
+  o: ReceiverOptions,
+  pinned?: Readonly<Record<string, string>>,
+): Promise<OpenStore> {
   const paths = config.disks.map((d) => diskPath(vmDir, d));
   const disks = paths.map((p) => RawDisk.open(p));
   try {
@@ -241,6 +250,7 @@ async function openStore(config: VmConfig, vmDir: string, o: ReceiverOptions): P
       clock: o.clock,
       log: o.log.child({ vm: config.name }),
       retentionHours: o.retentionHours ?? 24,
+      ...(pinned ? { pinned } : {}),
     });
     return { store, disks, paths };
   } catch (e) {

@@ -14,6 +14,7 @@ import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import type { RecoveryPointRecord } from '../journal/types.ts';
+import type { ReplicaStore } from '../recovery/types.ts';
 import type { ReplicationServer, TlsMaterial } from '../transport/replication-server.ts';
 import { layout } from '../vm/layout.ts';
 import type { VmManager, VmView } from '../vm/vm-manager.ts';
@@ -33,6 +34,8 @@ export interface HostReplicationOptions {
   readonly port: number;
   readonly clock: Clock;
   readonly log: Logger;
+  /** Points pinned when a replica store opens (agent/host/failover: views kept over a restart). */
+  readonly pins?: (vm: string) => Readonly<Record<string, string>>;
 }
 
 export interface HostReplication {
@@ -49,6 +52,8 @@ export interface HostReplication {
   /** A segment was sealed for `vm`. */
   wake(vm: string): void;
   points(vm: string): Promise<RecoveryPointRecord[]>;
+  /** A replica VM's open recovery store (failover views read and pin it). */
+  store(vm: string): Promise<ReplicaStore>;
   readToFile(vm: string, disk: number, pointId: string, outPath: string): Promise<number>;
 }
 
@@ -78,6 +83,7 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
   const receiver = new Receiver({
     clock: o.clock,
     log,
+    ...(o.pins ? { pins: o.pins } : {}),
     vms: {
       find: (name) => {
         const found = o.vms.paired().find((v) => v.config.name === name);
@@ -144,6 +150,7 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
     release: (vm) => receiver.release(vm),
     wake: (vm) => pool.wake(vm),
     points: (vm) => receiver.points(vm),
+    store: (vm) => receiver.store(vm),
     readToFile: (vm, disk, pointId, outPath) => receiver.readToFile(vm, disk, pointId, outPath),
   };
 }

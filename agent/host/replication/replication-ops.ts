@@ -20,10 +20,23 @@ import { join } from 'node:path';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { fsyncDirSync } from '../../../common/fs/atomic-file.ts';
 import type { Logger } from '../../../common/log/log.ts';
+import { systemClock, type Clock } from '../../../common/time/clock.ts';
 import type { RecoveryPointRecord } from '../journal/types.ts';
+import { openReplicaStore } from '../recovery/replica-store.ts';
+import {
+  EXPORT_STATE,
+  exportVmOffline,
+  readExportRecord,
+  type ExportResult,
+} from '../sync/offline-export.ts';
+import { IMPORT_STATE, importVmOffline, type ImportResult } from '../sync/offline-import.ts';
 import { layout } from '../vm/layout.ts';
+import { RawDisk } from '../vm/raw-disk.ts';
+import { diskPath } from '../vm/vm-config.ts';
 import type { VmManager, VmView } from '../vm/vm-manager.ts';
 import type { PairInput } from '../vm/vm-pairing.ts';
+import type { FailoverOps } from '../failover/failover-ops.ts';
+import { readFailoverState } from '../failover/failover-state.ts';
 import type { Pairing } from './pairing.ts';
 import { replicaDir } from './receiver.ts';
 import type { ReplicationStatus } from './sender.ts';
@@ -55,19 +68,36 @@ export interface ReplicationOps {
   status(view: VmView): Promise<ReplicationStatus | undefined>;
   /** The VM now, or undefined when there is none. */
   find(name: string): VmView | undefined;
+  /** Failover on this host (agent/host/failover), when the host agent wires it in. */
+  readonly failover?: FailoverOps;
+  /**
+   * Primary, offline initial replication (R15): exports the disks with a manifest into
+   * `<path>/<name>/` (sync/offline-export.ts); the same id again does nothing.
+   */
+  exportOffline(name: string, path: string, exportId: string): Promise<ExportResult>;
+  /** Replica: verifies the export in `<path>/<name>/` and writes it into the replica. */
+  importOffline(name: string, path: string, exportId: string): Promise<ImportResult>;
+  /**
+   * Primary: the replica holds export `exportId`: segments up to its base are done, the
+   * baseline becomes 'copied' (shipping continues from the base once resumed).
+   */
+  seedOffline(name: string, exportId: string): Promise<VmView>;
 }
 
 /** Files of a primary's copy and resync, which no longer apply once it is unpaired. */
-const PRIMARY_STATE_FILES = ['initial-copy.json', 'resync-source.json'];
+const PRIMARY_STATE_FILES = ['initial-copy.json', 'resync-source.json', EXPORT_STATE];
 
 export function createReplicationOps(o: {
   dataDir: string;
   vms: VmManager;
   replication?: OpsReplication;
   log: Logger;
+  /** @default systemClock */
+  clock?: Clock;
 }): ReplicationOps {
   const { vms, replication: repl } = o;
   const log = o.log.child({ component: 'replication-ops' });
+  const clock = o.clock ?? systemClock;
   const find = (name: string): VmView | undefined => vms.list().find((v) => v.config.name === name);
   const refresh = async (): Promise<void> => repl?.refresh();
 
@@ -84,6 +114,15 @@ export function createReplicationOps(o: {
         'SS_CONFLICT',
         `VM ${name} is a replica on this host; pause, resume and resync act on its primary`,
         { vm: name },
+      );
+    }
+    const fence = readFailoverState(layout.vmDir(o.dataDir, name)).fence;
+    if (fence) {
+      // A fenced former primary never ships again (agent/host/failover): reverse it instead.
+      throw new SecondsiteError(
+        'SS_CONFLICT',
+        `VM ${name} is fenced (epoch ${fence.epoch} runs elsewhere): its replication cannot resume`,
+        { vm: name, epoch: fence.epoch },
       );
     }
     return pairing;
@@ -120,6 +159,7 @@ export function createReplicationOps(o: {
   /** The recovery store of a VM that is no replica any more (also what a crash left). */
   function dropReplicaStore(name: string): void {
     const vmDir = layout.vmDir(o.dataDir, name);
+    rmSync(join(vmDir, IMPORT_STATE), { force: true });
     if (!existsSync(replicaDir(vmDir))) return;
     rmSync(replicaDir(vmDir), { recursive: true, force: true });
     fsyncDirSync(vmDir);
@@ -183,6 +223,102 @@ export function createReplicationOps(o: {
       } else if (pairing.baseline !== 'resync-required') {
         await vms.updatePairing(name, { baseline: 'resync-required' });
         log.info({ vm: name }, 'resync requested');
+      }
+      await refresh();
+      return find(name)!;
+    },
+
+    async exportOffline(name, path, exportId) {
+      const pairing = pairedPrimary(name);
+      const journal = vms.journalOf(name);
+      if (!journal || journal.state !== 'journaling') {
+        throw new SecondsiteError(
+          'SS_CONFLICT',
+          `VM ${name} must be running and protected (journaling) to be exported`,
+          { vm: name },
+        );
+      }
+      const view = find(name)!;
+      return exportVmOffline({
+        vm: name,
+        exportId,
+        epoch: pairing.epoch,
+        path,
+        vmDir: layout.vmDir(o.dataDir, name),
+        journal,
+        diskSizes: view.config.disks.map((d) => d.sizeBytes),
+        now: () => clock.now(),
+        log,
+      });
+    },
+
+    async importOffline(name, path, exportId) {
+      const view = find(name);
+      const pairing = vms.pairingOf(name);
+      if (!view || pairing?.role !== 'replica') {
+        throw new SecondsiteError('SS_NOT_PAIRED', `VM ${name} is not paired as a replica here`, {
+          vm: name,
+        });
+      }
+      const vmDir = layout.vmDir(o.dataDir, name);
+      // The receiver's store closes and stays closed while the import writes the replica.
+      await repl?.retire(name);
+      try {
+        const paths = view.config.disks.map((d) => diskPath(vmDir, d));
+        const disks = paths.map((p) => RawDisk.open(p));
+        try {
+          const store = await openReplicaStore({
+            dir: replicaDir(vmDir),
+            vmId: name,
+            disks,
+            diskPaths: paths,
+            clock,
+            log,
+            retentionHours: pairing.retentionHours ?? 24,
+          });
+          try {
+            return await importVmOffline({
+              vm: name,
+              path,
+              exportId,
+              vmDir,
+              disks,
+              diskPaths: paths,
+              store,
+              log,
+            });
+          } finally {
+            await store.close();
+          }
+        } finally {
+          await Promise.all(disks.map((d) => d.close()));
+        }
+      } finally {
+        repl?.release(name);
+      }
+    },
+
+    async seedOffline(name, exportId) {
+      const pairing = pairedPrimary(name);
+      const record = readExportRecord(layout.vmDir(o.dataDir, name));
+      if (record?.exportId !== exportId) {
+        throw new SecondsiteError(
+          'SS_CONFLICT',
+          `VM ${name} has no export ${exportId} here (its last export: ${record?.exportId ?? 'none'})`,
+          { vm: name, exportId },
+        );
+      }
+      if (pairing.baseline !== 'copied') {
+        const journal = vms.journalOf(name);
+        if (journal?.state === 'journaling') {
+          await journal.markShipped(record.baseSeq);
+          await vms.setBaseline(name, 'copied');
+        } else {
+          // Writes since the export may be lost from the journal (stopped, or overflowed):
+          // the imported replica is compared and only what differs is sent.
+          await vms.updatePairing(name, { baseline: 'resync-required' });
+        }
+        log.info({ vm: name, exportId, baseSeq: record.baseSeq }, 'seeded from offline export');
       }
       await refresh();
       return find(name)!;

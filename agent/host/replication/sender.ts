@@ -26,7 +26,7 @@ import { SecondsiteError, isSecondsiteError } from '../../../common/errors/error
 import type { ErrorCode } from '../../../common/errors/catalogue.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
-import { readCoalescedSegment } from '../journal/segment-coalesce.ts';
+import { loadCoalescedSegment } from '../journal/segment-coalesce.ts';
 import type { VmJournal } from '../journal/types.ts';
 import type { ReplicationClient, ShipStream } from '../transport/replication-client.ts';
 import type { SyncProgress } from '../sync/types.ts';
@@ -176,14 +176,27 @@ export class VmSender {
         this.set({ state: 'shipping' });
         for (const s of unshipped) {
           if (s.seq !== last + 1) this.gap(last, s.seq);
-          const seg = readCoalescedSegment(s.path);
+          const t0 = performance.now();
+          const seg = await loadCoalescedSegment(s.path);
+          const t1 = performance.now();
           await stream.ship(
             { vmId: this.o.vm, seq: s.seq, point: seg.point, extents: seg.extents },
             { compress: this.o.pairing.compression },
           );
-          await journal.markShipped(s.seq);
+          const t2 = performance.now();
+          // Acknowledged = durably applied there: report it at once; deleting it follows.
           last = s.seq;
           this.set({ lastAckedSeq: last, lastShippedAt: this.o.clock.now(), lastError: '' });
+          this.log.debug(
+            {
+              seq: s.seq,
+              bytes: s.bytes,
+              loadMs: Math.round(t1 - t0),
+              shipMs: Math.round(t2 - t1),
+            },
+            'segment shipped',
+          );
+          await journal.markShipped(s.seq);
         }
       }
     } finally {

@@ -7,8 +7,14 @@
  *
  * Zero ranges: when the image paths are given, a new copy first truncates the images to holes,
  * so zero ranges the copy has not reached before need no write at all (30% of a typical disk).
- * Past the durable watermark, up to `flushEveryBytes` may have been written by an attempt that
- * died before its watermark; zero ranges there are written out.
+ * Past the durable watermark, up to twice `flushEveryBytes` (plus a chunk) may have been
+ * written by an attempt that died before its watermark; zero ranges there are written out.
+ *
+ * Flushes are pipelined: at every `flushEveryBytes` the disks are fdatasynced on the thread
+ * pool while the next chunks are written, and the watermark moves to where that flush began
+ * only once it completed. A new flush waits for the previous one, so writes run at most one
+ * flush interval ahead of a flush in flight (the window above). Before, each flush was a
+ * synchronous fdatasync that stopped the stream (and the event loop) for its whole duration.
  */
 import { truncateSync } from 'node:fs';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
@@ -55,6 +61,9 @@ export class InitialCopyTarget {
   /** Where the next chunk must start; ahead of the durable watermark between flushes. */
   private next: GridCursor = { disk: 0, offset: 0 };
   private unflushed = 0;
+  /** The flush in flight (never rejects; a failure is kept in `flushError`). */
+  private flushing: Promise<void> = Promise.resolve();
+  private flushError: unknown;
   /** Zero ranges starting at or past this cursor need no write (see the file comment). */
   private holesFrom: GridCursor | undefined;
   private readonly flushEvery: number;
@@ -82,7 +91,7 @@ export class InitialCopyTarget {
     if (m && m.copyId === b.copyId && m.baseSeq === b.baseSeq) {
       this.next = m.cursor;
       // The dead attempt wrote at most flushEvery + one chunk past its watermark.
-      const window = this.flushEvery + MAX_CHUNK_BYTES;
+      const window = 2 * this.flushEvery + MAX_CHUNK_BYTES;
       this.holesFrom = m.cleared ? advance(m.cursor, window, sizes) : undefined;
       this.o.log.info({ copyId: b.copyId, cursor: m.cursor }, 'initial copy: resuming');
       return m.cursor;
@@ -95,9 +104,14 @@ export class InitialCopyTarget {
     return this.next;
   }
 
-  /** Writes chunks, which must follow on from the last one; flushes every flushEveryBytes. */
-  write(chunks: readonly Extent[]): void {
+  /**
+   * Writes chunks, which must follow on from the last one; every flushEveryBytes starts a
+   * flush (see the file comment). Resolves once the chunks are written and at most one flush
+   * is in flight; rejects with a failed flush's error.
+   */
+  async write(chunks: readonly Extent[]): Promise<void> {
     const m = this.expectMark();
+    this.throwFlushError();
     for (const c of chunks) {
       this.checkNext(c, m.diskSizes);
       const disk = this.o.disks[c.disk]!;
@@ -105,16 +119,42 @@ export class InitialCopyTarget {
       else if (!this.holesFrom || before(c, this.holesFrom)) disk.zeroSync(c.offset, c.length);
       this.next = { disk: c.disk, offset: c.offset + c.length };
       this.unflushed += c.length;
-      if (this.unflushed >= this.flushEvery) this.flush();
+      if (this.unflushed >= this.flushEvery) {
+        await this.flushing; // at most one flush in flight
+        this.throwFlushError();
+        this.startFlush();
+      }
     }
   }
 
   /** Makes everything written durable and moves the watermark there. */
-  flush(): void {
+  async flush(): Promise<void> {
+    this.expectMark();
+    await this.flushing;
+    this.throwFlushError();
+    this.startFlush();
+    await this.flushing;
+    this.throwFlushError();
+  }
+
+  /**
+   * fdatasyncs the disks (covering every write issued so far) and then persists the watermark
+   * at the cursor of this moment.
+   */
+  private startFlush(): void {
     const m = this.expectMark();
-    for (const d of this.o.disks) d.syncSync();
-    this.persist({ ...m, cursor: this.next });
+    const at = this.next;
     this.unflushed = 0;
+    this.flushing = (async () => {
+      await Promise.all(this.o.disks.map((d) => d.syncAsync()));
+      this.persist({ ...m, cursor: at });
+    })().catch((e: unknown) => {
+      this.flushError ??= e;
+    });
+  }
+
+  private throwFlushError(): void {
+    if (this.flushError !== undefined) throw this.flushError;
   }
 
   /** Durable progress (CopyProgress). */
@@ -132,7 +172,7 @@ export class InitialCopyTarget {
   async finish(): Promise<{ baseSeq: number }> {
     const m = this.expectMark();
     const all = wholeDisks(m.diskSizes);
-    this.flush();
+    await this.flush();
     if (bytesBefore(all, this.next) !== totalBytes(all)) {
       throw new SecondsiteError('SS_PROTOCOL', 'initial copy ended before the last chunk', {
         cursor: this.next,

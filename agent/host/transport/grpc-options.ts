@@ -13,12 +13,18 @@ import { LIMITS } from '../replication/protocol.ts';
 export const FLOW_CONTROL_WINDOW = 8 * 1024 * 1024;
 
 /**
- * Keepalive: a ping every 2 s when the connection is quiet, dropped 1 s after an unanswered
- * one, so a silent partition (packets dropped, no RST) is noticed within 2 + 1 = 3 s, under the
- * 5 s the design asks for. Pings are sent even without calls so that an idle channel knows.
+ * Keepalive: a ping every 2 s when the connection is quiet, dropped 2.5 s after an unanswered
+ * one, so a silent partition (packets dropped, no RST) is noticed within 2 + 2.5 = 4.5 s, under
+ * the 5 s the design asks for. Pings are sent even without calls so that an idle channel knows.
+ *
+ * The timeout is not shorter on purpose: a ping is answered by the peer's event loop, and a
+ * busy but healthy peer must not look partitioned. With 1 s, a replica applying a 750 MB
+ * segment with synchronous I/O (since moved to the thread pool, recovery/async-io.ts) or a
+ * primary loading one, missed the deadline and the connection was dropped mid-segment. What
+ * still runs on the loop (chunk checks, coalescing) stays well under 2.5 s per turn.
  */
 export const KEEPALIVE_TIME_MS = 2_000;
-export const KEEPALIVE_TIMEOUT_MS = 1_000;
+export const KEEPALIVE_TIMEOUT_MS = 2_500;
 
 /**
  * Connections are closed after 1 h (with 5 min grace for a stream to finish a segment) so a

@@ -131,13 +131,13 @@ class CopySession {
       this.sendProgress(this.target.progress(), false, from);
     },
     // Step 5, and step 6 after each flush the target made.
-    chunk: (f) => {
+    chunk: async (f) => {
       const { ctx, target } = this.expect();
       assertCallerCurrent(ctx.caller, this.deps.clock);
       if (!('chunk' in f) || !f.chunk) throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
       const extents = decodeChunk(f.chunk, ctx.agreement);
       if (this.digest) for (const e of extents) this.digest.add(e);
-      target.write(extents);
+      await target.write(extents);
       const p = target.progress();
       if (p.bytesDone !== this.sentDone) this.sendProgress(p, false, target.pending()?.cursor);
     },

@@ -7,7 +7,6 @@
  * States: opening → open → closed (ended by either side or failed; every pending ship then
  * rejects with the same typed error).
  */
-import { once } from 'node:events';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../../common/errors/catalogue.ts';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
@@ -20,6 +19,7 @@ import {
   type SegmentFrameOptions,
 } from '../replication/segment-frames.ts';
 import type { AckMsg, ShipFrameMsg, ShipReplyMsg, WelcomeMsg } from '../replication/wire-types.ts';
+import { roomOrEnd } from './write-room.ts';
 
 export interface ShipResult {
   readonly seq: number;
@@ -153,22 +153,28 @@ export class ShipStream {
     const acked = new Promise<ShipResult>((resolve, reject) =>
       this.pending.push({ seq: seg.seq, resolve, reject }),
     );
-    // Segments are written one after another, never interleaved.
-    this.writing = this.writing.then(() => this.writeFrames(segmentFrames(seg, agreement, opts)));
+    // Segments are written one after another, never interleaved. The chain never rejects: a
+    // failure while writing (or framing) fails the stream, which rejects the pending acks, so
+    // nothing is left for an unhandled rejection.
+    this.writing = this.writing
+      .then(() => this.writeFrames(segmentFrames(seg, agreement, opts)))
+      .catch((e: unknown) => {
+        const err =
+          e instanceof SecondsiteError
+            ? e
+            : new SecondsiteError('SS_INTERNAL', e instanceof Error ? e.message : String(e));
+        this.fail(err);
+        this.call.cancel();
+      });
     return acked;
   }
 
   private async writeFrames(frames: Iterable<ShipFrameMsg>): Promise<void> {
     for (const frame of frames) {
       if (this.state === 'closed') return;
-      if (!this.call.write(frame)) {
-        // Wait for HTTP/2 flow control to make room, or for the stream to die.
-        const ac = new AbortController();
-        await Promise.race([
-          once(this.call, 'drain', { signal: ac.signal }),
-          once(this.call, 'close', { signal: ac.signal }),
-        ]).finally(() => ac.abort());
-      }
+      // Wait for HTTP/2 flow control to make room, or for the stream to die (then the loop
+      // ends: fail() already rejected what waits).
+      if (!this.call.write(frame)) await roomOrEnd(this.call, () => this.state === 'closed');
     }
   }
 

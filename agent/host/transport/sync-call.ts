@@ -6,12 +6,12 @@
  *
  * States: open → closed (ended, failed or cancelled).
  */
-import { once } from 'node:events';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { fromGrpcError } from '../../../common/wire/grpc-errors.ts';
 import { negotiate, type Agreement, type HelloFields } from '../replication/protocol.ts';
 import type { WelcomeMsg } from '../replication/wire-types.ts';
+import { roomOrEnd } from './write-room.ts';
 
 interface Waiter<R> {
   readonly step: string;
@@ -77,12 +77,8 @@ export class SyncCall<F extends object, R extends { step?: string }> {
   async write(frame: F): Promise<void> {
     if (this.state === 'closed') throw this.closedError();
     if (this.call.write(frame)) return;
-    const ac = new AbortController();
-    await Promise.race([
-      once(this.call, 'drain', { signal: ac.signal }),
-      once(this.call, 'close', { signal: ac.signal }),
-      this.failed,
-    ]).finally(() => ac.abort());
+    // Never rejects: a broken stream wakes it up and `fail` has set the typed failure.
+    await roomOrEnd(this.call, () => this.state === 'closed');
     // The await above may have closed the stream (TypeScript cannot see that).
     if (this.failure) throw this.failure;
   }

@@ -82,10 +82,30 @@ export interface VmManager extends Service {
    */
   pair(input: PairInput): Promise<VmView>;
   pairingOf(name: string): Pairing | undefined;
-  /** Changes a paired VM's pause flag or baseline (persisted); SS_NOT_PAIRED when unpaired. */
+  /**
+   * Changes a paired VM's pause flag, baseline or epoch (a failover raises it; persisted);
+   * SS_NOT_PAIRED when unpaired.
+   */
   updatePairing(
     name: string,
-    change: Partial<Pick<Pairing, 'paused' | 'baseline'>>,
+    change: Partial<Pick<Pairing, 'paused' | 'baseline' | 'epoch'>>,
+  ): Promise<VmView>;
+  /** Replaces the VM's network adapters (a failover's placement); persisted. */
+  setNics(name: string, nics: readonly VmNic[]): Promise<VmView>;
+  /**
+   * Planned failover: the VM keeps only its journal open (no exports, no guest channel, no
+   * cycles), so a final point can be cut and shipped with no guest writing. A stopped VM is
+   * opened so (the start hook is not asked: this is no start for a guest).
+   */
+  detachGuest(name: string): Promise<VmView>;
+  /**
+   * Failover commit: a VM running on a failover view moves onto its own images under a new
+   * journal with `protection` (vm-runtime.ts materialize), without disconnecting its guest.
+   */
+  materialize(
+    name: string,
+    protection: { copyFrequencySeconds: number; appConsistentHours: number },
+    fill: (journal: RuntimeJournal) => Promise<void>,
   ): Promise<VmView>;
   /** Forgets the VM's pairing (persisted); nothing when it has none. */
   unpair(name: string): Promise<VmView>;
@@ -162,7 +182,11 @@ class Manager implements VmManager {
   startVm(name: string): Promise<VmView> {
     return this.serial(name, async () => {
       const config = this.configOf(name);
-      refuseReplica(this.pairings.get(name), name, 'started');
+      if (!this.runtimes.has(name)) {
+        // A failed-over VM is still paired as replica until commit: it runs on its view.
+        const hook = this.ctx.startHook?.(name);
+        if (!hook || !('external' in hook)) refuseReplica(this.pairings.get(name), name, 'started');
+      }
       await this.start(config);
       if (config.state !== 'running') this.save({ ...config, state: 'running' });
       return this.view(this.configOf(name));
@@ -276,9 +300,50 @@ class Manager implements VmManager {
     return this.pairings.get(name);
   }
 
+  setNics(name: string, nics: readonly VmNic[]): Promise<VmView> {
+    return this.serial(name, async () => {
+      const config = this.configOf(name);
+      if (JSON.stringify(nics) !== JSON.stringify(config.nics)) {
+        this.save({ ...config, nics: nics.map((n) => ({ network: n.network, subnet: n.subnet })) });
+      }
+      return this.view(this.configOf(name));
+    });
+  }
+
+  detachGuest(name: string): Promise<VmView> {
+    return this.serial(name, async () => {
+      const config = this.configOf(name);
+      const runtime = this.runtimes.get(name);
+      if (runtime) await runtime.detachGuest();
+      else this.runtimes.set(name, await VmRuntime.start(this.ctx, config, { serve: false }));
+      return this.view(config);
+    });
+  }
+
+  materialize(
+    name: string,
+    protection: { copyFrequencySeconds: number; appConsistentHours: number },
+    fill: (journal: RuntimeJournal) => Promise<void>,
+  ): Promise<VmView> {
+    return this.serial(name, async () => {
+      const old = this.configOf(name);
+      const runtime = this.runtimes.get(name);
+      if (!runtime?.external) {
+        throw new SecondsiteError('SS_CONFLICT', `VM ${name} does not run on a failover view`, {
+          vm: name,
+        });
+      }
+      const since = old.protection?.since ?? this.ctx.clock.now();
+      const config: VmConfig = { ...old, state: 'running', protection: { ...protection, since } };
+      await runtime.materialize(config, fill);
+      this.save(config);
+      return this.view(config);
+    });
+  }
+
   updatePairing(
     name: string,
-    change: Partial<Pick<Pairing, 'paused' | 'baseline'>>,
+    change: Partial<Pick<Pairing, 'paused' | 'baseline' | 'epoch'>>,
   ): Promise<VmView> {
     return this.serial(name, async () => {
       const config = this.configOf(name);
@@ -349,6 +414,11 @@ class Manager implements VmManager {
   async run(signal: AbortSignal): Promise<void> {
     for (const config of this.configs.values()) {
       if (config.state !== 'running' || signal.aborted) continue;
+      const hook = this.ctx.startHook?.(config.name);
+      if (hook && 'refuse' in hook) {
+        this.ctx.log.info({ vm: config.name, why: hook.refuse }, 'VM not restarted');
+        continue;
+      }
       await this.serial(config.name, () => this.start(config)).catch((e: unknown) => {
         this.ctx.log.error({ err: e, vm: config.name }, 'VM did not start');
       });
@@ -411,6 +481,14 @@ class Manager implements VmManager {
 
   private async start(config: VmConfig): Promise<void> {
     if (this.runtimes.has(config.name)) return;
-    this.runtimes.set(config.name, await VmRuntime.start(this.ctx, config));
+    const hook = this.ctx.startHook?.(config.name);
+    if (hook && 'refuse' in hook) {
+      throw new SecondsiteError('SS_CONFLICT', hook.refuse, { vm: config.name });
+    }
+    const external = hook && 'external' in hook ? await hook.external() : undefined;
+    this.runtimes.set(
+      config.name,
+      await VmRuntime.start(this.ctx, config, external ? { external } : {}),
+    );
   }
 }

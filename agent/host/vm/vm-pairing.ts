@@ -31,6 +31,13 @@ export interface PairInput {
   readonly retentionHours?: number;
   /** Primary only, for a new pairing: nothing ships until resumed. @default false */
   readonly paused?: boolean;
+  /**
+   * Primary only, for a new pairing (host_control.proto PairHostVmCommand.baseline): what the
+   * peer's disks already hold. 'resync': a replica exists there (onboarding, R19; reverse after
+   * an unplanned failover): compare hashes and send only what differs; 'in-sync': they equal
+   * this VM's disks now (nothing to compare). @default decided from the disks
+   */
+  readonly existingReplica?: 'resync' | 'in-sync';
 }
 
 /** The pairing of `old` is another one than `input` asks for: unpair first (SS_CONFLICT). */
@@ -104,9 +111,10 @@ export function checkCanPair(config: VmConfig, input: PairInput, running: boolea
 }
 
 /**
- * The baseline of a new pairing: an unchanged re-pair keeps the old one; a primary whose VM is
- * not protected yet and whose disks are all zeros starts from 'zero'; anything else needs the
- * initial copy first.
+ * The baseline of a new pairing: an unchanged re-pair keeps the old one; a primary told the
+ * replica exists compares with it ('resync-required') or ships on ('copied', in sync); a
+ * primary whose VM is not protected yet and whose disks are all zeros starts from 'zero';
+ * anything else needs the initial copy first.
  */
 export function baselineFor(
   config: VmConfig,
@@ -122,6 +130,8 @@ export function baselineFor(
     old.vault === input.vault &&
     old.epoch === (input.epoch ?? 1);
   if (same) return old.baseline;
+  if (input.existingReplica === 'resync') return 'resync-required';
+  if (input.existingReplica === 'in-sync') return 'copied';
   if (config.protection) return 'initial-copy-required';
   const zero = config.disks.every((d) => fileIsAllZero(diskPath(vmDir, d)));
   return zero ? 'zero' : 'initial-copy-required';

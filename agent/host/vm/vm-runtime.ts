@@ -5,6 +5,12 @@
  * States: running → stopping → stopped. Protection can be switched while running: every disk
  * is held at once (requests in flight finish, new ones wait), the backing devices change
  * under the exports, and the held requests resume, so the guest stays connected.
+ *
+ * Two failover forms (agent/host/failover): a runtime on external disks (a failed-over VM
+ * running from a recovery-point view until commit, when `materialize` moves it onto its own
+ * images under a new journal, again without disconnecting the guest), and a runtime without
+ * a guest (`serve: false`, or `detachGuest`): no exports and no guest channel, only the
+ * journal open, so a planned failover can cut and ship the final point with no guest writing.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import type { Logger } from '../../../common/log/log.ts';
@@ -41,6 +47,28 @@ export interface RuntimeContext {
   readonly journalCapBytes?: number;
   /** Called after a cut asked through the manager sealed a segment (wakes the sender). */
   readonly onSealed?: (vm: string) => void;
+  /**
+   * Asked before a VM starts (a start, or the restart after an agent restart): refuse it (a
+   * fenced or prepared VM) or serve external disks (a failed-over VM's view). @default none
+   */
+  readonly startHook?: (vm: string) => StartHook | undefined;
+}
+
+export type StartHook =
+  { readonly refuse: string } | { readonly external: () => Promise<ExternalDisks> };
+
+/** Disks served instead of the VM's images: a failover view (agent/host/failover). */
+export interface ExternalDisks {
+  readonly disks: readonly BlockDevice[];
+  /** The runtime is done with them: flush and close (what the view needs to resume stays). */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Serve these instead of the VM's images: no journal, protect is refused. */
+  readonly external?: ExternalDisks;
+  /** false: no exports, no guest channel, no cycles (only the journal). @default true */
+  readonly serve?: boolean;
 }
 
 export interface RuntimeInfo {
@@ -53,6 +81,7 @@ export interface RuntimeInfo {
 interface Backing {
   readonly raw: RawDisk[];
   readonly journal?: RuntimeJournal;
+  readonly external?: ExternalDisks;
 }
 
 export class VmRuntime {
@@ -65,21 +94,31 @@ export class VmRuntime {
     private config: VmConfig,
     private backing: Backing,
     private readonly devices: SwitchableDevice[],
-    private readonly exports: NbdExport[],
-    private readonly guest: GuestAgentChannel,
+    private exports: NbdExport[],
+    private guest: GuestAgentChannel | undefined,
     private readonly log: Logger,
   ) {}
 
-  static async start(ctx: RuntimeContext, config: VmConfig): Promise<VmRuntime> {
+  static async start(
+    ctx: RuntimeContext,
+    config: VmConfig,
+    opts: StartOptions = {},
+  ): Promise<VmRuntime> {
     const log = ctx.log.child({ component: 'vm', vm: config.name });
     const vmDir = layout.vmDir(ctx.dataDir, config.name);
     mkdirSync(layout.runDir(ctx.dataDir), { recursive: true, mode: 0o700 });
     const undo: Array<() => Promise<void>> = [];
     try {
-      const backing = await openBacking(ctx, config, vmDir);
+      const backing = opts.external
+        ? { raw: [], external: opts.external }
+        : await openBacking(ctx, config, vmDir);
       undo.push(() => closeBacking(backing));
       const devices = config.disks.map((_, i) => new SwitchableDevice(deviceOf(backing, i)));
       const exports: NbdExport[] = [];
+      if (opts.serve === false) {
+        log.info('VM opened without a guest (journal only)');
+        return new VmRuntime(ctx, config, backing, devices, exports, undefined, log);
+      }
       for (const disk of config.disks) {
         const e = await serveExport({
           socketPath: checkSocketPath(layout.exportSocket(ctx.dataDir, config.name, disk.index)),
@@ -99,7 +138,10 @@ export class VmRuntime {
       });
       const vm = new VmRuntime(ctx, config, backing, devices, exports, guest, log);
       vm.startCycles();
-      log.info({ protected: Boolean(config.protection) }, 'VM started');
+      log.info(
+        { protected: Boolean(config.protection), external: Boolean(opts.external) },
+        'VM started',
+      );
       return vm;
     } catch (e) {
       for (const u of undo.reverse()) await u().catch(() => undefined);
@@ -122,12 +164,73 @@ export class VmRuntime {
       nbd: this.exports.map((e) => e.uri),
       journalState: this.backing.journal?.state ?? '',
       unshippedBytes: this.backing.journal?.unshippedBytes() ?? 0,
-      guestConnected: this.guest.state === 'connected',
+      guestConnected: this.guest?.state === 'connected',
     };
+  }
+
+  /** Runs on external disks (a failover view). */
+  get external(): boolean {
+    return this.backing.external !== undefined;
+  }
+
+  /**
+   * Planned failover: the guest goes (exports and guest channel closed, in-flight requests
+   * answered first, cycles stopped); the journal stays open for the final cut and shipping.
+   */
+  async detachGuest(): Promise<void> {
+    await this.stopCycles();
+    const exports = this.exports;
+    this.exports = [];
+    await Promise.all(exports.map((e) => e.close()));
+    await this.guest?.close();
+    this.guest = undefined;
+    this.log.info('guest detached (planned failover)');
+  }
+
+  /**
+   * Failover commit: moves the VM from its external view onto its own images under a new
+   * journal (`config` carries the protection). While every request is held, the journal is
+   * opened on the images and `fill` writes the view's changes through it; then the exports
+   * switch to the journaled disks and the view is closed. A failure leaves the view serving.
+   */
+  async materialize(config: VmConfig, fill: (journal: RuntimeJournal) => Promise<void>) {
+    const external = this.backing.external;
+    if (!external) {
+      throw new SecondsiteError('SS_CONFLICT', `VM ${config.name} does not run on a view`, {
+        vm: config.name,
+      });
+    }
+    await this.switchBacking(async () => {
+      const raw = openRawDisks(layout.vmDir(this.ctx.dataDir, config.name), config);
+      let journal: RuntimeJournal;
+      try {
+        journal = await openJournal(this.ctx, config, raw);
+      } catch (e) {
+        await Promise.all(raw.map((d) => d.close()));
+        throw e;
+      }
+      try {
+        await fill(journal);
+      } catch (e) {
+        await journal.close();
+        throw e;
+      }
+      await external.close();
+      return { raw, journal };
+    });
+    this.config = config;
+    this.startCycles();
   }
 
   /** Starts journaling under the running exports (config already carries the protection). */
   async protect(config: VmConfig): Promise<void> {
+    if (this.backing.external) {
+      throw new SecondsiteError(
+        'SS_CONFLICT',
+        `VM ${config.name} runs on a failover view: commit the failover first`,
+        { vm: config.name },
+      );
+    }
     if (this.backing.journal) {
       this.config = config;
       return this.restartCycles();
@@ -159,19 +262,26 @@ export class VmRuntime {
   }
 
   async cut(kind: CutKind): Promise<RecoveryPointRecord> {
-    if (!this.cycles) {
+    if (this.cycles) return this.cycles.runner.cutNow(kind);
+    const journal = this.backing.journal;
+    if (!journal || this.guest) {
       throw new SecondsiteError('SS_CONFLICT', `VM ${this.config.name} is not protected`, {
         vm: this.config.name,
       });
     }
-    return this.cycles.runner.cutNow(kind);
+    // No guest (planned failover): nothing to freeze, so the cut is crash-consistent.
+    const point = await journal.cut({ type: 'crash-consistent' });
+    this.points ??= openPointIndex(layout.pointIndex(this.ctx.dataDir, this.config.name), this.log);
+    this.points.append(point);
+    this.log.info({ point }, 'recovery point cut');
+    return point;
   }
 
   async stop(): Promise<void> {
     this.state = 'stopping';
     await this.stopCycles();
     await Promise.all(this.exports.map((e) => e.close()));
-    await this.guest.close();
+    await this.guest?.close();
     await closeBacking(this.backing);
     this.state = 'stopped';
     this.log.info('VM stopped');
@@ -190,11 +300,12 @@ export class VmRuntime {
   private startCycles(): void {
     const journal = this.backing.journal;
     const p = this.config.protection;
-    if (!journal || !p) return;
+    if (!journal || !p || !this.guest) return;
     this.points ??= openPointIndex(layout.pointIndex(this.ctx.dataDir, this.config.name), this.log);
+    const guest = this.guest;
     const runner = createCycleRunner({
       journal,
-      guest: this.guest,
+      guest,
       points: this.points,
       schedule: scheduleOf(this.ctx, p),
       freezeTimeoutMs: this.ctx.freezeTimeoutMs,
@@ -229,6 +340,7 @@ function scheduleOf(ctx: RuntimeContext, p: VmProtection) {
 }
 
 function deviceOf(backing: Backing, index: number): BlockDevice {
+  if (backing.external) return backing.external.disks[index]!;
   return backing.journal ? backing.journal.disk(index) : backing.raw[index]!;
 }
 
@@ -277,7 +389,8 @@ async function openBacking(ctx: RuntimeContext, config: VmConfig, vmDir: string)
 }
 
 async function closeBacking(backing: Backing): Promise<void> {
-  if (backing.journal) await backing.journal.close();
+  if (backing.external) await backing.external.close();
+  else if (backing.journal) await backing.journal.close();
   else await Promise.all(backing.raw.map((d) => d.close()));
 }
 

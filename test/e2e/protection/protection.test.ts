@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,64 +9,36 @@ import type {
   RecoveryPointView,
   VmView,
 } from '../../../common/api-client/index.ts';
-import { CHICAGO_SITE, NEW_YORK_SITE } from '../../helpers/provider-lab.ts';
 import { replicationPort } from '../../helpers/replication-lab.ts';
-import { cliJson } from '../../helpers/secondsite-cli.ts';
 import { qemuIo, SiteLab } from '../../helpers/site-lab.ts';
+import {
+  CHI_IP,
+  NY_IP,
+  expectIdentical,
+  goldPolicy,
+  itemOf,
+  nbdOf,
+  nextPoint as nextPointOf,
+  replicaAt,
+  startTwoSites,
+  vmOf,
+} from '../../helpers/two-site-protection.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
-
-const NY_IP = '127.0.1.1';
-const CHI_IP = '127.0.2.1';
 /** Copy frequency 30 s runs as 3 s cycles; health durations shrink alike. */
 const TIME_SCALE = '0.1';
 
 let lab: SiteLab;
 let port = 8084;
 
-const item = (vm: string): Promise<ItemView> => lab.cli(['item', 'show', '--vault', 'prod', vm]);
+const item = (vm: string): Promise<ItemView> => itemOf(lab, vm);
 const items = (): Promise<ItemView[]> => lab.cli(['item', 'list', '--vault', 'prod']);
-const vmShow = (name: string): Promise<VmView> => lab.cli(['vm', 'show', '--vault', 'prod', name]);
+const vmShow = (name: string): Promise<VmView> => vmOf(lab, name);
+const nextPoint = (vm: string, after: number): Promise<string> => nextPointOf(lab, vm, after);
 
 /** The replica of `vm` at `point`, read by the target host, equals the primary's disk now. */
 async function replicaEqualsPrimary(vm: string, point: string): Promise<void> {
-  const out = lab.path(`${vm}-${point}.img`);
-  const read = await cliJson<{ bytes: number }>(
-    [
-      'host',
-      'vm',
-      'read',
-      vm,
-      '--data',
-      lab.path('chi-hv1'),
-      '--disk',
-      '0',
-      '--point',
-      point,
-      '--out',
-      out,
-    ],
-    {},
-  );
-  expect(read.bytes).toBeGreaterThan(0);
-  const primary = (await vmShow(`VMM-NewYork/${vm}`)).disks[0]?.nbd ?? '';
-  const cmp = spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', out, primary], {
-    encoding: 'utf8',
-  });
-  expect(cmp.stdout + cmp.stderr).toContain('Images are identical');
-  expect(cmp.status).toBe(0);
-}
-
-/** Waits until the item's newest point is newer than `after` (ms), then returns it. */
-async function nextPoint(vm: string, after: number): Promise<string> {
-  const i = await waitFor(
-    async () => {
-      const v = await item(vm);
-      const t = v.latestRecoveryPoint === null ? 0 : Date.parse(v.latestRecoveryPoint.time);
-      return t > after ? v : undefined;
-    },
-    { what: `a new recovery point of ${vm}` },
-  );
-  return i.latestRecoveryPoint?.id ?? '';
+  const replica = await replicaAt(lab, 'chi-hv1', vm, point);
+  expectIdentical(replica, await nbdOf(lab, `VMM-NewYork/${vm}`));
 }
 
 /** Every regular file under `dir` whose bytes contain `needle`. */
@@ -93,93 +64,35 @@ afterAll(async () => {
 
 describe('protection across two sites', () => {
   it('1. starts a coordinator, New York and Chicago with one host each', async () => {
-    await lab.startCoordinator('prod', {
-      SECONDSITE_TRACE_MESSAGES: lab.path('trace.bin'),
-      SECONDSITE_MONITORING_WINDOW: '30s',
-    });
-    const small = (s: Record<string, unknown>, vms: unknown[]) => {
-      s['vms'] = vms;
-    };
-    const ny = lab.siteCopy(NEW_YORK_SITE, 'ny.json', (s) =>
-      small(s, [
+    const nic = (network: string, subnet: string) => [{ network, subnet }];
+    await startTwoSites(lab, {
+      port,
+      coordinatorEnv: {
+        SECONDSITE_TRACE_MESSAGES: lab.path('trace.bin'),
+        SECONDSITE_MONITORING_WINDOW: '30s',
+      },
+      vms: [
         {
           name: 'VM1',
           host: 'ny-hv1',
-          state: 'running',
-          disks: [{ size: '32MiB', classification: 'GOLD' }],
-          nics: [{ network: 'VMNetwork1 NewYork', subnet: 'web' }],
+          size: '32MiB',
+          classification: 'GOLD',
+          nics: nic('VMNetwork1 NewYork', 'web'),
         },
         {
           name: 'VM2',
           host: 'ny-hv1',
-          state: 'running',
-          disks: [{ size: '16MiB', classification: 'GOLD' }],
-          nics: [{ network: 'VMNetwork2 NewYork', subnet: 'db' }],
+          size: '16MiB',
+          classification: 'GOLD',
+          nics: nic('VMNetwork2 NewYork', 'db'),
         },
-        {
-          name: 'VM5',
-          host: 'ny-hv2',
-          state: 'running',
-          disks: [{ size: '8MiB', classification: 'SILVER' }],
-          nics: [],
-        },
-      ]),
-    );
-    const chi = lab.siteCopy(CHICAGO_SITE, 'chi.json', (s) => small(s, []));
-    await Promise.all([lab.startProvider('ny', ny, NY_IP), lab.startProvider('chi', chi, CHI_IP)]);
-    lab.startHost('ny-hv1', 'ny', NY_IP, port);
-    lab.startHost('chi-hv1', 'chi', CHI_IP, port);
-    await waitFor(async () => {
-      const vms = await lab.cli<VmView[]>(['vm', 'list', '--vault', 'prod']);
-      return vms.filter((v) => v.host === 'ny-hv1' && v.state === 'running').length === 2;
+        { name: 'VM5', host: 'ny-hv2', size: '8MiB', classification: 'SILVER', nics: [] },
+      ],
     });
   });
 
   it('2. creates a policy, associates the gold clouds and maps networks and storage', async () => {
-    await lab.cli([
-      'policy',
-      'create',
-      '--vault',
-      'prod',
-      '--name',
-      'gold',
-      '--copy-frequency',
-      '30s',
-      '--retention-hours',
-      '2',
-    ]);
-    await lab.cli([
-      'policy',
-      'associate',
-      '--vault',
-      'prod',
-      '--policy',
-      'gold',
-      '--source-cloud',
-      'VMM-NewYork/GoldCloud1',
-      '--target-cloud',
-      'VMM-Chicago/GoldCloud2',
-    ]);
-    await lab.cli([
-      'network-map',
-      'create',
-      '--vault',
-      'prod',
-      '--source',
-      'VMM-NewYork/VMNetwork1 NewYork',
-      '--target',
-      'VMM-Chicago/VMNetwork1 Chicago',
-    ]);
-    await lab.cli([
-      'storage-map',
-      'create',
-      '--vault',
-      'prod',
-      '--source',
-      'VMM-NewYork/GOLD',
-      '--target',
-      'VMM-Chicago/GOLD',
-    ]);
+    await goldPolicy(lab);
   });
 
   it('3. negative: a VM of an unassociated cloud, or an unknown VM, is refused and nothing is stored', async () => {

@@ -1,0 +1,154 @@
+/**
+ * Onboarding an existing replica (R19, issue 8 item 3) through relayed host commands (a
+ * provider and two host agents in-process, relay-lab.ts): app1 is replicated (an initial
+ * copy), protection is disabled keeping the replica VM, the source changes, and protection is
+ * enabled again with the primary told the replica exists (pair_vm baseline "resync", what
+ * enable sends when the target already has the VM): the sender compares hashes and sends only
+ * what differs, no initial copy runs, and the replica ends bit-exact.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StartedProvider } from '../../agent/provider/main.ts';
+import { run } from '../helpers/nbd.ts';
+import { ProviderLab } from '../helpers/provider-lab.ts';
+import {
+  relayer,
+  reportOf,
+  reportedVm,
+  startLinkedHost,
+  writeRelaySite,
+  type LinkedHost,
+} from '../helpers/relay-lab.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const MiB = 1024 * 1024;
+const VM = 'app1';
+
+let lab: ProviderLab;
+let provider: StartedProvider;
+let a: LinkedHost;
+let b: LinkedHost;
+let relay: ReturnType<typeof relayer>;
+
+function nbdOf(): string {
+  const uri = a.agent.vms.list().find((v) => v.config.name === VM)?.runtime?.nbd[0];
+  if (!uri) throw new Error(`${VM} is not running on hv-a`);
+  return uri;
+}
+
+async function qemuIo(...cmds: string[]): Promise<void> {
+  const r = await run('qemu-io', [
+    '-f',
+    'raw',
+    nbdOf(),
+    ...cmds.flatMap((c) => ['-c', c]),
+    '-c',
+    'flush',
+  ]);
+  expect(r.code, r.stdout.toString() + r.stderr).toBe(0);
+}
+
+const reported = () => reportedVm(provider, 'hv-a', VM)?.replication;
+
+beforeAll(async () => {
+  lab = new ProviderLab();
+  const c = await lab.coordinator();
+  await c.api.createVault('prod');
+  provider = await lab.provider({
+    data: lab.path('provider'),
+    key: await lab.key(c.api, 'prod'),
+    site: writeRelaySite(lab),
+  });
+  a = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
+  b = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
+  relay = relayer(provider);
+});
+
+afterAll(async () => {
+  await a?.stop();
+  await b?.stop();
+  await lab?.cleanup();
+});
+
+describe('onboarding an existing replica', () => {
+  it('re-enabling over a kept replica compares and sends only the differences', async () => {
+    await waitFor(() => reportedVm(provider, 'hv-a', VM)?.state === 'HOST_VM_STATE_RUNNING', {
+      what: 'app1 running on hv-a',
+    });
+    const bPort = await waitFor(() => reportOf(provider, 'hv-b').certPort || undefined, {
+      what: "hv-b's replication port",
+    });
+    await qemuIo('write -P 0xab 0 4M', 'write -P 0x3c 9M 3M');
+    const pairs = (epoch: string, primary: Record<string, unknown>) => ({
+      replica: {
+        pairVm: {
+          name: VM,
+          role: 'replica' as const,
+          peerHost: 'hv-a',
+          peerAddress: '',
+          epoch,
+          compression: true,
+          disks: [{ sizeBytes: String(16 * MiB), path: '' }],
+          copyFrequencySeconds: 0,
+          appConsistentHours: 0,
+          retentionHours: 24,
+          nics: [],
+          startInitialCopy: false,
+        },
+      },
+      primary: {
+        pairVm: {
+          name: VM,
+          role: 'primary' as const,
+          peerHost: 'hv-b',
+          peerAddress: `127.0.2.1:${bPort}`,
+          epoch,
+          compression: true,
+          disks: [],
+          copyFrequencySeconds: 30,
+          appConsistentHours: 0,
+          retentionHours: 0,
+          nics: [],
+          startInitialCopy: true,
+          ...primary,
+        },
+      },
+    });
+    const first = pairs('1', {});
+    expect((await relay('hv-b', first.replica)).error ?? null).toBeNull();
+    expect((await relay('hv-a', first.primary)).error ?? null).toBeNull();
+    await waitFor(() => reported()?.baseline === 'copied', { what: 'the initial copy' });
+    expect(Number(reported()?.copyBytesTotal)).toBe(16 * MiB);
+
+    // Disable, keeping the replica VM and its disks.
+    expect(
+      (await relay('hv-a', { unpairVm: { name: VM, deleteReplica: false } })).error ?? null,
+    ).toBeNull();
+    const kept = await relay('hv-b', { unpairVm: { name: VM, deleteReplica: false } });
+    expect(kept.error ?? null).toBeNull();
+    expect(kept.host?.vm).toMatchObject({ name: VM, replication: null });
+
+    // The source changes while unprotected: 1 MiB + 64 KiB of 16 MiB.
+    await qemuIo('write -P 0x5c 2M 64k', 'write -P 0x77 11M 1M');
+
+    // Enable again under a new epoch, the primary told the replica exists.
+    const again = pairs('2', { baseline: 'resync' });
+    expect((await relay('hv-b', again.replica)).error ?? null).toBeNull();
+    const primary = await relay('hv-a', again.primary);
+    expect(primary.error ?? null).toBeNull();
+    expect(primary.host?.vm?.replication?.baseline).toMatch(/resync-required|copied/);
+    await waitFor(() => reported()?.epoch === '2' && reported()?.baseline === 'copied', {
+      what: 'the onboarding resync to finish',
+    });
+    // No initial copy ran under the new pairing.
+    expect(Number(reported()?.copyBytesTotal ?? 0)).toBe(0);
+
+    const point = await a.agent.vms.cut(VM, 'crash-consistent');
+    await waitFor(() => Number(reported()?.lastAckedSeq) >= point.segment, {
+      what: `segment ${point.segment} acked`,
+    });
+    const out = lab.path('onboarded.raw');
+    await b.agent.replication.readToFile(VM, 0, point.id, out);
+    const cmp = await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'raw', out, nbdOf()]);
+    expect(cmp.code).toBe(0);
+  });
+});

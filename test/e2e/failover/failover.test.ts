@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
   ItemView,
@@ -117,6 +118,64 @@ describe('failover, reverse and failback across two sites', () => {
     expect((await itemOf(lab, 'VM1')).testFailover).toBeNull();
     const vms = await lab.cli<VmView[]>(['vm', 'list', ...V]);
     expect(vms.some((v) => v.name === 'VM1-test')).toBe(false);
+  });
+
+  it('2b. a recovery plan: groups in order, a script with the plan in its environment, a manual step', async () => {
+    const script = lab.path('after-group-1.sh');
+    writeFileSync(
+      script,
+      `#!/bin/sh\necho "$SECONDSITE_PLAN $SECONDSITE_FAILOVER_TYPE $SECONDSITE_GROUP" > ${lab.path('script-ran')}\n`,
+      { mode: 0o755 },
+    );
+    const p = ['--plan', 'app', ...V];
+    await lab.cli([
+      'plan',
+      'create',
+      '--name',
+      'app',
+      ...V,
+      '--source-cloud',
+      'VMM-NewYork/GoldCloud1',
+      '--target-cloud',
+      'VMM-Chicago/GoldCloud2',
+    ]);
+    await lab.cli(['plan', 'add-vm', ...p, '--group', '1', 'VM1']);
+    await lab.cli(['plan', 'add-vm', ...p, '--group', '2', 'VM2']);
+    await lab.cli(['plan', 'add-action', ...p, '--group', '1', '--after', '--script', script]);
+    await lab.cli([
+      'plan',
+      'add-action',
+      ...p,
+      '--group',
+      '2',
+      '--before',
+      '--manual',
+      'check the database',
+    ]);
+    const started = await lab.cli<JobView>(['failover', 'test', ...p, '--no-wait']);
+    const waiting = await waitFor(
+      async () => {
+        const j = await lab.cli<JobView>(['job', 'show', started.id]);
+        return j.state === 'waiting' ? j : undefined;
+      },
+      { what: 'the plan job waiting at its manual step' },
+    );
+    // Group 1 ran (VM1-test exists, the script saw the plan), group 2 has not started.
+    expect(readFileSync(lab.path('script-ran'), 'utf8').trim()).toBe('app test 1');
+    expect(waiting.steps.find((s) => s.name === 'group:2')?.state).toBe('pending');
+    await lab.cli(['job', 'resume', started.id]);
+    const done = await lab.cli<JobView>(['job', 'wait', started.id]);
+    expect(done.state).toBe('succeeded');
+    const ended = (name: string) =>
+      Date.parse(done.steps.find((s) => s.name === name)?.endedAt ?? '');
+    const began = (name: string) =>
+      Date.parse(done.steps.find((s) => s.name === name)?.startedAt ?? '');
+    expect(began('group:2')).toBeGreaterThanOrEqual(ended('group:1'));
+    const vms = (await lab.cli<VmView[]>(['vm', 'list', ...V])).map((v) => v.name);
+    expect(vms).toEqual(expect.arrayContaining(['VM1-test', 'VM2-test']));
+    expect((await lab.cli<JobView>(['failover', 'cleanup-test', ...p])).state).toBe('succeeded');
+    const after = (await lab.cli<VmView[]>(['vm', 'list', ...V])).map((v) => v.name);
+    expect(after.filter((n) => n.endsWith('-test'))).toEqual([]);
   });
 
   let expected = '';

@@ -21,6 +21,7 @@ export function demoCommand(): Command {
       'replication time scale, 0.01-1: 0.2 runs the 30 s copy frequency every 6 s, 1 = real time (default: 0.2)',
     )
     .option('--keep', 'keep the temp folder (data and logs) at the end')
+    .option('--no-failover', 'skip the test failover, planned failover and failback at the end')
     .option('--single-host', 'the storage path only: one host agent, one protected VM')
     .action(async (flags: DemoFlags) => {
       const opts = compileDemoOptions(flags);

@@ -15,6 +15,7 @@ function refusal(f: () => unknown): { code: string; field: unknown } {
 describe('demo options', () => {
   it('defaults: two sites, 2 MB/s per VM, time scale 0.2, until stopped, folder removed', () => {
     expect(compileDemoOptions({})).toEqual({
+      failover: true,
       singleHost: false,
       durationMs: undefined,
       duration: undefined,

@@ -11,6 +11,8 @@ export interface DemoFlags {
   readonly keep?: boolean;
   readonly rate?: string;
   readonly timeScale?: string;
+  /** commander's --no-failover gives failover: false. */
+  readonly failover?: boolean;
 }
 
 export interface DemoOptions {
@@ -28,6 +30,8 @@ export interface DemoOptions {
    * 6 s cycles, 1 is real time. @default 0.2
    */
   readonly timeScale: number;
+  /** After --duration: test failover, planned failover and failback of VM1. @default true */
+  readonly failover: boolean;
 }
 
 export const DEFAULT_RATE = '2';
@@ -81,5 +85,6 @@ export function compileDemoOptions(flags: DemoFlags): DemoOptions {
     keep: Boolean(flags.keep),
     rate,
     timeScale,
+    failover: flags.failover !== false,
   });
 }

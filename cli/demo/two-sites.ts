@@ -7,8 +7,11 @@
  *   3. the workload (the stand-in guest) on VM1 and VM2 through their NBD URIs;
  *   4. `replication enable VM1 VM2`, then the live status every 2 s;
  *   5. on Ctrl-C, SIGTERM or --duration: stop and verify the workload, print each item's
- *      final state and recovery points, stop every process (hosts, providers, coordinator)
- *      and remove the folder unless --keep. After a failure the folder is kept for its logs.
+ *      final state and recovery points;
+ *   6. after --duration (not after Ctrl-C), unless --no-failover: a test failover, a planned
+ *      failover and a failback of VM1 (failover-tour.ts);
+ *   7. stop every process (hosts, providers, coordinator) and remove the folder unless
+ *      --keep. After a failure the folder is kept for its logs.
  *
  * Run states: setting-up → live → finishing → stopping → done. `halt` ends setting-up and
  * live alike: the caller's stop (signal, --duration) or a failure (a process exited, a step
@@ -28,6 +31,7 @@ import { createPolicyAndMaps, enableReplication } from './setup.ts';
 import { bringUpSites } from './sites.ts';
 import { startWorkloads, stopWorkloads, type VmWorkload } from './workloads.ts';
 import { finalLine, screenLines, statusBlock, tryNext } from './status.ts';
+import { failoverTour } from './failover-tour.ts';
 
 /** How long the final questions to the coordinator may take (a dead host can stall them). */
 const ANSWER_MS = 10_000;
@@ -64,6 +68,7 @@ export class TwoSiteDemo {
       this.fail(e);
     }
     await this.finish().catch((e: unknown) => this.fail(e));
+    await this.tour().catch((e: unknown) => this.fail(e));
     await this.stopAll();
     this.cleanUp();
     if (this.failure !== undefined) throw this.failure;
@@ -168,6 +173,13 @@ export class TwoSiteDemo {
     const problem = await stopWorkloads(this.workloads);
     if (this.enabled && this.api !== undefined) await this.finalState(this.api);
     if (problem !== undefined) throw problem;
+  }
+
+  /** Test failover, planned failover and failback of VM1 (issue 6), unless --no-failover. */
+  private async tour(): Promise<void> {
+    if (!this.opts.failover || !this.enabled || this.failure !== undefined) return;
+    if (this.api === undefined || this.halt.signal.aborted) return;
+    await failoverTour(this.api, VMS[0] ?? 'VM1', this.halt.signal);
   }
 
   private async finalState(api: ApiClient): Promise<void> {

@@ -28,6 +28,19 @@ describe('demo', () => {
     expect(finalPoints(final, 'VM2')).toBeGreaterThanOrEqual(1);
     expect(r.stdout).toMatch(/workload VM1: .*verified [1-9]\d* blocks, 0 mismatches/);
     expect(r.stdout).toMatch(/workload VM2: .*verified [1-9]\d* blocks, 0 mismatches/);
+    // The failover tour on VM1: test failover, planned failover, failback, each a job.
+    const tour = r.stdout.slice(r.stdout.indexOf('\nFailover: the day it is needed, on VM1\n'));
+    expect(tour).toMatch(/test failover .* done in [\d.]+ s .*VM1 is protected/);
+    expect(tour).toMatch(/VM1-test runs with role test: nbd\+unix:/);
+    expect(tour).toMatch(
+      /planned failover to Chicago .* done .*VM1 is failed-over, running at VMM-Chicago/,
+    );
+    expect(tour).toMatch(
+      /reverse replication \(Chicago → New York.* VM1 is protected, running at VMM-Chicago/,
+    );
+    expect(tour).toMatch(
+      /reverse replication \(New York → Chicago again\) … done .*VM1 is protected, running at VMM-NewYork/,
+    );
     for (const p of [
       'host chi-hv1',
       'host ny-hv1',

@@ -85,6 +85,10 @@ export default tseslint.config(
       'agent/host/sync/chunk-grid.ts',
       'agent/host/sync/hash-diff.ts',
       'agent/host/sync/resync-rules.ts',
+      // R22: the bandwidth schedule and token bucket, the churn series, the setting's forms.
+      'agent/host/replication/bandwidth.ts',
+      'agent/host/vm/churn-stats.ts',
+      'common/wire/bandwidth-setting.ts',
       // Ticket crypto and the AP checks (replay-file.ts and the transport hold the I/O).
       'common/tickets/ap-exchange.ts',
       'common/tickets/crypto.ts',

@@ -21,6 +21,7 @@ import { registerVmCommands } from './commands/vm.ts';
 import { registerReplicationCommands } from './commands/replication.ts';
 import { registerFailoverCommands } from './commands/failover.ts';
 import { registerPlanCommands } from './commands/plan.ts';
+import { registerCapacityCommands } from './commands/capacity.ts';
 import { workloadCommand } from './commands/workload.ts';
 
 export function buildProgram(): Command {
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerReplicationCommands(program);
   registerFailoverCommands(program);
   registerPlanCommands(program);
+  registerCapacityCommands(program);
   program.addCommand(demoCommand());
   program.addCommand(hostCommand());
   program.addCommand(workloadCommand());

@@ -25,6 +25,8 @@ import { VaultService } from './vaults/vault-service.ts';
 import { fingerprintOfPem } from '../certs/inspect.ts';
 import { attachAgentChannel } from './channel/agent-channel-server.ts';
 import { ChannelHub } from './channel/channel-hub.ts';
+import { HostKeys, ensureTicketStoreKey } from './tickets/host-keys.ts';
+import { TicketService } from './tickets/ticket-service.ts';
 import { cloudSyncJobType } from './inventory/cloud-sync-job.ts';
 import { InventoryService } from './inventory/inventory-service.ts';
 import { VmInventory } from './inventory/vm-inventory.ts';
@@ -35,6 +37,8 @@ import { RegistrationService } from './registration/registration-service.ts';
 import { PolicyService } from './policies/policy-service.ts';
 import { MapService } from './mappings/map-service.ts';
 import { ProtectionService } from './replication/protection-service.ts';
+import { BandwidthService } from './replication/bandwidth-service.ts';
+import { CapacityService } from './capacity/capacity-service.ts';
 import { protectionJobTypes } from './replication/protection-jobs.ts';
 import { messageTrace } from './replication/message-trace.ts';
 import { targetSiteOf } from './inventory/fabric.ts';
@@ -190,6 +194,18 @@ async function serve(
     protection,
     plans,
     failover,
+    capacity: {
+      capacity: new CapacityService({ vaults, vms, items: protection.items, policies }),
+      bandwidth: new BandwidthService({
+        store,
+        clock,
+        log: log.child({ component: 'bandwidth' }),
+        vaults,
+        vms,
+        hub,
+        protection,
+      }),
+    },
     ...(trace === undefined ? {} : { trace }),
   });
   const registration = new RegistrationService({
@@ -199,8 +215,20 @@ async function serve(
     jobs,
     log: log.child({ component: 'registration' }),
   });
+  // The ticket service (8083 authentication): host keys sealed under the ticket-store key.
+  const tickets = new TicketService({
+    keys: new HostKeys(store, ensureTicketStoreKey(config.dataDir)),
+    item: (vaultId, vm) => protection.items.get(vaultId, vm),
+    reports: async (vaultId, server, host) =>
+      (await vms.hosts(vaultId)).some(
+        (h) => sameServer(h.server, server) && h.host.toLowerCase() === host.toLowerCase(),
+      ),
+    clock,
+    log: log.child({ component: 'tickets' }),
+  });
   const channel = attachAgentChannel(app.server, {
     hub,
+    tickets,
     registration,
     vaults,
     inventory,

@@ -95,7 +95,7 @@ export function compileHostConfig(flags: HostStartFlags): HostConfig {
     address: flags.address,
     certPort: port('--cert-port', flags.certPort, 8084, 0),
     tlsDir: resolve(flags.tlsDir ?? join(resolve(flags.data), 'identity')),
-    ticketPort: port('--ticket-port', flags.ticketPort, 8083),
+    ticketPort: port('--ticket-port', flags.ticketPort, 8083, 0),
     freezeTimeoutMs,
     devCopyFrequencyMs: devMs,
     journalCapBytes: flags.journalCap ? parseSize('--journal-cap', flags.journalCap) : undefined,

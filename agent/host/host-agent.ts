@@ -8,12 +8,20 @@
 import type { Logger } from '../../common/log/log.ts';
 import type { Clock } from '../../common/time/clock.ts';
 import type { HostConfig } from './config.ts';
+import { ReplayCache } from '../../common/tickets/replay-cache.ts';
+import { ReplayFileStore } from '../../common/tickets/replay-file.ts';
 import { createControlServer } from './control/control-server.ts';
+import { enrolledIdentity, ensureHostKeys } from './enrolment/host-keys.ts';
+import { createHostTickets, type HostTickets } from './enrolment/host-tickets.ts';
+import { ticketChannelCredentials } from './transport/ticket-credentials.ts';
+import { peerUri } from './replication/pairing.ts';
 import { createFailoverOps, type FailoverOps } from './failover/failover-ops.ts';
 import { pinsOf } from './failover/failover-state.ts';
 import { createHostReplication, type HostReplication } from './replication/replication-host.ts';
 import { createReplicationOps, type ReplicationOps } from './replication/replication-ops.ts';
 import { layout } from './vm/layout.ts';
+import { openChurnStats } from './vm/churn-file.ts';
+import { HostBandwidth } from './replication/bandwidth-limiter.ts';
 import { createVmManager, type VmManager } from './vm/vm-manager.ts';
 
 /** Where peers reach this host's replication ports (told to the provider in the hello). */
@@ -28,6 +36,8 @@ export interface HostAgent {
   readonly replication: HostReplication;
   /** Pair, unpair, pause, resync, points: shared by the local API and provider commands. */
   readonly ops: ReplicationOps;
+  /** The ticket service client (enrolled hosts only): give it to the provider link. */
+  readonly tickets?: HostTickets;
   /** Resolves once the replication port is bound (its real port when 0 was asked). */
   endpoint(): Promise<HostEndpoint>;
   /** Runs every part until the signal aborts; a failing part aborts the others. */
@@ -36,7 +46,11 @@ export interface HostAgent {
 }
 
 export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): HostAgent {
+  // R22: guest write churn (kept in <data>/churn.json) and the replication bandwidth cap.
+  const churn = openChurnStats({ dataDir: config.dataDir, clock, log });
+  const bandwidth = new HostBandwidth({ dataDir: config.dataDir, clock, log });
   const vms = createVmManager({
+    churn: churn.stats,
     dataDir: config.dataDir,
     clock,
     log,
@@ -48,6 +62,11 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     // Asked only when a VM starts, after construction (failover is set by then).
     startHook: (vm) => failover.startHook(vm),
   });
+  // Enrolled hosts make their long-term ticket key (and replay file) once, serve the ticket
+  // port and get tickets through the provider (docs/security.md).
+  const self = config.provider === undefined ? undefined : enrolledIdentity(config.dataDir);
+  const keys = self === undefined ? undefined : ensureHostKeys(config.dataDir, clock.now());
+  const tickets = self && keys ? createHostTickets({ self, keys, clock, log }) : undefined;
   const replication: HostReplication = createHostReplication({
     dataDir: config.dataDir,
     vms,
@@ -57,6 +76,26 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     clock,
     log,
     pins: (vm) => pinsOf(layout.vmDir(config.dataDir, vm)),
+    bandwidth,
+    ...(self && keys && tickets
+      ? {
+          tickets: {
+            port: config.ticketPort,
+            self,
+            keyFor: (v: number) => keys.keyFor(v),
+            replay: new ReplayCache(new ReplayFileStore(keys.replayPath), clock.now()),
+            credentials: (vm, p) => {
+              const peer = peerUri(p);
+              return ticketChannelCredentials({
+                expectedPeer: peer,
+                clock,
+                credentials: () =>
+                  tickets.credentials({ peerHost: p.peerHost, peerUri: peer, vm, epoch: p.epoch }),
+              });
+            },
+          },
+        }
+      : {}),
   });
   const pairing = createReplicationOps({ dataDir: config.dataDir, vms, replication, log });
   const failover: FailoverOps = createFailoverOps({
@@ -68,19 +107,21 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     log,
   });
   // Failover rides on the operations both callers share (host-commands.ts reads ops.failover).
-  const ops: ReplicationOps = { ...pairing, failover };
+  const ops: ReplicationOps = { ...pairing, failover, bandwidth, churn };
   const control = createControlServer({ dataDir: config.dataDir, vms, ops, log, replication });
-  const parts = [vms, control, replication, failover];
+  const parts = [vms, control, replication, failover, churn];
   return {
     vms,
     replication,
     ops,
+    ...(tickets ? { tickets } : {}),
     async endpoint() {
       const bound = await replication.listening();
+      const ticketBound = await replication.ticketListening();
       return {
         address: config.address ?? '',
         certPort: bound ?? 0,
-        ticketPort: config.ticketPort,
+        ticketPort: ticketBound ?? 0,
       };
     },
     async run(signal) {
@@ -102,6 +143,8 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
       await failover.shutdown(); // test copies' exports, before their stores close
       await replication.shutdown();
       await vms.shutdown();
+      bandwidth.close();
+      churn.save();
     },
   };
 }

@@ -70,6 +70,7 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
             vms: agent.vms,
             ops: agent.ops,
             endpoint: () => agent.endpoint(),
+            ...(agent.tickets ? { tickets: agent.tickets } : {}),
             version: HOST_VERSION,
             log,
           });

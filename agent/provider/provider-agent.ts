@@ -15,6 +15,7 @@ import { enrolHost } from './hosts/enrol.ts';
 import { HostRegistry } from './hosts/host-registry.ts';
 import { startHostsServer, type HostsServer } from './hosts/hosts-server.ts';
 import { hostsServerTls } from './hosts/server-tls.ts';
+import { TicketRelay } from './hosts/ticket-relay.ts';
 import { ensureHostJoinToken } from './registration/host-join-token.ts';
 import { readKeyFile, registerWithRetry } from './registration/register.ts';
 import type { Site } from './site/site-file.ts';
@@ -127,7 +128,13 @@ export async function createProviderAgent(a: {
     await CommandLog.open(a.config.dataDir),
     registry,
   );
+  // Hosts' ticket service requests go up the channel; the answers come back by id.
+  const tickets = new TicketRelay({
+    send: (env) => channel.send(env),
+    log: a.log.child({ component: 'ticket-relay' }),
+  });
   const channel = createChannelClient({
+    onTicketReply: (reply) => tickets.fromCoordinator(reply),
     onConnected: () => {
       for (const hostInventory of registry.reports()) channel.send({ hostInventory });
     },
@@ -140,7 +147,7 @@ export async function createProviderAgent(a: {
     now,
     log: a.log.child({ component: 'channel' }),
   });
-  const hostsServer = await serveHosts(a.config, identity, a.site, registry, now, a.log);
+  const hostsServer = await serveHosts(a.config, identity, a.site, registry, now, a.log, tickets);
   return {
     identity,
     channel,
@@ -149,6 +156,7 @@ export async function createProviderAgent(a: {
     run: (signal) => channel.run(signal),
     async shutdown() {
       registry.close();
+      tickets.close();
       await hostsServer.shutdown();
       await channel.shutdown();
     },
@@ -163,6 +171,7 @@ function serveHosts(
   registry: HostRegistry,
   now: () => number,
   log: Logger,
+  tickets: TicketRelay,
 ): Promise<HostsServer> {
   return startHostsServer({
     listen: config.listen,
@@ -172,6 +181,7 @@ function serveHosts(
     enrol: (req) =>
       enrolHost({ dataDir: config.dataDir, identity, site: () => site.file, now }, req),
     registry,
+    tickets,
     clock: { now },
     log: log.child({ component: 'hosts' }),
   });

@@ -6,6 +6,8 @@ import { replicaApply } from './replica-apply.ts';
 import { resync } from './resync.ts';
 import { delta1pct } from './delta-1pct.ts';
 import { churnRpo } from './churn-rpo.ts';
+import { enable10Vms } from './enable-10vms.ts';
+import { rto } from './rto.ts';
 
 export const SCENARIOS: Scenario[] = [
   nbdSeqWrite,
@@ -15,4 +17,6 @@ export const SCENARIOS: Scenario[] = [
   initialCopy,
   resync,
   churnRpo,
+  enable10Vms,
+  rto,
 ];

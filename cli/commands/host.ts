@@ -19,6 +19,7 @@ import {
   type VmJson,
 } from '../../agent/host/main.ts';
 import { collect, printJson } from '../output/table.ts';
+import { setBandwidthCommand } from './capacity.ts';
 import { pointLine, pointsTable, vmsTable } from '../output/host-vm.ts';
 
 function startCommand(): Command {
@@ -181,5 +182,6 @@ export function hostCommand(): Command {
   return new Command('host')
     .description('the host agent: serves VM disks, journals writes, cuts recovery points')
     .addCommand(startCommand())
-    .addCommand(vmCommand());
+    .addCommand(vmCommand())
+    .addCommand(setBandwidthCommand());
 }

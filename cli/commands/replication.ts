@@ -14,6 +14,7 @@ import { withAdminFlags, withApiClient, type AdminFlags } from '../admin-config.
 import { printJson, table } from '../output/table.ts';
 import { report, waitForJob } from './job.ts';
 import { failoverFlags, runFailover } from './failover.ts';
+import { addSetPriorityCommand } from './capacity.ts';
 
 type JobFlags = AdminFlags & { vault: string; wait: boolean; timeout?: string };
 
@@ -74,9 +75,31 @@ function itemText(i: ItemView): string {
             ? ['  existing replica at the target: compared, only differences sent']
             : []),
         ]),
+    ...(i.priority && i.priority !== 'normal' ? [`  priority ${i.priority}`] : []),
+    ...churnLines(i),
     ...i.errors.map((e) => `  ${e.code}: ${e.message}\n    what to do: ${e.action}`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** R22 churn attribution: which disk and offset ranges write most. */
+function churnLines(i: ItemView): string[] {
+  const c = i.churn;
+  if (!c) return [];
+  const pct = (s: number): string => `${Math.round(s * 100)}%`;
+  const mib = (b: number): string => `${Math.round(b / 1048576)} MiB`;
+  return [
+    `  churn ${mib(c.avgBytesPerHour)}/h on average, peak ${mib(c.peakBytesPerHour)}/h ` +
+      `(last ${Math.round(c.windowMinutes / 60)}h)`,
+    ...c.disks.map(
+      (d) => `    disk ${d.disk}: ${mib(d.avgBytesPerHour)}/h, ${pct(d.share)} of the writes`,
+    ),
+    ...c.hotRegions.map(
+      (r) =>
+        `    hot: disk ${r.disk} offset ${mib(r.offset)}-${mib(r.offset + r.length)}: ` +
+        `${pct(r.share)} of the writes`,
+    ),
+  ];
 }
 
 function pointsTable(points: readonly RecoveryPointView[]): string {
@@ -123,6 +146,8 @@ export function registerReplicationCommands(program: Command): void {
         );
       });
   }
+
+  addSetPriorityCommand(replication);
 
   failoverFlags(replication.command('reverse'))
     .description(

@@ -25,6 +25,15 @@ export const VMS = ['VM1', 'VM2'] as const;
 /** Sparse, so 256 MiB costs only what the workload writes. */
 export const VM_DISK = '256MiB';
 
+/** A VM declared in New York's site file: its name and its one disk's size ("256MiB"). */
+export interface DemoVm {
+  readonly name: string;
+  readonly disk: string;
+}
+
+/** The demo's own VMs (VMS, VM_DISK each). */
+export const DEMO_VMS: readonly DemoVm[] = VMS.map((name) => ({ name, disk: VM_DISK }));
+
 export interface SiteSpec {
   /** Folder and log names. */
   readonly key: 'new-york' | 'chicago';
@@ -73,8 +82,11 @@ export class DemoFolder {
     return this.path('coordinator', 'admin.json');
   }
 
-  /** Writes the site file of `site` into the folder and returns its path. */
-  writeSite(site: SiteSpec): string {
+  /**
+   * Writes the site file of `site` into the folder and returns its path; New York declares
+   * `vms` on its host (the demo's VM1 and VM2 unless given, e.g. by the benchmarks).
+   */
+  writeSite(site: SiteSpec, vms: readonly DemoVm[] = DEMO_VMS): string {
     const text = readFileSync(join(SITES, site.siteFile), 'utf8').replaceAll(
       '/srv/',
       `${this.path('srv')}/`,
@@ -82,11 +94,11 @@ export class DemoFolder {
     const json = JSON.parse(text) as Record<string, unknown>;
     json['vms'] =
       site === NEW_YORK
-        ? VMS.map((name) => ({
-            name,
+        ? vms.map((vm) => ({
+            name: vm.name,
             host: NEW_YORK.host,
             state: 'running',
-            disks: [{ size: VM_DISK, classification: 'GOLD' }],
+            disks: [{ size: vm.disk, classification: 'GOLD' }],
             nics: [{ network: NEW_YORK.vmNetwork, subnet: 'web' }],
           }))
         : [];

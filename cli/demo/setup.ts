@@ -16,9 +16,14 @@ import { poll } from './processes.ts';
 /** The policy's copy frequency; the coordinator's time scale shortens it for the demo. */
 export const COPY_FREQUENCY = '30s';
 
-const say = (text: string): boolean => process.stdout.write(text);
+const stdout = (text: string): boolean => process.stdout.write(text);
 
-export async function createPolicyAndMaps(api: ApiClient, timeScale: number): Promise<void> {
+/** `say`: where the progress lines go (stdout for the demo). */
+export async function createPolicyAndMaps(
+  api: ApiClient,
+  timeScale: number,
+  say: (text: string) => void = stdout,
+): Promise<void> {
   const cycle = 30 * timeScale;
   const policy = await api.createPolicy(VAULT, { name: POLICY, copyFrequency: COPY_FREQUENCY });
   say(
@@ -54,15 +59,27 @@ export function stepWords(step: string): string {
   return words[phase] ?? step;
 }
 
-/** Starts `replication enable` for VM1 and VM2 and follows the job to its end. */
+export interface EnableOptions {
+  /** The VMs of New York's gold cloud to enable (the demo's VM1 and VM2 unless given). */
+  readonly vms?: readonly string[];
+  /** Where the progress lines go (stdout for the demo). */
+  readonly say?: (text: string) => void;
+  /** How long the job may take. @default 120 s */
+  readonly timeoutMs?: number;
+}
+
+/** Starts `replication enable` for VM1 and VM2 (or `o.vms`) and follows the job to its end. */
 export async function enableReplication(
   api: ApiClient,
   signal: AbortSignal,
   logs: string,
+  o: EnableOptions = {},
 ): Promise<JobView> {
+  const say = o.say ?? stdout;
+  const vms = o.vms ?? VMS;
   const cloud = `${NEW_YORK.server}/${NEW_YORK.cloud}`;
-  const started = await api.enableReplication(VAULT, cloud, VMS);
-  say(`- replication enable ${VMS.join(' ')} (job ${started.id})\n`);
+  const started = await api.enableReplication(VAULT, cloud, vms);
+  say(`- replication enable ${vms.join(' ')} (job ${started.id})\n`);
   const printed = new Set<string>();
   const job = await poll(
     `job ${started.id} (replication enable)`,
@@ -76,7 +93,7 @@ export async function enableReplication(
       }
       return FINISHED_JOB_STATES.includes(j.state) ? j : undefined;
     },
-    { signal, timeoutMs: 120_000, everyMs: 300 },
+    { signal, timeoutMs: o.timeoutMs ?? 120_000, everyMs: 300 },
   );
   if (job.state !== 'succeeded') {
     const failed = job.steps.find((s) => s.state === 'failed');
@@ -94,6 +111,8 @@ export async function enableReplication(
     }
     throw error;
   }
-  say(`    done: both VMs are paired; the initial copy runs host to host\n`);
+  say(
+    `    done: ${vms.length === 2 ? 'both VMs are' : vms.length === 1 ? 'the VM is' : `${vms.length} VMs are`} paired; the initial copy runs host to host\n`,
+  );
   return job;
 }

@@ -20,6 +20,7 @@ import {
   choosePort,
   unusableAddresses,
   type DemoFolder,
+  type DemoVm,
   type SiteSpec,
 } from './layout.ts';
 import {
@@ -44,9 +45,16 @@ export interface BringUp {
   readonly processes: DemoProcess[];
   readonly timeScale: number;
   readonly signal: AbortSignal;
+  /** New York's VMs (the demo's VM1 and VM2 unless given; the benchmarks declare their own). */
+  readonly vms?: readonly DemoVm[];
+  /** Where the progress lines go (the demo prints them on stdout). */
+  readonly say?: (text: string) => void;
+  /** Extra environment of the coordinator and of the host agents (e.g. SECONDSITE_LOG_LEVEL). */
+  readonly coordinatorEnv?: NodeJS.ProcessEnv;
+  readonly hostEnv?: NodeJS.ProcessEnv;
 }
 
-const say = (text: string): boolean => process.stdout.write(text);
+const stdout = (text: string): boolean => process.stdout.write(text);
 
 function startCoordinator(b: BringUp): DemoProcess {
   const p = startProcess(
@@ -60,7 +68,10 @@ function startCoordinator(b: BringUp): DemoProcess {
       '127.0.0.1:0',
       '--json',
     ],
-    { log: b.folder.log('coordinator'), env: { SECONDSITE_TIME_SCALE: String(b.timeScale) } },
+    {
+      log: b.folder.log('coordinator'),
+      env: { ...b.coordinatorEnv, SECONDSITE_TIME_SCALE: String(b.timeScale) },
+    },
   );
   b.processes.push(p);
   return p;
@@ -83,7 +94,7 @@ async function startProvider(b: BringUp, api: ApiClient, site: SiteSpec): Promis
       '--data',
       b.folder.path(site.key),
       '--site',
-      b.folder.writeSite(site),
+      b.folder.writeSite(site, b.vms),
       '--key',
       keyFile,
       '--listen',
@@ -117,14 +128,14 @@ function startHost(b: BringUp, site: SiteSpec, providerAt: string, ports: Ports)
       '--ticket-port',
       String(ports.ticket),
     ],
-    { log: b.folder.log(`host-${site.host}`) },
+    { log: b.folder.log(`host-${site.host}`), ...(b.hostEnv ? { env: b.hostEnv } : {}) },
   );
   b.processes.push(p);
   return p;
 }
 
 /** The replication ports: 8084 and 8083 when free on both sites' addresses, else free ones. */
-async function choosePorts(): Promise<Ports> {
+async function choosePorts(say: (text: string) => void): Promise<Ports> {
   const ips = [NEW_YORK.ip, CHICAGO.ip];
   const cert = await choosePort(8084, ips);
   const ticket = await choosePort(8083, ips);
@@ -146,6 +157,7 @@ export async function bringUpSites(
   b: BringUp,
   connect: (adminFile: string) => ApiClient,
 ): Promise<void> {
+  const say = b.say ?? stdout;
   const unusable = await unusableAddresses([NEW_YORK.ip, CHICAGO.ip]);
   if (unusable.length > 0) {
     throw new SecondsiteError(
@@ -173,16 +185,17 @@ export async function bringUpSites(
         `${providerAt[site.key]} (log: ${b.folder.log(`provider-${site.key}`)})\n`,
     );
   }
-  const ports = await choosePorts();
+  const ports = await choosePorts(say);
   const hosts = [NEW_YORK, CHICAGO].map((site) => ({
     site,
     p: startHost(b, site, providerAt[site.key] ?? '', ports),
   }));
+  const nyVms = b.vms?.map((v) => v.name) ?? VMS;
   for (const { site, p } of hosts) {
-    await waitForHost(api, p, site, site === NEW_YORK ? VMS : [], b.signal);
+    await waitForHost(api, p, site, site === NEW_YORK ? nyVms : [], b.signal);
     say(
       `- host ${site.host} enrolled with ${site.server} on ${site.ip}` +
-        (site === NEW_YORK ? `, running ${VMS.join(' and ')}` : '') +
+        (site === NEW_YORK ? `, running ${nyVms.join(' and ')}` : '') +
         ` (log: ${p.log})\n`,
     );
   }

@@ -26,6 +26,9 @@ import type {
   PlanView,
   FailoverOperation,
   FailoverBody,
+  BandwidthRequest,
+  BandwidthView,
+  CapacityPlanView,
 } from './types.ts';
 
 /** The subset of the WHATWG fetch the client needs. */
@@ -105,6 +108,20 @@ export interface ApiClient {
     vms: readonly string[],
   ): Promise<PlanView>;
   addPlanAction(vault: string, plan: string, action: PlanActionRequest): Promise<PlanView>;
+  /** R22: a host's replication bandwidth cap. */
+  setBandwidth(vault: string, request: BandwidthRequest): Promise<BandwidthView>;
+  /** R22: items' priority under their source hosts' caps. */
+  setPriority(
+    vault: string,
+    /** high | normal | low (checked by the coordinator, naming the field). */
+    priority: string,
+    vms: readonly string[],
+  ): Promise<{ items: ItemView[]; hosts: BandwidthView[] }>;
+  /** R22: capacity plan; `bandwidth` in MB/s. */
+  capacityPlan(
+    vault: string,
+    opts: { cloud?: string; policy?: string; bandwidth?: string | number },
+  ): Promise<CapacityPlanView>;
 }
 
 function isErrorCode(code: unknown): code is ErrorCode {
@@ -233,5 +250,16 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       call('POST', `/vaults/${seg(vault)}/plans/${seg(plan)}/vms`, { group, vms }),
     addPlanAction: (vault, plan, action) =>
       call('POST', `/vaults/${seg(vault)}/plans/${seg(plan)}/actions`, action),
+    setBandwidth: (vault, request) => call('PUT', `/vaults/${seg(vault)}/bandwidth`, request),
+    setPriority: (vault, priority, vms) =>
+      call('POST', `/vaults/${seg(vault)}/replication/priority`, { priority, vms }),
+    capacityPlan: (vault, o) => {
+      const q = new URLSearchParams();
+      if (o.cloud !== undefined) q.set('cloud', o.cloud);
+      if (o.policy !== undefined) q.set('policy', o.policy);
+      if (o.bandwidth !== undefined) q.set('bandwidth', String(o.bandwidth));
+      const qs = q.toString();
+      return call('GET', `/vaults/${seg(vault)}/capacity/plan${qs === '' ? '' : `?${qs}`}`);
+    },
   };
 }

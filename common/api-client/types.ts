@@ -229,6 +229,95 @@ export interface ItemView {
     at: string;
     recoveryPoint: { id: string; time: string; type: 'crash-consistent' | 'app-consistent' } | null;
   } | null;
+  /** R22: the priority under the source host's bandwidth cap (absent from older coordinators). */
+  readonly priority?: ReplicationPriority;
+  /** R22 churn attribution: which disk and offset ranges write most; null when unmeasured. */
+  readonly churn?: {
+    readonly windowMinutes: number;
+    readonly avgBytesPerHour: number;
+    readonly peakBytesPerHour: number;
+    readonly disks: readonly {
+      disk: number;
+      avgBytesPerHour: number;
+      peakBytesPerHour: number;
+      share: number;
+    }[];
+    readonly hotRegions: readonly {
+      disk: number;
+      offset: number;
+      length: number;
+      bytes: number;
+      share: number;
+    }[];
+  } | null;
+}
+
+export type ReplicationPriority = 'high' | 'normal' | 'low';
+
+/** `host set-bandwidth` (CLI.md "Guests and capacity"): rates in MB/s (10^6 bytes). */
+export interface BandwidthRequest {
+  readonly host: string;
+  /** MB/s outside the windows; null/absent with `unlimited`. */
+  readonly limit?: number | string | null;
+  readonly unlimited?: boolean;
+  /** "HH:MM-HH:MM=MB/s" (or "=unlimited"), the host's local time. */
+  readonly windows?: readonly string[];
+}
+
+/** A host's stored bandwidth cap and whether the host has it yet. */
+export interface BandwidthView {
+  /** SERVER/HOST */
+  readonly host: string;
+  /** MB/s outside the windows; null = unlimited. */
+  readonly limitMBps: number | null;
+  /** "08:00-18:00=20 MB/s" */
+  readonly windows: readonly string[];
+  /** "20 MB/s, 08:00-18:00=5 MB/s" */
+  readonly description: string;
+  readonly priorities: Readonly<Record<string, ReplicationPriority>>;
+  /** The host reported this setting back. */
+  readonly applied: boolean;
+  /** Why it is not applied yet (the host is pushed it again when it reports). */
+  readonly pending: string | null;
+}
+
+/** `capacity plan` (R22); byte counts and bytes per second. */
+export interface CapacityPlanView {
+  readonly linkBytesPerSecond: number;
+  readonly compressionRatio: number;
+  readonly vms: readonly {
+    readonly vm: string;
+    readonly server: string;
+    readonly cloud: string | null;
+    readonly host: string;
+    readonly protected: boolean;
+    readonly policy: string | null;
+    readonly copyFrequency: string | null;
+    readonly priority: ReplicationPriority;
+    readonly diskBytes: number;
+    readonly measuredMinutes: number;
+    readonly churnAvgBytesPerHour: number;
+    readonly churnPeakBytesPerHour: number;
+    readonly peakBytesPerInterval: number;
+    readonly requiredBytesPerSecond: number;
+    readonly averageBytesPerSecond: number;
+    readonly initialCopySeconds: number;
+    readonly undoBytes: number;
+    readonly replicaStorageBytes: number;
+    readonly carried: boolean;
+    readonly note: string | null;
+  }[];
+  readonly total: {
+    readonly vms: number;
+    readonly diskBytes: number;
+    readonly requiredBytesPerSecond: number;
+    readonly averageBytesPerSecond: number;
+    readonly initialCopySeconds: number;
+    readonly undoBytes: number;
+    readonly replicaStorageBytes: number;
+    readonly notCarried: readonly string[];
+  };
+  readonly assumptions: readonly string[];
 }
 
 /** `recovery-point list` (CLI.md). */

@@ -44,6 +44,10 @@ export const LABELS = Object.freeze({
   apReply: 'secondsite/v1 ap-reply',
   clientToServer: 'secondsite/v1 channel client-to-server',
   serverToClient: 'secondsite/v1 channel server-to-client',
+  /** The ticket service's grant to the asker, under the asker's own long-term key. */
+  ticketReply: 'secondsite/v1 ticket-reply',
+  /** The coordinator's sealing of stored host long-term keys, under its ticket-store key. */
+  keyStore: 'secondsite/v1 key-store',
 });
 export type Label = (typeof LABELS)[keyof typeof LABELS];
 

@@ -81,3 +81,48 @@ export function u64(v: U64): number {
 export function bytes(v: Uint8Array | null | undefined): Buffer {
   return v ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : Buffer.alloc(0);
 }
+
+/** ErrorDetail (types.proto). */
+export interface TicketErrorMsg {
+  code: string;
+  message: string;
+  detailsJson: string;
+}
+/** A host's long-term key as registered (SECRET: never logged). */
+export interface HostKeyRegistrationMsg {
+  keyVersion: number;
+  key: Buffer;
+}
+export interface TicketRequestMsg {
+  peerHost: string;
+  vm: string;
+  epoch: U64;
+  nonce: Buffer;
+  renew?: TicketMsg | null;
+}
+export type TicketServiceRequestMsg = { requestId: string } & (
+  | { body?: 'registerKey'; registerKey: HostKeyRegistrationMsg }
+  | { body?: 'ticket'; ticket: TicketRequestMsg }
+);
+export interface TicketGrantMsg {
+  ticket: TicketMsg | null;
+  sealedBody: Buffer;
+  clientKeyVersion: number;
+}
+export interface TicketGrantBodyMsg {
+  client: string;
+  server: string;
+  sessionKey: Buffer;
+  startTimeMs: U64;
+  endTimeMs: U64;
+  renewTillMs: U64;
+  nonce: Buffer;
+}
+export interface TicketServiceReplyMsg {
+  requestId: string;
+  error?: TicketErrorMsg | null;
+  grant?: TicketGrantMsg | null;
+}
+
+export const grantCodec = (): MessageCodec<TicketGrantBodyMsg> =>
+  codec<TicketGrantBodyMsg>('TicketGrantBody');

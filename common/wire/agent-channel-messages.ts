@@ -11,6 +11,7 @@ import type {
   HostCommandResult,
   HostInventoryReport,
 } from './host-control-messages.ts';
+import type { TicketServiceReplyMsg, TicketServiceRequestMsg } from '../tickets/messages.ts';
 
 /** Channel protocol versions this build speaks. */
 export const AGENT_PROTOCOL = Object.freeze({ min: 1, max: 1 });
@@ -115,7 +116,15 @@ type Body =
   | { body?: 'commandResult'; commandResult: AgentCommandResult }
   | { body?: 'inventoryReport'; inventoryReport: { inventory: SiteInventoryMsg } }
   | { body?: 'error'; error: ErrorDetailMsg }
-  | { body?: 'hostInventory'; hostInventory: HostInventoryReport };
+  | { body?: 'hostInventory'; hostInventory: HostInventoryReport }
+  | { body?: 'hostTicketRequest'; hostTicketRequest: HostTicketRequest }
+  | { body?: 'hostTicketReply'; hostTicketReply: TicketServiceReplyMsg };
+
+/** A host's request to the ticket service, relayed by its provider (agent_channel.proto). */
+export interface HostTicketRequest {
+  host: string;
+  request: TicketServiceRequestMsg;
+}
 
 export type AgentEnvelope = { commandId?: string } & Body;
 

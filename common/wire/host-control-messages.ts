@@ -4,6 +4,8 @@
  * named by their field). Shared by the provider agent and the host agent, separate processes.
  */
 
+import type { TicketServiceReplyMsg, TicketServiceRequestMsg } from '../tickets/messages.ts';
+
 /** ErrorDetail (types.proto); the same shape agent-channel-messages.ts uses. */
 export interface ErrorDetailMsg {
   code: string;
@@ -88,6 +90,33 @@ export interface HostVmMsg {
   /** 'primary' | 'replica' | 'test' | 'none' (absent/empty from older hosts). */
   role?: string;
   failover?: HostVmFailoverMsg | null;
+  /** R22 (host_control.proto 30-32): measured churn, bandwidth priority, waits for the cap. */
+  churn?: HostVmChurnMsg | null;
+  priority?: string;
+  /** uint64 as a decimal string. */
+  bandwidthWaitMs?: string;
+}
+
+/** host_control.proto HostVmChurn; 64-bit fields as decimal strings. */
+export interface HostVmChurnMsg {
+  windowMinutes: number;
+  disks: Array<{
+    index: number;
+    bytes: string;
+    avgBytesPerHour: string;
+    peakMinuteBytes: string;
+    peakFiveMinutesBytes: string;
+    peakQuarterHourBytes: string;
+    peakHourBytes: string;
+  }>;
+  hotRegions: Array<{ disk: number; offset: string; length: string; bytes: string }>;
+}
+
+/** host_control.proto BandwidthSetting; 0 = unlimited; 64-bit fields as decimal strings. */
+export interface BandwidthSettingMsg {
+  limitBytesPerSecond: string;
+  windows: Array<{ start: string; end: string; bytesPerSecond: string }>;
+  priorities: Array<{ name: string; priority: string }>;
 }
 
 /** host_control.proto HostVmFailover. */
@@ -101,6 +130,10 @@ export interface HostVmFailoverMsg {
 
 export interface HostInventoryMsg {
   vms: HostVmMsg[];
+  /** R22: the bandwidth cap in force, and now (absent from older hosts). */
+  bandwidth?: BandwidthSettingMsg | null;
+  /** uint64 as a decimal string; '0' = unlimited. */
+  bandwidthNowBytesPerSecond?: string;
 }
 
 export interface CreateHostVmCommand {
@@ -126,6 +159,8 @@ export interface PairHostVmCommand {
   startInitialCopy: boolean;
   /** Reverse replication: '' | 'in-sync' | 'resync' (absent = ''). */
   baseline?: string;
+  /** Primary: authenticate with tickets on the peer's ticket port (absent = certificates). */
+  ticketAuth?: boolean;
 }
 
 /** Failover commands (host_control.proto 20-26). `point`: an id, "latest" or "latest-app-consistent". */
@@ -175,7 +210,8 @@ export interface HostCommand {
     | 'failover'
     | 'changePoint'
     | 'commitFailover'
-    | 'fence';
+    | 'fence'
+    | 'setBandwidth';
   createVm?: CreateHostVmCommand;
   pairVm?: PairHostVmCommand;
   unpairVm?: { name: string; deleteReplica: boolean };
@@ -193,6 +229,8 @@ export interface HostCommand {
   changePoint?: FailoverCommand;
   commitFailover?: { name: string };
   fence?: { name: string; epoch: string };
+  /** R22: the host's replication bandwidth cap (host_control.proto 30). */
+  setBandwidth?: BandwidthSettingMsg;
 }
 
 export interface HostCommandResult {
@@ -217,12 +255,14 @@ export type HostFrame =
       };
     }
   | { body?: 'inventory'; inventory: HostInventoryMsg }
-  | { body?: 'commandResult'; commandResult: HostCommandResult };
+  | { body?: 'commandResult'; commandResult: HostCommandResult }
+  | { body?: 'ticketService'; ticketService: TicketServiceRequestMsg };
 
 export type ProviderFrame =
   | { body?: 'welcome'; welcome: { protocol: number } }
   | { body?: 'command'; command: HostCommand }
-  | { body?: 'error'; error: ErrorDetailMsg };
+  | { body?: 'error'; error: ErrorDetailMsg }
+  | { body?: 'ticketService'; ticketService: TicketServiceReplyMsg };
 
 /** The provider's relay of one host's inventory to the coordinator (agent_channel.proto). */
 export interface HostInventoryReport {

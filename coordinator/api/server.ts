@@ -31,6 +31,9 @@ import type { PlanService } from '../plans/plan-service.ts';
 import { planRoutes } from './routes-plans.ts';
 import { failoverRoutes } from './routes-failover.ts';
 import type { FailoverService } from '../failover/failover-jobs.ts';
+import type { CapacityService } from '../capacity/capacity-service.ts';
+import type { BandwidthService } from '../replication/bandwidth-service.ts';
+import { capacityRoutes } from './routes-capacity.ts';
 
 export interface ApiOptions {
   readonly vaults: VaultService;
@@ -64,6 +67,8 @@ export interface ApiOptions {
   readonly plans?: PlanService;
   /** Failover, commit, reverse (R23–R27). */
   readonly failover?: FailoverService;
+  /** R22: capacity planning and bandwidth control. */
+  readonly capacity?: { capacity: CapacityService; bandwidth: BandwidthService };
   /** Sees every request body received (the privacy test's trace). */
   readonly trace?: (body: Buffer) => void;
 }
@@ -128,5 +133,6 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   if (opts.maps) mapRoutes(app, { vaults: opts.vaults, maps: opts.maps });
   if (opts.plans) planRoutes(app, { vaults: opts.vaults, plans: opts.plans });
   if (opts.failover) failoverRoutes(app, { failover: opts.failover });
+  if (opts.capacity) capacityRoutes(app, opts.capacity);
   return app;
 }

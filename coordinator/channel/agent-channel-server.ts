@@ -35,6 +35,7 @@ import { inventorySchema } from '../registration/registration-job.ts';
 import type { Vault } from '../domain/vault.ts';
 import type { RegistrationService } from '../registration/registration-service.ts';
 import type { VaultService } from '../vaults/vault-service.ts';
+import type { TicketService } from '../tickets/ticket-service.ts';
 import type { ChannelHub, ChannelSession } from './channel-hub.ts';
 
 export interface AgentChannelDeps {
@@ -46,6 +47,8 @@ export interface AgentChannelDeps {
   readonly vms?: VmInventory;
   readonly clock: Clock;
   readonly log: Logger;
+  /** The vault's ticket service (host_ticket_request); absent: such requests are refused. */
+  readonly tickets?: TicketService;
   /** Sees every frame received, before it is decoded (the privacy test's trace). */
   readonly trace?: (frame: Buffer) => void;
 }
@@ -178,6 +181,22 @@ function providerHandlers(
       const r = env.hostInventory;
       if (!r.host) throw new SecondsiteError('SS_PROTOCOL', 'host_inventory without a host');
       await deps.vms?.report(vault.id, server.name, r);
+    },
+    hostTicketRequest: async (env) => {
+      if (!('hostTicketRequest' in env)) return;
+      const requestId = env.hostTicketRequest?.request?.requestId ?? '';
+      const reply = deps.tickets
+        ? await deps.tickets.handle(
+            { vaultId: vault.id, vaultName: vault.name, server: server.name },
+            env.hostTicketRequest,
+          )
+        : {
+            requestId,
+            error: errorDetailOf(
+              new SecondsiteError('SS_UNAVAILABLE', 'this coordinator runs no ticket service'),
+            ),
+          };
+      sendTo(ws, { hostTicketReply: reply });
     },
     inventoryReport: async (env) => {
       if (!('inventoryReport' in env)) return;

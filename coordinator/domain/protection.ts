@@ -78,6 +78,10 @@ export interface ItemRecord {
   readonly offline?: { readonly exportId: string; readonly waiting: string | null } | null;
   /** Onboarding (R19): the replica VM existed at the target when enabled; it is resynced. */
   readonly onboard?: boolean;
+  /** R22: replication priority under the source host's bandwidth cap (absent = normal). */
+  readonly priority?: 'high' | 'normal' | 'low';
+  /** R22: ms the source waited for its bandwidth cap over the last minute it reported. */
+  readonly bandwidthWaitMs?: number;
 }
 
 /** The scheduled start is due and not yet done (pure; the watcher acts on it). */
@@ -131,6 +135,8 @@ export interface VmStatus {
   readonly paused: boolean;
   /** When the coordinator stored the report this comes from (ms); 0 when unknown. */
   readonly reportedAt?: number;
+  /** R22: ms the replication waited for the host's bandwidth cap over the last minute. */
+  readonly bandwidthWaitMs?: number;
 }
 
 export function newItem(a: {
@@ -223,7 +229,15 @@ export function observe(
     source !== undefined && source.copyTotal > 0
       ? { done: source.copyDone, total: source.copyTotal }
       : item.copy;
-  return { ...item, cycles, latestPoint, failure, copy };
+  const waited = source?.bandwidthWaitMs ?? 0;
+  return {
+    ...item,
+    cycles,
+    latestPoint,
+    failure,
+    copy,
+    ...(waited > 0 || item.bandwidthWaitMs ? { bandwidthWaitMs: waited } : {}),
+  };
 }
 
 function failureOf(
@@ -304,6 +318,62 @@ export interface ItemView {
     at: string;
     recoveryPoint: { id: string; time: string; type: PointType } | null;
   } | null;
+  /** R22: the priority under the source host's bandwidth cap. */
+  readonly priority: 'high' | 'normal' | 'low';
+  /** Churn attribution (R22): which disk and offset ranges write most; null when unmeasured. */
+  readonly churn: ChurnAttribution | null;
+}
+
+/** What the source host measured of the VM's write churn (vm-inventory.ts VmChurnRecord). */
+export interface ChurnMeasurement {
+  readonly windowMinutes: number;
+  readonly disks: readonly {
+    index: number;
+    avgBytesPerHour: number;
+    peakHourBytes: number;
+    bytes: number;
+  }[];
+  readonly hotRegions: readonly { disk: number; offset: number; length: number; bytes: number }[];
+}
+
+export interface ChurnAttribution {
+  /** Minutes of history (at most 24 h). */
+  readonly windowMinutes: number;
+  readonly avgBytesPerHour: number;
+  readonly peakBytesPerHour: number;
+  /** Per disk, with its share (0-1) of the VM's bytes. */
+  readonly disks: readonly {
+    disk: number;
+    avgBytesPerHour: number;
+    peakBytesPerHour: number;
+    share: number;
+  }[];
+  /** The hottest offset ranges (at most 5), with their share of the VM's bytes. */
+  readonly hotRegions: readonly {
+    disk: number;
+    offset: number;
+    length: number;
+    bytes: number;
+    share: number;
+  }[];
+}
+
+/** Shares of the VM's churn per disk and per hot region (pure). */
+export function churnAttribution(m: ChurnMeasurement): ChurnAttribution {
+  const total = m.disks.reduce((n, d) => n + d.bytes, 0);
+  const share = (b: number): number => (total === 0 ? 0 : Math.round((b / total) * 1000) / 1000);
+  return {
+    windowMinutes: m.windowMinutes,
+    avgBytesPerHour: m.disks.reduce((n, d) => n + d.avgBytesPerHour, 0),
+    peakBytesPerHour: m.disks.reduce((n, d) => n + d.peakHourBytes, 0),
+    disks: m.disks.map((d) => ({
+      disk: d.index,
+      avgBytesPerHour: d.avgBytesPerHour,
+      peakBytesPerHour: d.peakHourBytes,
+      share: share(d.bytes),
+    })),
+    hotRegions: m.hotRegions.map((r) => ({ ...r, share: share(r.bytes) })),
+  };
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -313,7 +383,7 @@ export function itemView(
   item: ItemRecord,
   copyFrequency: CopyFrequency,
   now: number,
-  opts: { windowMs?: number; timeScale?: number } = {},
+  opts: { windowMs?: number; timeScale?: number; churn?: ChurnMeasurement } = {},
 ): ItemView {
   const report = itemHealth({
     windowMs: opts.windowMs ?? DEFAULT_MONITORING_WINDOW_MS,
@@ -348,6 +418,20 @@ export function itemView(
       message: m,
       action: `see: secondsite job list --vault VAULT`,
     })),
+    ...((item.bandwidthWaitMs ?? 0) > 0 && item.state !== 'paused' && item.state !== 'disabled'
+      ? [
+          {
+            code: 'bandwidth-limited',
+            message:
+              `the replication bandwidth cap of ${item.sourceHost} delayed this VM's cycles by ` +
+              `${Math.round((item.bandwidthWaitMs ?? 0) / 1000)} s in the last minute`,
+            action:
+              `raise the cap (secondsite host set-bandwidth --vault VAULT --host ` +
+              `${item.sourceServer}/${item.sourceHost} …) or the VM's priority ` +
+              `(secondsite replication set-priority --vault VAULT --priority high ${item.vm})`,
+          },
+        ]
+      : []),
   ];
   const last = item.cycles.at(-1) ?? null;
   return {
@@ -397,6 +481,8 @@ export function itemView(
                     type: item.failover.point.type,
                   },
           },
+    priority: item.priority ?? 'normal',
+    churn: opts.churn ? churnAttribution(opts.churn) : null,
   };
 }
 

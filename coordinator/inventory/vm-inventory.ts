@@ -8,6 +8,8 @@ import { SecondsiteError } from '../../common/errors/errors.ts';
 import type { VmView } from '../../common/api-client/types.ts';
 import type { Clock } from '../../common/time/clock.ts';
 import type {
+  BandwidthSettingMsg,
+  HostVmChurnMsg,
   HostInventoryReport,
   HostVmMsg,
   RecoveryPointMsg,
@@ -30,6 +32,45 @@ export interface VmRecord {
   readonly replication?: VmReplicationRecord;
   /** The host's own word on the VM's role (a test copy is `test`); absent from older hosts. */
   readonly role?: 'primary' | 'replica' | 'test' | 'none';
+  /** R22: measured write churn (absent while none was measured or from older hosts). */
+  readonly churn?: VmChurnRecord;
+}
+
+/** A VM's write churn as its host measured it (host_control.proto HostVmChurn), numbers. */
+export interface VmChurnRecord {
+  readonly windowMinutes: number;
+  readonly disks: readonly {
+    index: number;
+    bytes: number;
+    avgBytesPerHour: number;
+    peakMinuteBytes: number;
+    peakFiveMinutesBytes: number;
+    peakQuarterHourBytes: number;
+    peakHourBytes: number;
+  }[];
+  readonly hotRegions: readonly { disk: number; offset: number; length: number; bytes: number }[];
+}
+
+function churnOf(c: HostVmChurnMsg | null | undefined): VmChurnRecord | undefined {
+  if (c === null || c === undefined) return undefined;
+  return {
+    windowMinutes: c.windowMinutes ?? 0,
+    disks: (c.disks ?? []).map((d) => ({
+      index: d.index,
+      bytes: num(d.bytes),
+      avgBytesPerHour: num(d.avgBytesPerHour),
+      peakMinuteBytes: num(d.peakMinuteBytes),
+      peakFiveMinutesBytes: num(d.peakFiveMinutesBytes),
+      peakQuarterHourBytes: num(d.peakQuarterHourBytes),
+      peakHourBytes: num(d.peakHourBytes),
+    })),
+    hotRegions: (c.hotRegions ?? []).map((r) => ({
+      disk: r.disk,
+      offset: num(r.offset),
+      length: num(r.length),
+      bytes: num(r.bytes),
+    })),
+  };
 }
 
 export interface VmReplicationRecord {
@@ -45,6 +86,8 @@ export interface VmReplicationRecord {
   readonly unshippedBytes: number;
   readonly paused: boolean;
   readonly protected: boolean;
+  /** R22: ms its replication waited for the host's bandwidth cap over the last minute. */
+  readonly bandwidthWaitMs?: number;
 }
 
 export interface HostRecord {
@@ -61,6 +104,8 @@ export interface HostRecord {
   readonly address?: string;
   readonly certPort?: number;
   readonly ticketPort?: number;
+  /** R22: the replication bandwidth cap the host reports (absent from older hosts). */
+  readonly bandwidth?: { setting: BandwidthSettingMsg; nowBytesPerSecond: number };
 }
 
 const num = (v: string | number | undefined | null): number => Number(v ?? 0) || 0;
@@ -90,6 +135,7 @@ function replicationOf(vm: HostVmMsg): VmReplicationRecord {
     unshippedBytes: num(vm.unshippedBytes),
     paused: vm.paused ?? false,
     protected: vm.protected ?? false,
+    bandwidthWaitMs: num(vm.bandwidthWaitMs),
   };
 }
 
@@ -110,6 +156,7 @@ export function vmStatusOf(h: HostRecord, vm: VmRecord | undefined, serverUp: bo
     unshippedBytes: r?.unshippedBytes ?? 0,
     paused: r?.paused ?? false,
     reportedAt: Date.parse(h.reportedAt) || 0,
+    bandwidthWaitMs: r?.bandwidthWaitMs ?? 0,
   };
 }
 
@@ -125,6 +172,14 @@ function recordOf(vaultId: string, server: string, r: HostInventoryReport, at: s
     address: r.address ?? '',
     certPort: r.certPort ?? 0,
     ticketPort: r.ticketPort ?? 0,
+    ...(r.inventory?.bandwidth
+      ? {
+          bandwidth: {
+            setting: r.inventory.bandwidth,
+            nowBytesPerSecond: num(r.inventory.bandwidthNowBytesPerSecond),
+          },
+        }
+      : {}),
     vms: (r.inventory?.vms ?? []).map((vm) => ({
       name: vm.name,
       state: vm.state === 'HOST_VM_STATE_RUNNING' ? 'running' : 'stopped',
@@ -139,6 +194,7 @@ function recordOf(vaultId: string, server: string, r: HostInventoryReport, at: s
       ...(vm.role === 'primary' || vm.role === 'replica' || vm.role === 'test' || vm.role === 'none'
         ? { role: vm.role }
         : {}),
+      ...(vm.churn ? { churn: churnOf(vm.churn) } : {}),
     })),
   };
 }

@@ -292,6 +292,8 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
         ...pairSettings(policy, svc.timeScale),
         // R19: the replica exists at the target: compare hashes, send only what differs.
         ...(item.onboard ? { baseline: 'resync' } : {}),
+        // Policy auth "kerberos": tickets from the ticket service, on the target's ticket port.
+        ...(policy.auth === 'kerberos' ? { ticketAuth: true } : {}),
       };
       await hostCmd(ctx, item, 'source', { pairVm });
       await toState(item.vaultId, vm, 'initial-started', 'initial-replication');

@@ -240,7 +240,12 @@ export class ProtectionService {
 
   private async view(item: ItemRecord): Promise<ItemView> {
     const policy = await this.deps.policies.get(item.vaultId, item.policy);
+    // R22 churn attribution: the source host's measurement of the VM.
+    const churn = (await this.deps.vms.hosts(item.vaultId))
+      .find((h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost)
+      ?.vms.find((v) => v.name === item.vm)?.churn;
     return itemView(item, policy?.copyFrequency ?? '5m', this.deps.clock.now(), {
+      ...(churn ? { churn } : {}),
       timeScale: this.timeScale,
       ...(this.deps.monitoringWindowMs === undefined
         ? {}

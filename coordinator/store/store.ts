@@ -28,6 +28,8 @@
  *   v/<vaultId>/map/<network|storage>/<lower server>/<name> → ResourceMap   a network or
  *                                                  storage map, keyed by its source (R8, R9)
  *   v/<vaultId>/plan/<lower name>   → PlanRecord   a recovery plan (R28)
+ *   v/<vaultId>/bandwidth/<lower server>/<host> → BandwidthRecord   a host's replication
+ *                                                  bandwidth cap (R22), pushed to the host
  *
  * Invariant: every state change is written (synchronously, for LevelDB) before the caller
  * acknowledges it to anyone; a batch is all-or-nothing.
@@ -79,6 +81,9 @@ export const keys = Object.freeze({
     `v/${vaultId}/map/${kind}/${server.toLowerCase()}/${name}`,
   mapPrefix: (vaultId: string, kind: 'network' | 'storage') => `v/${vaultId}/map/${kind}/`,
   plan: (vaultId: string, name: string) => `v/${vaultId}/plan/${name.toLowerCase()}`,
+  bandwidth: (vaultId: string, server: string, host: string) =>
+    `v/${vaultId}/bandwidth/${server.toLowerCase()}/${host}`,
+  bandwidthPrefix: (vaultId: string) => `v/${vaultId}/bandwidth/`,
   planPrefix: (vaultId: string) => `v/${vaultId}/plan/`,
 });
 

@@ -94,7 +94,7 @@ async function setup(label: string) {
     log: silentLogger,
   });
   t.begin({ copyId: 'c', baseSeq: src.baseSeq, diskSizes: SIZES });
-  for await (const c of src.chunks()) t.write([c]);
+  for await (const c of src.chunks()) await t.write([c]);
   await t.finish();
   const p = await j.cut({ type: 'crash-consistent' });
   await shipSegments(j, rep.store, src.baseSeq);

@@ -64,7 +64,7 @@ async function replicated(
     log: silentLogger,
   });
   t.begin({ copyId: 'c', baseSeq: src.baseSeq, diskSizes: SIZES });
-  for await (const c of src.chunks()) t.write([c]);
+  for await (const c of src.chunks()) await t.write([c]);
   await t.finish();
   await guestWrites(j, SIZES, seededRandom(SEED + 9), 10);
   const p = await j.cut({ type: 'crash-consistent' });

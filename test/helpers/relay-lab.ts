@@ -77,6 +77,8 @@ export async function startLinkedHost(
   address: string,
   /** The replication port; a restarted host keeps its own so that peers reach it. @default 0 */
   certPort = 0,
+  /** The ticket port (8083). @default 0 */
+  ticketPort = 0,
 ): Promise<LinkedHost> {
   const data = lab.path(name);
   const target = `127.0.0.1:${provider.agent.hosts.port}`;
@@ -95,6 +97,7 @@ export async function startLinkedHost(
     provider: target,
     address,
     certPort: String(certPort),
+    ticketPort: String(ticketPort),
   });
   const agent = createHostAgent(config, systemClock, silentLogger);
   const abort = new AbortController();
@@ -107,6 +110,7 @@ export async function startLinkedHost(
       vms: agent.vms,
       ops: agent.ops,
       endpoint: () => agent.endpoint(),
+      ...(agent.tickets ? { tickets: agent.tickets } : {}),
       version: 'test',
       log: silentLogger,
     });

@@ -12,6 +12,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { SecondsiteError, badInput, isSecondsiteError } from '../../../common/errors/errors.ts';
 import { errorDetailOf } from '../../../common/wire/agent-channel-messages.ts';
+import { settingFromMsg } from '../../../common/wire/bandwidth-setting.ts';
 import type {
   CreateHostVmCommand,
   HostCommand,
@@ -59,6 +60,8 @@ const pairSchema = z.object({
   startInitialCopy: z.boolean(),
   /** '' (or absent): decide from the disks; 'resync' / 'in-sync': the peer's replica exists. */
   baseline: z.enum(['', 'resync', 'in-sync']).optional(),
+  /** Primary: tickets on the peer's ticket port instead of certificates. */
+  ticketAuth: z.boolean().optional(),
 });
 
 function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
@@ -91,6 +94,7 @@ export function pairRequest(body: unknown, vault: string): PairRequest {
       },
       // Not now (scheduled or offline initial replication): paired paused until resumed.
       paused: !c.startInitialCopy,
+      ...(c.ticketAuth ? { ticketAuth: true } : {}),
       ...(c.baseline ? { existingReplica: c.baseline } : {}),
     };
   }
@@ -276,6 +280,14 @@ function replicationHandlers(ops: ReplicationOps, vault: string): Record<string,
     listPoints: async (c) => ({
       points: (await ops.points(named(c.listPoints, 'listPoints'))).map(pointToMsg),
     }),
+    // R22: the replication bandwidth cap, windows and VM priorities (kept in bandwidth.json).
+    setBandwidth: async (c) => {
+      if (!c.setBandwidth) throw badInput('setBandwidth', 'is empty');
+      if (!ops.bandwidth)
+        throw new SecondsiteError('SS_CONFLICT', 'this host has no bandwidth control');
+      ops.bandwidth.set(settingFromMsg(c.setBandwidth, 'setBandwidth'));
+      return {};
+    },
   };
 }
 

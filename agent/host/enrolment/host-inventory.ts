@@ -8,9 +8,13 @@
  */
 import type {
   HostInventoryMsg,
+  HostVmChurnMsg,
   HostVmMsg,
   ReplicationStatusMsg,
 } from '../../../common/wire/host-control-messages.ts';
+import { settingToMsg } from '../../../common/wire/bandwidth-setting.ts';
+import { priorityOf } from '../replication/bandwidth.ts';
+import type { VmChurn } from '../vm/churn-stats.ts';
 import { pointToMsg } from '../control/host-local-mapping.ts';
 import type { TestVmInfo } from '../failover/failover-ops.ts';
 import type { RecoveryPointRecord } from '../journal/types.ts';
@@ -24,7 +28,10 @@ export async function hostInventory(
 ): Promise<HostInventoryMsg> {
   const own = await Promise.all(vms.list().map((v) => hostVmMsg(v, ops)));
   const tests = (ops?.failover?.testVms() ?? []).map(testVmMsg);
-  return { vms: [...own, ...tests].sort((a, b) => a.name.localeCompare(b.name)) };
+  return {
+    vms: [...own, ...tests].sort((a, b) => a.name.localeCompare(b.name)),
+    ...bandwidthReport(ops),
+  };
 }
 
 /** A test copy: served from its point (plus its overlay), not paired, role "test". */
@@ -96,5 +103,53 @@ export async function hostVmMsg(view: VmView, ops: ReplicationOps | undefined): 
     failover: f?.state
       ? { state: f.state, pointId: f.pointId, epoch: String(f.epoch), testVm: f.testVm }
       : null,
+    ...capacityFields(config.name, ops),
+  };
+}
+
+/** R22: the bandwidth cap in force (HostInventory 10-11). */
+function bandwidthReport(ops: ReplicationOps | undefined): Partial<HostInventoryMsg> {
+  const b = ops?.bandwidth;
+  if (!b) return {};
+  return {
+    bandwidth: settingToMsg(b.setting),
+    bandwidthNowBytesPerSecond: String(b.rateNow() ?? 0),
+  };
+}
+
+/** R22: a VM's churn, priority and waits for the cap (HostVm 30-32); small: 5 regions. */
+function capacityFields(vm: string, ops: ReplicationOps | undefined): Partial<HostVmMsg> {
+  const churn = ops?.churn?.snapshot(vm);
+  const b = ops?.bandwidth;
+  return {
+    ...(churn ? { churn: churnMsg(churn) } : {}),
+    ...(b
+      ? {
+          priority: priorityOf(b.setting, vm),
+          // Whole seconds: the inventory is compared as text and pushed when it changes.
+          bandwidthWaitMs: String(Math.round(b.waitedMs(vm) / 1000) * 1000),
+        }
+      : {}),
+  };
+}
+
+function churnMsg(c: VmChurn): HostVmChurnMsg {
+  return {
+    windowMinutes: c.windowMinutes,
+    disks: c.disks.map((d) => ({
+      index: d.index,
+      bytes: String(d.bytes),
+      avgBytesPerHour: String(d.avgBytesPerHour),
+      peakMinuteBytes: String(d.peakBytes1m),
+      peakFiveMinutesBytes: String(d.peakBytes5m),
+      peakQuarterHourBytes: String(d.peakBytes15m),
+      peakHourBytes: String(d.peakBytes1h),
+    })),
+    hotRegions: c.hotRegions.map((r) => ({
+      disk: r.disk,
+      offset: String(r.offset),
+      length: String(r.length),
+      bytes: String(r.bytes),
+    })),
   };
 }

@@ -32,6 +32,7 @@ import type { VmManager } from '../vm/vm-manager.ts';
 import { HostCommandLog } from './command-log.ts';
 import { hostCommands, type HostCommands } from './host-commands.ts';
 import type { HostIdentity } from './host-identity.ts';
+import type { HostTickets } from './host-tickets.ts';
 import { hostInventory } from './host-inventory.ts';
 import { createProviderClient } from './provider-client.ts';
 
@@ -54,6 +55,8 @@ export async function createProviderLink(a: {
   ops?: ReplicationOps;
   /** Where peers reach this host (told in the hello); unknown when absent. */
   endpoint?: () => Promise<HostEndpoint>;
+  /** The ticket service client (host-agent.ts); its requests ride this stream. */
+  tickets?: HostTickets;
   version: string;
   log: Logger;
 }): Promise<ProviderLink> {
@@ -68,6 +71,7 @@ export async function createProviderLink(a: {
     vms: a.vms,
     ops: a.ops,
     endpoint: a.endpoint ?? (async () => ({ address: '', certPort: 0, ticketPort: 0 })),
+    tickets: a.tickets,
     version: a.version,
     log,
   };
@@ -123,6 +127,7 @@ interface ServeDeps {
   readonly vms: VmManager;
   readonly ops: ReplicationOps | undefined;
   readonly endpoint: () => Promise<HostEndpoint>;
+  readonly tickets: HostTickets | undefined;
   readonly version: string;
   readonly log: Logger;
 }
@@ -176,6 +181,20 @@ function serve(stream: Stream, d: ServeDeps, onWelcome: () => void): Promise<boo
       welcomed = true;
       onWelcome();
       sendIfChanged();
+      if (d.tickets) {
+        const tickets = d.tickets;
+        tickets.attach((ticketService) => send({ ticketService }));
+        // Until the service confirms the key (it may not know this host yet: the provider's
+        // report of it can arrive after this request), retried while the stream lasts.
+        const register = (attempt: number): void => {
+          tickets.registerKey().catch((e: unknown) => {
+            d.log.warn({ err: e }, 'cannot register the ticket key yet');
+            if (!ended)
+              setTimeout(() => register(attempt + 1), Math.min(5_000, 250 * 2 ** attempt)).unref();
+          });
+        };
+        register(0);
+      }
     } else if (f.body === 'command' && 'command' in f && welcomed) {
       const commandId = f.command.commandId;
       void d.commands.run(f.command).then((commandResult) => {
@@ -189,6 +208,8 @@ function serve(stream: Stream, d: ServeDeps, onWelcome: () => void): Promise<boo
         send({ commandResult });
         sendIfChanged();
       });
+    } else if (f.body === 'ticketService' && 'ticketService' in f && welcomed) {
+      d.tickets?.onReply(f.ticketService);
     } else if (f.body === 'error' && 'error' in f) {
       const e = errorFromDetail(f.error);
       d.log.warn({ code: e.code, msg: e.message }, 'the provider refused the control stream');
@@ -199,6 +220,7 @@ function serve(stream: Stream, d: ServeDeps, onWelcome: () => void): Promise<boo
       if (ended) return;
       ended = true;
       clearInterval(timer);
+      d.tickets?.detach();
       stream.end();
       if (e !== undefined) {
         const err = isSecondsiteError(e)

@@ -74,7 +74,7 @@ export async function openReplicaStore(options: ReplicaStoreOptions): Promise<Re
       'replica store open',
     );
     const reader = opts.diskPaths ? parallelReader(opts.diskPaths) : syncReader(opts.disks);
-    const writer = extentWriter(opts.disks, opts.diskPaths);
+    const writer = extentWriter(opts.disks);
     return new Store(opts, ctx, db, reader, writer, { ...recovered, resync }, log);
   } catch (e) {
     await db.close();

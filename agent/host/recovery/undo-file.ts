@@ -9,7 +9,7 @@ import { crc32 } from 'node:zlib';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Extent } from '../journal/types.ts';
 import type { RawDisk } from '../vm/raw-disk.ts';
-import { datasync, fsyncDirAsync, pwriteAll } from './async-io.ts';
+import { datasync, fsyncDirAsync, pwriteFull } from './async-io.ts';
 import type { OldContentsReader, ReadRequest } from './old-contents-reader.ts';
 import {
   HEADER_BYTES,
@@ -42,8 +42,8 @@ export function undoPath(dir: string, seq: number): string {
  * writes them, with checksums, to the undo file of `seq` (replacing any leftover), then fsyncs
  * the file and its folder so the file exists durably before the intent that relies on it.
  * Runs are gathered into `buffer` batch by batch: the reads of one batch go out together, the
- * batch is written with sequential writes. Writes and syncs run on the thread pool
- * (async-io.ts: the event loop keeps answering the sender's keepalive meanwhile).
+ * batch is written with sequential writes. The fdatasync and the folder's fsync run on the
+ * thread pool (async-io.ts: the event loop keeps answering the sender's keepalive meanwhile).
  */
 export async function writeUndoFile(opts: {
   dir: string;
@@ -72,12 +72,12 @@ export async function writeUndoFile(opts: {
       }
       await opts.reader.readAll(batch);
       batch.forEach((r, k) => (runs.crc[i - batch.length + k] = crc32(r.into)));
-      await pwriteAll(fd, buffer.subarray(0, fill), filePos);
+      pwriteFull(fd, buffer.subarray(0, fill), filePos);
       filePos += fill;
       fill = 0;
     }
-    await pwriteAll(fd, buffer.subarray(0, fill), filePos);
-    await pwriteAll(fd, encodeTable(runs), filePos + fill);
+    pwriteFull(fd, buffer.subarray(0, fill), filePos);
+    pwriteFull(fd, encodeTable(runs), filePos + fill);
     await datasync(fd);
   } finally {
     closeSync(fd);

@@ -47,6 +47,12 @@ export const pairingSchema = z.strictObject({
   /** zstd per chunk when both peers support it. @default true */
   compression: z.boolean(),
   baseline: z.enum(['zero', 'copied', 'initial-copy-required', 'resync-required']),
+  /**
+   * Primary: authenticate to the peer with tickets on its ticket port (peerAddress is then
+   * that port) instead of certificates. Changing it under the same epoch keeps the baseline:
+   * only the channel changes. @default false
+   */
+  ticketAuth: z.boolean().optional(),
   /** Primary: shipping paused by the administrator. @default false */
   paused: z.boolean().optional(),
   /** Replica: hours the recovery points are kept. @default 24 (the receiver's default) */

@@ -10,17 +10,21 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
+import type { ReplayCache } from '../../../common/tickets/replay-cache.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import type { RecoveryPointRecord } from '../journal/types.ts';
 import type { ReplicaStore } from '../recovery/types.ts';
 import type { ReplicationServer, TlsMaterial } from '../transport/replication-server.ts';
+import { createTicketServer, type TicketServer } from '../transport/ticket-server.ts';
 import { layout } from '../vm/layout.ts';
 import type { VmManager, VmView } from '../vm/vm-manager.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 import { Receiver } from './receiver.ts';
 import { SenderPool } from './sender-pool.ts';
+import type { HostBandwidth } from './bandwidth-limiter.ts';
 import type { ReplicationStatus } from './sender.ts';
 
 export interface HostReplicationOptions {
@@ -36,6 +40,21 @@ export interface HostReplicationOptions {
   readonly log: Logger;
   /** Points pinned when a replica store opens (agent/host/failover: views kept over a restart). */
   readonly pins?: (vm: string) => Readonly<Record<string, string>>;
+  /** The host's replication bandwidth cap (bandwidth-limiter.ts); absent: unlimited. */
+  readonly bandwidth?: HostBandwidth;
+  /**
+   * Ticket authentication (enrolled hosts): the ticket port (8083) served from the same
+   * replication server, and the senders' credentials for pairings with `ticketAuth`.
+   */
+  readonly tickets?: {
+    /** @default 8083; 0 picks a free port (tests) */
+    readonly port: number;
+    /** This host's identity URI. */
+    readonly self: string;
+    readonly keyFor: (version: number) => Buffer | undefined;
+    readonly replay: ReplayCache;
+    readonly credentials: (vm: string, pairing: Pairing) => ChannelCredentials;
+  };
 }
 
 export interface HostReplication {
@@ -43,6 +62,8 @@ export interface HostReplication {
   shutdown(): Promise<void>;
   /** Resolves with the bound replication port once listening (undefined: not listening). */
   listening(): Promise<number | undefined>;
+  /** Resolves with the bound ticket port once listening (undefined: not served). */
+  ticketListening(): Promise<number | undefined>;
   status(view: VmView): Promise<ReplicationStatus | undefined>;
   /** Pairings changed; resolves once the senders match them (a paused VM's has stopped). */
   refresh(): Promise<void>;
@@ -110,27 +131,49 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
         })),
     tls,
     tlsDir: o.tlsDir,
+    ...(o.tickets ? { ticketCredentials: o.tickets.credentials } : {}),
+    ...(o.bandwidth ? { bandwidth: o.bandwidth } : {}),
     clock: o.clock,
     log,
   });
   let server: ReplicationServer | undefined;
   if (tls && o.address) server = receiver.server({ address: o.address, port: o.port, tls });
   else log.info({ tlsDir: o.tlsDir, address: o.address }, 'replication port not served');
+  // 8083: the same grpc-js server behind the AP exchange (ticket-server.ts).
+  const ticketServer: TicketServer | undefined =
+    server && o.tickets && o.address
+      ? createTicketServer({
+          address: o.address,
+          port: o.tickets.port,
+          grpcServer: server.grpcServer,
+          self: o.tickets.self,
+          keyFor: o.tickets.keyFor,
+          replay: o.tickets.replay,
+          log,
+          clock: o.clock,
+        })
+      : undefined;
   let bound: (port: number | undefined) => void = () => undefined;
   const listening = new Promise<number | undefined>((r) => (bound = r));
+  let ticketBound: (port: number | undefined) => void = () => undefined;
+  const ticketListening = new Promise<number | undefined>((r) => (ticketBound = r));
 
   return {
     async run(signal) {
       if (server) bound(await server.listen());
       else bound(undefined);
-      await Promise.all([server?.run(signal), pool.run(signal)]);
+      if (ticketServer) ticketBound(await ticketServer.listen());
+      else ticketBound(undefined);
+      await Promise.all([server?.run(signal), ticketServer?.run(signal), pool.run(signal)]);
     },
     async shutdown() {
       await pool.shutdown();
+      await ticketServer?.shutdown();
       await server?.shutdown();
       await receiver.shutdown();
     },
     listening: () => listening,
+    ticketListening: () => ticketListening,
     async status(view) {
       const p = view.pairing;
       if (!p) return undefined;

@@ -40,6 +40,8 @@ import { readFailoverState } from '../failover/failover-state.ts';
 import type { Pairing } from './pairing.ts';
 import { replicaDir } from './receiver.ts';
 import type { ReplicationStatus } from './sender.ts';
+import type { HostBandwidth } from './bandwidth-limiter.ts';
+import type { ChurnKeeper } from '../vm/churn-file.ts';
 
 /** What the operations need of replication (replication-host.ts); absent: pairings only. */
 export interface OpsReplication {
@@ -70,6 +72,10 @@ export interface ReplicationOps {
   find(name: string): VmView | undefined;
   /** Failover on this host (agent/host/failover), when the host agent wires it in. */
   readonly failover?: FailoverOps;
+  /** The host's replication bandwidth cap (set_bandwidth; the inventory reports it). */
+  readonly bandwidth?: HostBandwidth;
+  /** Measured guest write churn per VM and disk (the inventory reports it). */
+  readonly churn?: Pick<ChurnKeeper, 'snapshot'>;
   /**
    * Primary, offline initial replication (R15): exports the disks with a manifest into
    * `<path>/<name>/` (sync/offline-export.ts); the same id again does nothing.

@@ -7,6 +7,7 @@
  *
  * States: created → running (run) → closed (shutdown).
  */
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import { hostIdentity } from '../../../certs/identity.ts';
@@ -19,6 +20,7 @@ import type { TlsMaterial } from '../transport/replication-server.ts';
 import type { PrimaryCopyOptions } from './initial-copy-run.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 import { VmSender, type ReplicationStatus } from './sender.ts';
+import type { HostBandwidth } from './bandwidth-limiter.ts';
 
 export interface PrimaryVm {
   readonly name: string;
@@ -34,10 +36,14 @@ export interface SenderPoolOptions {
   /** This host's TLS material; without it nothing can be shipped. */
   readonly tls: TlsMaterial | undefined;
   readonly tlsDir: string;
+  /** Channel credentials for a pairing with `ticketAuth` (the ticket port); absent: none. */
+  readonly ticketCredentials?: (vm: string, pairing: Pairing) => ChannelCredentials | undefined;
   readonly clock: Clock;
   readonly log: Logger;
   /** @default 2000 */
   readonly reconcileMs?: number;
+  /** The host's replication bandwidth cap; every chunk a sender sends waits for it. */
+  readonly bandwidth?: HostBandwidth;
 }
 
 interface Running {
@@ -146,10 +152,15 @@ export class SenderPool {
 
   private start(p: PrimaryVm, tls: TlsMaterial): void {
     const log = this.o.log;
+    const credentials = p.pairing.ticketAuth
+      ? this.o.ticketCredentials?.(p.name, p.pairing)
+      : undefined;
     const client = createReplicationClient({
       target: p.pairing.peerAddress,
       expectedPeer: hostIdentity(p.pairing.vault, p.pairing.peerHost),
       tls,
+      ...(credentials ? { credentials } : {}),
+      ...(this.o.bandwidth ? { pace: this.o.bandwidth.pacer(p.name) } : {}),
       log,
     });
     const sender = new VmSender({

@@ -55,6 +55,8 @@ export interface InitialCopyOptions {
   readonly compress?: boolean;
   /** Aborting cancels the stream; the next attempt resumes at the replica's watermark. */
   readonly signal?: AbortSignal;
+  /** Waits for the host's bandwidth cap before each chunk. */
+  readonly pace?: (bytes: number) => Promise<void>;
 }
 
 export interface InitialCopyResult {
@@ -161,6 +163,7 @@ export async function runInitialCopy(
     if (r.progress.done) done?.(p);
     return true;
   });
+  sc.pace = o.pace;
   const abort = (): void => sc.cancel('initial copy cancelled');
   o.signal?.addEventListener('abort', abort, { once: true });
   try {

@@ -44,9 +44,16 @@ export interface ReplicationClientOptions {
   /** The identity the peer's certificate must carry (from the pairing). */
   readonly expectedPeer: Identity;
   readonly tls: TlsMaterial;
+  /**
+   * Channel credentials instead of mutual TLS with `tls`: the ticket port's
+   * (ticket-credentials.ts `ticketChannelCredentials`). @default mutual TLS
+   */
+  readonly credentials?: grpc.ChannelCredentials;
   readonly log: Logger;
   /** Tests only: the versions and features this client claims. @default LOCAL_HELLO */
   readonly local?: HelloFields;
+  /** Waits for the host's bandwidth cap before each chunk of every stream. @default none */
+  readonly pace?: (bytes: number) => Promise<void>;
 }
 
 export interface PeerStatus {
@@ -88,22 +95,28 @@ export function createReplicationClient(
   const peerUri = formatIdentity(opts.expectedPeer);
   const log = opts.log.child({ component: 'replication-client', peer: peerUri });
   const local = opts.local ?? LOCAL_HELLO;
-  const creds = grpc.credentials.createSsl(
-    Buffer.from(opts.tls.caPem),
-    Buffer.from(opts.tls.keyPem),
-    Buffer.from(opts.tls.certPem),
-    { checkServerIdentity: checkServerIdentityFor(opts.expectedPeer) },
-  );
+  const creds =
+    opts.credentials ??
+    grpc.credentials.createSsl(
+      Buffer.from(opts.tls.caPem),
+      Buffer.from(opts.tls.keyPem),
+      Buffer.from(opts.tls.certPem),
+      { checkServerIdentity: checkServerIdentityFor(opts.expectedPeer) },
+    );
   const Ctor = replicationService();
-  const client = new Ctor(opts.target, creds, {
-    ...CLIENT_OPTIONS,
-    'grpc.ssl_target_name_override': SNI_NAME,
-  }) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  const client = new Ctor(
+    opts.target,
+    creds,
+    opts.credentials
+      ? CLIENT_OPTIONS
+      : { ...CLIENT_OPTIONS, 'grpc.ssl_target_name_override': SNI_NAME },
+  ) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
   return {
     async openShipStream({ vmId, epoch }): Promise<ShipStream> {
       const call = client['shipSegments']!() as ConstructorParameters<typeof ShipStream>[0];
       const stream = new ShipStream(call, local, peerUri);
+      stream.pace = opts.pace;
       await stream.open({ vmId, epoch });
       log.debug({ vm: vmId, lastApplied: stream.lastApplied }, 'ship stream open');
       return stream;
@@ -134,7 +147,7 @@ export function createReplicationClient(
     initialCopy(o: InitialCopyOptions): Promise<InitialCopyResult> {
       const call = client['initialCopy']!() as Parameters<typeof runInitialCopy>[0];
       log.debug({ vm: o.vmId, copyId: o.copyId }, 'initial copy stream');
-      return runInitialCopy(call, local, peerUri, o);
+      return runInitialCopy(call, local, peerUri, opts.pace ? { ...o, pace: opts.pace } : o);
     },
 
     resyncPeer(o: RemoteResyncOptions): RemoteResyncPeer {
@@ -144,7 +157,7 @@ export function createReplicationClient(
         >[0] extends () => infer C
           ? C
           : never;
-      return new NetworkResyncPeer(open, local, peerUri, o);
+      return new NetworkResyncPeer(open, local, peerUri, opts.pace ? { ...o, pace: opts.pace } : o);
     },
 
     close(): void {

@@ -61,6 +61,8 @@ export interface RemoteResyncOptions {
   readonly epoch: number;
   /** zstd level 1 per chunk (used when FEATURE_ZSTD was agreed). @default false */
   readonly compress?: boolean;
+  /** Waits for the host's bandwidth cap before each chunk. */
+  readonly pace?: (bytes: number) => Promise<void>;
 }
 
 type Call = ClientDuplexStream<ResyncFrameMsg, ResyncReplyMsg>;
@@ -92,6 +94,7 @@ export class NetworkResyncPeer implements RemoteResyncPeer {
     this.sc?.cancel('resync begun again');
     const sc = new SyncCall<ResyncFrameMsg, ResyncReplyMsg>(this.openCall(), this.peerName);
     this.sc = sc;
+    sc.pace = this.o.pace;
     this.agreement = await sc.handshake(
       this.local,
       this.o,

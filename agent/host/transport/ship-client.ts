@@ -65,6 +65,8 @@ export class ShipStream {
   private failure: SecondsiteError | undefined;
   private opened: { resolve(): void; reject(e: SecondsiteError): void } | undefined;
   private writing: Promise<void> = Promise.resolve();
+  /** Waits for the host's bandwidth cap before each chunk (replication/bandwidth-limiter.ts). */
+  pace: ((bytes: number) => Promise<void>) | undefined;
 
   constructor(
     private readonly call: Call,
@@ -171,6 +173,7 @@ export class ShipStream {
 
   private async writeFrames(frames: Iterable<ShipFrameMsg>): Promise<void> {
     for (const frame of frames) {
+      if (this.pace && 'chunk' in frame && frame.chunk) await this.pace(frame.chunk.payload.length);
       if (this.state === 'closed') return;
       // Wait for HTTP/2 flow control to make room, or for the stream to die (then the loop
       // ends: fail() already rejected what waits).

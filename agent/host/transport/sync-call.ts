@@ -25,6 +25,8 @@ export class SyncCall<F extends object, R extends { step?: string }> {
   private readonly waiters: Array<Waiter<R>> = [];
   private readonly failed: Promise<never>;
   private failNow: (e: SecondsiteError) => void = () => undefined;
+  /** Waits for the host's bandwidth cap before each chunk (replication/bandwidth-limiter.ts). */
+  pace: ((bytes: number) => Promise<void>) | undefined;
 
   constructor(
     private readonly call: ClientDuplexStream<F, R>,
@@ -76,6 +78,8 @@ export class SyncCall<F extends object, R extends { step?: string }> {
   /** Writes a frame; waits while HTTP/2 flow control has no room. */
   async write(frame: F): Promise<void> {
     if (this.state === 'closed') throw this.closedError();
+    const chunk = (frame as { chunk?: { payload?: Uint8Array } }).chunk;
+    if (this.pace && chunk?.payload) await this.pace(chunk.payload.length);
     if (this.call.write(frame)) return;
     // Never rejects: a broken stream wakes it up and `fail` has set the typed failure.
     await roomOrEnd(this.call, () => this.state === 'closed');

@@ -11,7 +11,11 @@ export class SwitchableDevice implements BlockDevice {
   private drained: (() => void) | undefined;
   private gate: Promise<void> | undefined;
 
-  constructor(private current: BlockDevice) {}
+  constructor(
+    private current: BlockDevice,
+    /** Told of every guest write (churn-stats.ts measures churn from it). */
+    private readonly onWrite?: (offset: number, length: number) => void,
+  ) {}
 
   get size(): number {
     return this.current.size;
@@ -50,6 +54,7 @@ export class SwitchableDevice implements BlockDevice {
     return this.op((d) => d.read(offset, length));
   }
   write(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    this.onWrite?.(offset, data.length);
     return this.op((d) => d.write(offset, data, fua));
   }
   trim(offset: number, length: number, fua: boolean): Promise<void> {

@@ -29,6 +29,8 @@ export interface PairInput {
   readonly nics?: readonly VmNic[];
   /** Replica only: hours the recovery points are kept. @default the receiver's (24) */
   readonly retentionHours?: number;
+  /** Primary only: reach the peer with tickets on its ticket port. @default false */
+  readonly ticketAuth?: boolean;
   /** Primary only, for a new pairing: nothing ships until resumed. @default false */
   readonly paused?: boolean;
   /**
@@ -70,6 +72,7 @@ export function pairingFields(
     epoch: input.epoch ?? 1,
     compression: input.compression ?? true,
     ...(paused ? { paused: true } : {}),
+    ...(input.role === 'primary' && input.ticketAuth ? { ticketAuth: true } : {}),
     ...(retentionHours === undefined ? {} : { retentionHours }),
   };
 }

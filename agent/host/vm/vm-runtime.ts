@@ -25,6 +25,7 @@ import type { CutKind } from '../cycles/domain/schedule.ts';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { RawDisk } from './raw-disk.ts';
 import { SwitchableDevice } from './device-switch.ts';
+import type { ChurnStats } from './churn-stats.ts';
 import { listenGuestAgent, type GuestAgentChannel } from './guest-agent.ts';
 import { checkSocketPath, layout } from './layout.ts';
 import { diskPath, type VmConfig, type VmProtection } from './vm-config.ts';
@@ -52,6 +53,8 @@ export interface RuntimeContext {
    * fenced or prepared VM) or serve external disks (a failed-over VM's view). @default none
    */
   readonly startHook?: (vm: string) => StartHook | undefined;
+  /** Guest write churn per VM and disk (R22); every served disk's writes are counted. */
+  readonly churn?: ChurnStats;
 }
 
 export type StartHook =
@@ -113,7 +116,10 @@ export class VmRuntime {
         ? { raw: [], external: opts.external }
         : await openBacking(ctx, config, vmDir);
       undo.push(() => closeBacking(backing));
-      const devices = config.disks.map((_, i) => new SwitchableDevice(deviceOf(backing, i)));
+      const churn = (i: number) => ctx.churn?.recorder(config.name, i, ctx.clock);
+      const devices = config.disks.map(
+        (_, i) => new SwitchableDevice(deviceOf(backing, i), churn(i)),
+      );
       const exports: NbdExport[] = [];
       if (opts.serve === false) {
         log.info('VM opened without a guest (journal only)');

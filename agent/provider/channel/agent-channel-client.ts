@@ -17,6 +17,7 @@ import {
   type AgentEnvelope,
   type SiteInventoryMsg,
 } from '../../../common/wire/agent-channel-messages.ts';
+import type { TicketServiceReplyMsg } from '../../../common/tickets/messages.ts';
 import type { StoredIdentity } from '../../common/identity-store.ts';
 import type { CommandDispatcher } from '../commands/command-handlers.ts';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../domain/backoff.ts';
@@ -35,6 +36,8 @@ export interface ChannelClientOptions {
   readonly log: Logger;
   /** Called after each welcome: a place to resend state the coordinator may have missed. */
   readonly onConnected?: () => void;
+  /** The coordinator's answers to relayed ticket service requests (host_ticket_reply). */
+  readonly onTicketReply?: (reply: TicketServiceReplyMsg) => void;
 }
 
 export interface ChannelClient {
@@ -103,6 +106,8 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
           (commandResult) => send({ commandId: id, commandResult }),
           (e: unknown) => opts.log.error({ err: e, command: id }, 'command failed to record'),
         );
+      } else if (env.body === 'hostTicketReply' && 'hostTicketReply' in env && welcomed) {
+        opts.onTicketReply?.(env.hostTicketReply);
       } else if (env.body === 'error' && 'error' in env) {
         const err = errorFromDetail(env.error);
         opts.log.warn({ code: err.code, msg: err.message }, 'coordinator refused the channel');

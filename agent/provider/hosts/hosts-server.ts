@@ -27,6 +27,7 @@ import { callerOf, type Caller } from '../../common/caller.ts';
 import type { SiteFile } from '../site/site-schema.ts';
 import type { HostRegistry, HostSession } from './host-registry.ts';
 import { hostsServerCredentials, type HostsServerTls } from './server-tls.ts';
+import type { TicketRelay } from './ticket-relay.ts';
 
 /** A CSR is ~1 KiB, an inventory of hundreds of VMs well under 1 MiB. */
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -45,6 +46,8 @@ export interface HostsServerOptions {
   readonly site: () => SiteFile;
   readonly enrol: (req: HostEnrolRequest) => Promise<HostEnrolReply>;
   readonly registry: HostRegistry;
+  /** Relays hosts' ticket service requests; absent: they are refused. */
+  readonly tickets?: TicketRelay;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -109,6 +112,11 @@ function frameTable(
     inventory: (f) =>
       'inventory' in f && o.registry.onInventory(session, f.inventory ?? { vms: [] }),
     commandResult: (f) => 'commandResult' in f && o.registry.onResult(session, f.commandResult),
+    ticketService: (f) => {
+      if (!('ticketService' in f)) return;
+      if (!o.tickets) throw new SecondsiteError('SS_PROTOCOL', 'no ticket service here');
+      o.tickets.fromHost(session, f.ticketService);
+    },
   };
   return { greeted: () => greeted, table };
 }
@@ -158,6 +166,7 @@ function connectHandler(
     });
     const gone = (): void => {
       closed = true;
+      o.tickets?.drop(session);
       o.registry.detach(session);
     };
     call.on('end', () => {

@@ -58,6 +58,7 @@ export function classified(
 ): HostInventoryMsg {
   const declared = new Map(site.vms.filter((v) => v.host === host).map((v) => [v.name, v]));
   return {
+    ...inventory,
     vms: inventory.vms.map((vm) => {
       const d = declared.get(vm.name);
       return {

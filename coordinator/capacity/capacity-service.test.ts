@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../common/time/clock.ts';
+import type { HostVmMsg } from '../../common/wire/host-control-messages.ts';
+import { VmInventory } from '../inventory/vm-inventory.ts';
+import { PolicyService } from '../policies/policy-service.ts';
+import { ItemRepo } from '../replication/item-repo.ts';
+import { openMemoryStore } from '../store/level-store.ts';
+import { VaultService } from '../vaults/vault-service.ts';
+import { CapacityService } from './capacity-service.ts';
+
+const MB = 1_000_000;
+const GiB = 1024 ** 3;
+
+function vm(name: string, churn: HostVmMsg['churn']): HostVmMsg {
+  return {
+    name,
+    state: 'HOST_VM_STATE_RUNNING',
+    disks: [{ index: 0, sizeBytes: String(10 * GiB), nbd: '' }],
+    nics: [],
+    churn,
+  };
+}
+
+async function setup() {
+  const store = await openMemoryStore();
+  const clock = new FakeClock();
+  const vaults = new VaultService(store, clock);
+  const vault = await vaults.create('prod');
+  const vms = new VmInventory(store, clock);
+  const policies = new PolicyService(store, clock);
+  await policies.create(vault.id, {
+    name: 'gold',
+    copyFrequency: '5m',
+    retentionHours: '2',
+    compression: 'off',
+  });
+  const disk = (fiveMinutes: number) => ({
+    index: 0,
+    bytes: String(fiveMinutes * 10),
+    avgBytesPerHour: String(fiveMinutes * 2),
+    peakMinuteBytes: String(fiveMinutes),
+    peakFiveMinutesBytes: String(fiveMinutes),
+    peakQuarterHourBytes: String(fiveMinutes),
+    peakHourBytes: String(fiveMinutes * 2),
+  });
+  // Host reports as the provider relays them (strings for 64-bit numbers).
+  await vms.report(vault.id, 'NY', {
+    host: 'ny-hv1',
+    hostGroup: 'g',
+    cloud: 'Gold',
+    connected: true,
+    inventory: {
+      vms: [
+        vm('db', {
+          windowMinutes: 1440,
+          disks: [disk(3000 * MB)], // 10 MB/s over the busiest 5 minutes
+          hotRegions: [{ disk: 0, offset: '0', length: String(64 << 20), bytes: '1' }],
+        }),
+        vm('idle', null),
+      ],
+    },
+  });
+  const service = new CapacityService({ vaults, vms, items: new ItemRepo(store), policies });
+  return { service };
+}
+
+describe('CapacityService.plan', () => {
+  it('plans the VMs a host reported under --policy, at --bandwidth', async () => {
+    const { service } = await setup();
+    const plan = await service.plan('prod', { policy: 'gold', bandwidth: '8', cloud: 'NY/Gold' });
+    expect(plan.linkBytesPerSecond).toBe(8 * MB);
+    const db = plan.vms.find((v) => v.vm === 'db')!;
+    expect(db).toMatchObject({
+      protected: false,
+      policy: 'gold',
+      requiredBytesPerSecond: 10 * MB,
+      undoBytes: 10 * GiB, // 2 h × 6 GB/h = 12 GB, capped by the 10 GiB disk
+      carried: false,
+    });
+    expect(plan.total.notCarried).toEqual(['db']);
+    expect(plan.vms.find((v) => v.vm === 'idle')!.note).toContain('no churn measured');
+    // JSON-safe for `capacity plan --json`.
+    expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+  });
+
+  it('refuses a bad bandwidth naming the field; an unknown policy is not found', async () => {
+    const { service } = await setup();
+    await expect(service.plan('prod', { bandwidth: 'fast' })).rejects.toMatchObject({
+      code: 'SS_BAD_INPUT',
+      details: { field: 'bandwidth' },
+    });
+    await expect(service.plan('prod', { policy: 'nope' })).rejects.toMatchObject({
+      code: 'SS_NOT_FOUND',
+    });
+  });
+
+  it('without a policy or association: listed with no policy', async () => {
+    const { service } = await setup();
+    const plan = await service.plan('prod', {});
+    expect(plan.vms.map((v) => [v.vm, v.policy])).toEqual([
+      ['db', null],
+      ['idle', null],
+    ]);
+  });
+});

@@ -1,0 +1,235 @@
+/**
+ * Capacity planning (R22), pure: from each VM's disks, its measured write churn (the source
+ * host's report: average per hour and the peak of any 1, 5, 15 and 60 minutes over the last
+ * 24 hours) and its policy, what replicating it needs:
+ *
+ *   - bandwidth to keep the copy frequency: the peak churn of one interval, sent within the
+ *     interval. The peak is taken over the smallest measured window that is at least the
+ *     interval (30 s → 1 minute, 5 m → 5 minutes, 15 m → 15 minutes): bursts shorter than that
+ *     window are averaged over it. × the compression ratio when the policy compresses;
+ *   - the initial copy time: the disks' virtual size (sparse disks send less: an upper bound)
+ *     × the compression ratio, at the link's bandwidth;
+ *   - replica storage for the retention window: the replica disks plus the undo data, which is
+ *     the average churn per hour × the retention hours (rewrites of the same blocks counted each
+ *     time), capped per disk by the disk's size;
+ *   - which VMs the link cannot carry: VMs are admitted high priority first, then normal, then
+ *     low, smaller needs first within a priority; a VM whose need does not fit in what is left
+ *     is not carried (nor is one whose need alone exceeds the link).
+ * Rates are bytes per second; the CLI prints MB/s (10^6 bytes).
+ */
+import type { CopyFrequency } from './policy.ts';
+import { COPY_FREQUENCY_MS } from './policy.ts';
+
+export type Priority = 'high' | 'normal' | 'low';
+
+/** The compression ratio assumed when a policy compresses (compressed / raw). */
+export const DEFAULT_COMPRESSION_RATIO = 0.5;
+/** The link bandwidth assumed when none is given: 100 MB/s. */
+export const DEFAULT_LINK_BYTES_PER_SECOND = 100_000_000;
+
+export interface DiskChurnInput {
+  readonly index: number;
+  readonly avgBytesPerHour: number;
+  readonly peakMinuteBytes: number;
+  readonly peakFiveMinutesBytes: number;
+  readonly peakQuarterHourBytes: number;
+  readonly peakHourBytes: number;
+}
+
+export interface CapacityVmInput {
+  readonly vm: string;
+  readonly server: string;
+  readonly cloud: string | null;
+  readonly host: string;
+  /** A replicated item exists (else a candidate). */
+  readonly protected: boolean;
+  readonly policy: {
+    readonly name: string;
+    readonly copyFrequency: CopyFrequency;
+    readonly retentionHours: number;
+    readonly compression: boolean;
+  } | null;
+  readonly priority: Priority;
+  readonly disks: readonly { readonly index: number; readonly sizeBytes: number }[];
+  /** Null: the host never reported churn for it. */
+  readonly churn: {
+    readonly windowMinutes: number;
+    readonly disks: readonly DiskChurnInput[];
+  } | null;
+}
+
+export interface CapacityVmPlan {
+  readonly vm: string;
+  readonly server: string;
+  readonly cloud: string | null;
+  readonly host: string;
+  readonly protected: boolean;
+  readonly policy: string | null;
+  readonly copyFrequency: CopyFrequency | null;
+  readonly priority: Priority;
+  readonly diskBytes: number;
+  /** Minutes of churn history the figures rest on (0: none measured). */
+  readonly measuredMinutes: number;
+  readonly churnAvgBytesPerHour: number;
+  readonly churnPeakBytesPerHour: number;
+  /** The peak churn of one copy interval (raw bytes). */
+  readonly peakBytesPerInterval: number;
+  /** Bandwidth needed to keep the copy frequency (after compression). */
+  readonly requiredBytesPerSecond: number;
+  /** The long-run average bandwidth (after compression). */
+  readonly averageBytesPerSecond: number;
+  readonly initialCopySeconds: number;
+  readonly undoBytes: number;
+  /** Replica disks + undo data. */
+  readonly replicaStorageBytes: number;
+  /** The link carries its churn (see the file comment for the order). */
+  readonly carried: boolean;
+  /** Why not carried, or what the figures lack. */
+  readonly note: string | null;
+}
+
+export interface CapacityPlan {
+  readonly linkBytesPerSecond: number;
+  readonly compressionRatio: number;
+  readonly vms: readonly CapacityVmPlan[];
+  readonly total: {
+    readonly vms: number;
+    readonly diskBytes: number;
+    readonly requiredBytesPerSecond: number;
+    readonly averageBytesPerSecond: number;
+    /** All disks, one after another, at the link's bandwidth. */
+    readonly initialCopySeconds: number;
+    readonly undoBytes: number;
+    readonly replicaStorageBytes: number;
+    /** The VMs whose churn the link cannot carry. */
+    readonly notCarried: readonly string[];
+  };
+  readonly assumptions: readonly string[];
+}
+
+const WINDOWS: ReadonlyArray<{ minutes: number; of: (d: DiskChurnInput) => number }> = [
+  { minutes: 1, of: (d) => d.peakMinuteBytes },
+  { minutes: 5, of: (d) => d.peakFiveMinutesBytes },
+  { minutes: 15, of: (d) => d.peakQuarterHourBytes },
+  { minutes: 60, of: (d) => d.peakHourBytes },
+];
+
+/** The peak churn rate (raw bytes/s) over the smallest window ≥ the interval. */
+export function peakRate(disks: readonly DiskChurnInput[], intervalMs: number): number {
+  const w = WINDOWS.find((x) => x.minutes * 60_000 >= intervalMs) ?? WINDOWS[WINDOWS.length - 1]!;
+  // Disks peak at different times at worst together: their peaks add up.
+  const bytes = disks.reduce((n, d) => n + w.of(d), 0);
+  return bytes / (w.minutes * 60);
+}
+
+const RANK: Record<Priority, number> = { high: 0, normal: 1, low: 2 };
+
+export function planCapacity(
+  inputs: readonly CapacityVmInput[],
+  opts: { linkBytesPerSecond?: number; compressionRatio?: number } = {},
+): CapacityPlan {
+  const link = opts.linkBytesPerSecond ?? DEFAULT_LINK_BYTES_PER_SECOND;
+  const ratio = opts.compressionRatio ?? DEFAULT_COMPRESSION_RATIO;
+  const planned = inputs.map((v) => planVm(v, link, ratio));
+  // Admission: priority, then the smaller need, then the name.
+  const order = [...planned].sort(
+    (a, b) =>
+      RANK[a.priority] - RANK[b.priority] ||
+      a.requiredBytesPerSecond - b.requiredBytesPerSecond ||
+      a.vm.localeCompare(b.vm),
+  );
+  let left = link;
+  const verdict = new Map<string, { carried: boolean; note: string | null }>();
+  for (const p of order) {
+    const key = `${p.server}/${p.vm}`;
+    if (p.requiredBytesPerSecond > link) {
+      verdict.set(key, {
+        carried: false,
+        note: `its peak churn alone needs ${mbps(p.requiredBytesPerSecond)} MB/s`,
+      });
+    } else if (p.requiredBytesPerSecond > left) {
+      verdict.set(key, {
+        carried: false,
+        note: `needs ${mbps(p.requiredBytesPerSecond)} MB/s; ${mbps(left)} MB/s is left after higher-priority or smaller VMs`,
+      });
+    } else {
+      left -= p.requiredBytesPerSecond;
+      verdict.set(key, { carried: true, note: p.note });
+    }
+  }
+  const vms = planned.map((p) => ({ ...p, ...verdict.get(`${p.server}/${p.vm}`) }));
+  const sum = (f: (p: CapacityVmPlan) => number): number => vms.reduce((n, p) => n + f(p), 0);
+  const diskBytes = sum((p) => p.diskBytes);
+  return {
+    linkBytesPerSecond: link,
+    compressionRatio: ratio,
+    vms,
+    total: {
+      vms: vms.length,
+      diskBytes,
+      requiredBytesPerSecond: sum((p) => p.requiredBytesPerSecond),
+      averageBytesPerSecond: sum((p) => p.averageBytesPerSecond),
+      initialCopySeconds: sum((p) => p.initialCopySeconds),
+      undoBytes: sum((p) => p.undoBytes),
+      replicaStorageBytes: sum((p) => p.replicaStorageBytes),
+      notCarried: vms.filter((p) => !p.carried).map((p) => p.vm),
+    },
+    assumptions: [
+      `compression: a compressing policy sends ${ratio} of the raw bytes`,
+      'bandwidth to keep the copy frequency: the peak churn over the smallest measured window ' +
+        '(1, 5, 15 or 60 minutes) at least as long as the interval; disks peak together',
+      'initial copy: the disks\u2019 virtual size (sparse disks send less)',
+      'undo data: average churn per hour × retention hours, capped by each disk\u2019s size',
+      'churn: guest data writes over the last 24 hours as the source host measured them',
+    ],
+  };
+}
+
+function planVm(v: CapacityVmInput, link: number, ratio: number): CapacityVmPlan {
+  const diskBytes = v.disks.reduce((n, d) => n + d.sizeBytes, 0);
+  const factor = v.policy?.compression ? ratio : 1;
+  const churn = v.churn?.disks ?? [];
+  const intervalMs = v.policy ? COPY_FREQUENCY_MS[v.policy.copyFrequency] : 0;
+  const avgPerHour = churn.reduce((n, d) => n + d.avgBytesPerHour, 0);
+  const peakPerHour = churn.reduce((n, d) => n + d.peakHourBytes, 0);
+  const rawPeakRate = v.policy ? peakRate(churn, intervalMs) : 0;
+  const undoBytes = v.policy
+    ? v.disks.reduce((n, disk) => {
+        const c = churn.find((d) => d.index === disk.index);
+        return n + Math.min(disk.sizeBytes, (c?.avgBytesPerHour ?? 0) * v.policy!.retentionHours);
+      }, 0)
+    : 0;
+  const note =
+    v.policy === null
+      ? 'no policy: its cloud is associated with none (name one with --policy)'
+      : v.churn === null || v.churn.windowMinutes === 0
+        ? 'no churn measured yet: the needs shown are the disks only'
+        : null;
+  return {
+    vm: v.vm,
+    server: v.server,
+    cloud: v.cloud,
+    host: v.host,
+    protected: v.protected,
+    policy: v.policy?.name ?? null,
+    copyFrequency: v.policy?.copyFrequency ?? null,
+    priority: v.priority,
+    diskBytes,
+    measuredMinutes: v.churn?.windowMinutes ?? 0,
+    churnAvgBytesPerHour: avgPerHour,
+    churnPeakBytesPerHour: peakPerHour,
+    peakBytesPerInterval: Math.round((rawPeakRate * intervalMs) / 1000),
+    requiredBytesPerSecond: Math.round(rawPeakRate * factor),
+    averageBytesPerSecond: Math.round((avgPerHour / 3600) * factor),
+    initialCopySeconds: Math.round((diskBytes * factor) / link),
+    undoBytes,
+    replicaStorageBytes: diskBytes + undoBytes,
+    carried: true,
+    note,
+  };
+}
+
+/** Bytes/s as MB/s with up to two decimals. */
+export function mbps(bytesPerSecond: number): number {
+  return Math.round(bytesPerSecond / 10_000) / 100;
+}

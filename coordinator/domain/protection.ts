@@ -70,6 +70,11 @@ export interface ItemRecord {
   /** The failover that made the item failed-over or committed; null before and after reverse. */
   readonly failover?: FailoverRecord | null;
   /**
+   * Set by a reverse replication (R10): what failing back needs to choose the original
+   * primary's adapters. null/absent for an item never failed over.
+   */
+  readonly failback?: FailbackRecord | null;
+  /**
    * Scheduled initial replication (R15): when the source is resumed (ms), and whether it was
    * (the coordinator acknowledged the resume). Absent/null for the other methods.
    */
@@ -100,6 +105,15 @@ export function isExistingReplica(
 ): boolean {
   if (existing === undefined || existing.role === 'primary') return false;
   return existing.disks.map((d) => d.sizeBytes).join() === sourceDiskSizes.join();
+}
+
+export interface FailbackRecord {
+  /** The original primary's server and its VM's adapters before the failover. */
+  readonly primaryServer: string;
+  readonly primaryNics: readonly { network: string; subnet: string }[];
+  /** The replica's adapters as placed at failover (on the replica's server). */
+  readonly replicaServer: string;
+  readonly replicaNicsAtFailover: readonly { network: string; subnet: string }[];
 }
 
 export interface TestFailoverRecord {

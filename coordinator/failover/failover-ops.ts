@@ -31,6 +31,7 @@ import type {
 import { transition, type ItemEvent } from '../domain/item-state.ts';
 import { parseQualified, pickSubnet, sameServer } from '../domain/mapping.ts';
 import type { NicPlacement } from '../domain/placement.ts';
+import { failbackNic } from '../domain/failback-network.ts';
 import {
   applyEvent,
   initialCopyDone,
@@ -287,7 +288,7 @@ export class FailoverOps {
           name: item.vm,
           point,
           epoch: String(epoch),
-          nics: nicsOf(item.placement?.nics ?? []),
+          nics: await this.failoverNics(item),
           digests: digests !== null,
         },
       },
@@ -323,6 +324,53 @@ export class FailoverOps {
       verified: r.op === 'planned',
       ...(sourceNote === '' ? {} : { source: sourceNote }),
     };
+  }
+
+  /**
+   * The adapters the VM gets where it fails over to: the placement's (R8), or on a failback
+   * R10's table per adapter (coordinator/domain/failback-network.ts).
+   */
+  private async failoverNics(item: ItemRecord): Promise<{ network: string; subnet: string }[]> {
+    const back = item.failback;
+    if (back == null) return nicsOf(item.placement?.nics ?? []);
+    const hosts = await this.svc.deps.vms.hosts(item.vaultId);
+    const running = hosts
+      .find((h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost)
+      ?.vms.find((v) => v.name === item.vm);
+    const site = await this.svc.deps.targetSite(item.vaultId, item.targetServer, item.targetCloud);
+    const maps = (await this.svc.deps.maps.list(item.vaultId, 'network')).filter((m) =>
+      sameServer(m.source.server, back.replicaServer),
+    );
+    const q = (server: string, name: string) => (name === '' ? null : { server, name });
+    return back.primaryNics.map((primary, i) => {
+      const now = running?.nics[i];
+      const nic = failbackNic({
+        primary:
+          primary.network === ''
+            ? null
+            : {
+                network: { server: back.primaryServer, name: primary.network },
+                subnet: primary.subnet || null,
+              },
+        replicaAtFailover: {
+          network: q(back.replicaServer, back.replicaNicsAtFailover[i]?.network ?? ''),
+        },
+        replicaNow: {
+          network: q(back.replicaServer, now?.network ?? ''),
+          subnet: now?.subnet || null,
+        },
+        reverseMaps: maps,
+        primaryNetworks: site.vmNetworks,
+      });
+      this.svc.deps.log.info(
+        { vm: item.vm, nic: i, rule: nic.rule, network: nic.network?.name ?? null },
+        'failback adapter',
+      );
+      return {
+        network: nic.network?.name ?? '',
+        subnet: nic.network === null ? '' : (nic.subnet ?? ''),
+      };
+    });
   }
 
   private async changePoint(r: OpRun, item: ItemRecord, signal: AbortSignal): Promise<unknown> {
@@ -439,12 +487,29 @@ export class FailoverOps {
         targetHost: i.sourceHost,
         placement: null,
         failover: null,
+        // R10: a later failback chooses the original primary's adapters from these.
+        failback:
+          i.failback != null
+            ? null // this reverse is the failback itself: back to the original sides
+            : {
+                primaryServer: i.sourceServer,
+                primaryNics: (source?.nics ?? []).map((n) => ({
+                  network: n.network,
+                  subnet: n.subnet,
+                })),
+                replicaServer: i.targetServer,
+                replicaNicsAtFailover: nicsOf(i.placement?.nics ?? []),
+              },
         latestPoint: null,
         cycles: [],
         failure: null,
         copy: null,
       };
     });
+    this.svc.deps.log.info(
+      { vm: item.vm, state: swapped?.state, discardedBytes: discarded },
+      'replication reversed',
+    );
     if (swapped?.state === 'resynchronizing') await this.waitResync(r, signal);
     return { reversed: true, resync: !planned, discardedBytes: discarded };
   }

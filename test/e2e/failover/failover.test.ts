@@ -217,6 +217,11 @@ describe('failover, reverse and failback across two sites', () => {
     const item = await protectedItem('VM1');
     expect(item).toMatchObject({ sourceServer: 'VMM-NewYork', targetServer: 'VMM-Chicago' });
     expectIdentical(expected, await nbdOf(lab, 'VMM-NewYork/VM1'));
+    // R10: the replica's network did not change while it ran at Chicago, so VM1 is back on
+    // its own source network and subnet.
+    expect((await vmOf(lab, 'VMM-NewYork/VM1')).nics).toEqual([
+      { network: 'VMNetwork1 NewYork', subnet: 'web' },
+    ]);
   });
 
   it('6. unplanned failover of VM2 with New York down, to an older point; split brain is fenced', async () => {

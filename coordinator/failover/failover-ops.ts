@@ -385,7 +385,7 @@ export class FailoverOps {
           name: item.vm,
           point: r.point ?? 'latest',
           epoch: String(item.epoch),
-          nics: nicsOf(item.placement?.nics ?? []),
+          nics: await this.failoverNics(item),
           digests: false,
         },
       },

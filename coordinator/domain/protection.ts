@@ -131,10 +131,8 @@ export interface FailoverRecord {
   readonly fromHost: string;
 }
 
-/** What one host reported about the item's VM (from a HostInventoryReport). */
-export interface VmStatus {
-  /** The host's control stream (and its provider's channel) are open. */
-  readonly reachable: boolean;
+/** A VM's replication as its host reports it (the coordinator keeps it per host record). */
+export interface ReplicationFacts {
   readonly role: 'primary' | 'replica' | null;
   /** Sender state: idle | connecting | initial-copy | shipping | backoff | stopped | incompatible. */
   readonly senderState: string;
@@ -147,10 +145,16 @@ export interface VmStatus {
   readonly pointCount: number;
   readonly unshippedBytes: number;
   readonly paused: boolean;
-  /** When the coordinator stored the report this comes from (ms); 0 when unknown. */
-  readonly reportedAt?: number;
   /** R22: ms the replication waited for the host's bandwidth cap over the last minute. */
   readonly bandwidthWaitMs?: number;
+}
+
+/** What one host reported about the item's VM (from a HostInventoryReport). */
+export interface VmStatus extends ReplicationFacts {
+  /** The host's control stream (and its provider's channel) are open. */
+  readonly reachable: boolean;
+  /** When the coordinator stored the report this comes from (ms); 0 when unknown. */
+  readonly reportedAt?: number;
 }
 
 export function newItem(a: {

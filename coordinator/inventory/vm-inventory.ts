@@ -14,7 +14,7 @@ import type {
   HostVmMsg,
   RecoveryPointMsg,
 } from '../../common/wire/host-control-messages.ts';
-import type { PointSummary, VmStatus } from '../domain/protection.ts';
+import type { PointSummary, ReplicationFacts, VmStatus } from '../domain/protection.ts';
 import { collect, keys, type Store } from '../store/store.ts';
 import { parseQualified } from '../domain/mapping.ts';
 
@@ -73,21 +73,8 @@ function churnOf(c: HostVmChurnMsg | null | undefined): VmChurnRecord | undefine
   };
 }
 
-export interface VmReplicationRecord {
-  readonly role: 'primary' | 'replica' | null;
-  readonly senderState: string;
-  readonly lastError: string;
-  readonly baseline: string;
-  readonly epoch: number | null;
-  readonly copyDone: number;
-  readonly copyTotal: number;
-  readonly latestPoint: PointSummary | null;
-  readonly pointCount: number;
-  readonly unshippedBytes: number;
-  readonly paused: boolean;
+export interface VmReplicationRecord extends ReplicationFacts {
   readonly protected: boolean;
-  /** R22: ms its replication waited for the host's bandwidth cap over the last minute. */
-  readonly bandwidthWaitMs?: number;
 }
 
 export interface HostRecord {
@@ -140,23 +127,32 @@ function replicationOf(vm: HostVmMsg): VmReplicationRecord {
 }
 
 /** A VM's replication facts as the domain reads them, with the host's reachability. */
+/** Facts of a VM the host reports nothing about (not paired, or an older host). */
+const NO_REPLICATION: ReplicationFacts = Object.freeze({
+  role: null,
+  senderState: '',
+  lastError: '',
+  baseline: '',
+  epoch: null,
+  copyDone: 0,
+  copyTotal: 0,
+  latestPoint: null,
+  pointCount: 0,
+  unshippedBytes: 0,
+  paused: false,
+  bandwidthWaitMs: 0,
+});
+
 export function vmStatusOf(h: HostRecord, vm: VmRecord | undefined, serverUp: boolean): VmStatus {
-  const r = vm?.replication;
+  const { protected: _protected, ...facts } = vm?.replication ?? {
+    ...NO_REPLICATION,
+    protected: false,
+  };
   return {
+    ...NO_REPLICATION,
+    ...facts,
     reachable: h.connected && serverUp,
-    role: r?.role ?? null,
-    senderState: r?.senderState ?? '',
-    lastError: r?.lastError ?? '',
-    baseline: r?.baseline ?? '',
-    epoch: r?.epoch ?? null,
-    copyDone: r?.copyDone ?? 0,
-    copyTotal: r?.copyTotal ?? 0,
-    latestPoint: r?.latestPoint ?? null,
-    pointCount: r?.pointCount ?? 0,
-    unshippedBytes: r?.unshippedBytes ?? 0,
-    paused: r?.paused ?? false,
     reportedAt: Date.parse(h.reportedAt) || 0,
-    bandwidthWaitMs: r?.bandwidthWaitMs ?? 0,
   };
 }
 

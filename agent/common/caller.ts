@@ -19,6 +19,7 @@ import { formatIdentity, parseIdentity, type Identity } from '../../certs/identi
 import { SecondsiteError } from '../../common/errors/errors.ts';
 import type { Clock } from '../../common/time/clock.ts';
 import { ticketPeerOf, type TicketPeer } from '../../common/tickets/ticket-peers.ts';
+import type { RevocationCheck } from './revocation.ts';
 
 /** Who is calling, as proved by its certificate (or, on 8083, its ticket). */
 export interface Caller {
@@ -40,12 +41,19 @@ export interface AuthContextSource {
   getPeer?(): string;
 }
 
-/** The caller of a call, or SS_UNAUTHENTICATED / SS_CERT_INVALID / SS_TICKET_EXPIRED. */
-export function callerOf(call: AuthContextSource, clock: Clock): Caller {
+/**
+ * The caller of a call, or SS_UNAUTHENTICATED / SS_CERT_INVALID / SS_TICKET_EXPIRED, or
+ * SS_REVOKED when `revoked` lists its identity or certificate (revocation.ts). Runs on every
+ * call, so a revoked peer's open connections fail on their next call.
+ */
+export function callerOf(call: AuthContextSource, clock: Clock, revoked?: RevocationCheck): Caller {
   const ticket = ticketPeerOf(call.getPeer?.());
-  if (ticket !== undefined) return callerFromTicketPeer(ticket, clock.now());
-  const peer = call.getAuthContext()?.sslPeerCertificate;
-  return callerFromPeerCertificate(peer, clock.now());
+  const caller =
+    ticket !== undefined
+      ? callerFromTicketPeer(ticket, clock.now())
+      : callerFromPeerCertificate(call.getAuthContext()?.sslPeerCertificate, clock.now());
+  revoked?.assertNotRevoked(caller);
+  return caller;
 }
 
 /** The caller of an 8083 connection; its ticket's end time is checked on every call. */

@@ -168,6 +168,11 @@ export const ERROR_CATALOGUE = {
     action:
       'The ticket is past its end time or not valid yet (details.reason); the host fetches a new ticket. If "not-yet-valid" repeats, check the clocks of both hosts and the coordinator.',
   },
+  SS_REVOKED: {
+    kind: 'unauthenticated',
+    action:
+      'The calling host (or this certificate of it) was revoked by the coordinator; re-enrol the host if it should replicate again.',
+  },
   SS_CLOCK_SKEW: {
     kind: 'unauthenticated',
     action:

@@ -55,6 +55,7 @@ const DECISIONS: Partial<Record<ErrorCode, RetryDecision>> = Object.freeze({
   SS_NOT_PAIRED: 'stop',
   SS_CERT_INVALID: 'stop',
   SS_UNAUTHENTICATED: 'stop',
+  SS_REVOKED: 'stop',
   SS_RESYNC_REQUIRED: 'stop',
   SS_SEGMENT_OUT_OF_ORDER: 'resume',
   SS_CHECKSUM_MISMATCH: 'retry',

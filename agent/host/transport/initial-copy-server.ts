@@ -120,7 +120,7 @@ class CopySession {
     // Steps 3–4: where to begin (the watermark of an earlier attempt with this copy id).
     start: async (f) => {
       const ctx = this.ctx!;
-      assertCallerCurrent(ctx.caller, this.deps.clock);
+      assertCallerCurrent(ctx.caller, this.deps.clock, this.deps.revoked);
       const start = checkCopyStart('start' in f ? f.start : undefined, ctx.vmId);
       this.target = await this.factory(ctx);
       const from = this.target.begin(start);
@@ -133,7 +133,7 @@ class CopySession {
     // Step 5, and step 6 after each flush the target made.
     chunk: async (f) => {
       const { ctx, target } = this.expect();
-      assertCallerCurrent(ctx.caller, this.deps.clock);
+      assertCallerCurrent(ctx.caller, this.deps.clock, this.deps.revoked);
       if (!('chunk' in f) || !f.chunk) throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
       const extents = decodeChunk(f.chunk, ctx.agreement);
       if (this.digest) for (const e of extents) this.digest.add(e);

@@ -18,6 +18,7 @@ import { systemClock, type Clock } from '../../../common/time/clock.ts';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { toGrpcError } from '../../../common/wire/grpc-errors.ts';
 import { callerOf, type AuthContextSource, type Caller } from '../../common/caller.ts';
+import type { RevocationCheck } from '../../common/revocation.ts';
 import { LOCAL_HELLO, type HelloFields } from '../replication/protocol.ts';
 import type { StatusReplyMsg, StatusRequestMsg } from '../replication/wire-types.ts';
 import { FLOW_CONTROL_WINDOW, SERVER_OPTIONS } from './grpc-options.ts';
@@ -67,6 +68,8 @@ export interface ReplicationServerOptions {
   readonly log: Logger;
   /** @default systemClock */
   readonly clock?: Clock;
+  /** Revoked credentials of the vault: refused on every call and per segment. */
+  readonly revoked?: RevocationCheck;
   /** Tests only: the versions and features this server claims. @default LOCAL_HELLO */
   readonly local?: HelloFields;
   /** Raise the server's HTTP/2 receive windows (server-window.ts). @default true */
@@ -87,14 +90,15 @@ export function createReplicationServer(opts: ReplicationServerOptions): Replica
   const clock = opts.clock ?? systemClock;
   const local = opts.local ?? LOCAL_HELLO;
   const server = new grpc.Server(SERVER_OPTIONS);
-  const deps = { local, authorize: opts.authorize, handlers: opts.handlers, log, clock };
+  const revoked = opts.revoked;
+  const deps = { local, authorize: opts.authorize, handlers: opts.handlers, log, clock, revoked };
 
   /** Steps 2 and 4 of the header: the caller first, errors mapped and logged once. */
   function guarded(method: string, body: Adapter, fail: (e: unknown) => void) {
     return (call: AuthContextSource): void => {
       let caller: Caller;
       try {
-        caller = callerOf(call, clock);
+        caller = callerOf(call, clock, revoked);
       } catch (e) {
         log.warn({ method, err: (e as Error).message }, 'replication call refused');
         fail(e);

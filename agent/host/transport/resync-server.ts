@@ -54,7 +54,7 @@ class ResyncSession {
 
   private expect(): { ctx: StreamContext; target: ResyncPeer } {
     if (!this.ctx || !this.target) throw new SecondsiteError('SS_INTERNAL', 'no resync begun');
-    assertCallerCurrent(this.ctx.caller, this.deps.clock);
+    assertCallerCurrent(this.ctx.caller, this.deps.clock, this.deps.revoked);
     return { ctx: this.ctx, target: this.target };
   }
 
@@ -72,7 +72,7 @@ class ResyncSession {
     // Steps 3–4.
     start: async (f) => {
       const ctx = this.ctx!;
-      assertCallerCurrent(ctx.caller, this.deps.clock);
+      assertCallerCurrent(ctx.caller, this.deps.clock, this.deps.revoked);
       const blake3 = hasFeature(ctx.agreement, Feature.blake3);
       const start = checkResyncStart('start' in f ? f.start : undefined, ctx.vmId, blake3);
       this.target = await this.factory(ctx);

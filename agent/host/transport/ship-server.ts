@@ -12,6 +12,7 @@ import { SecondsiteError, isSecondsiteError } from '../../../common/errors/error
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import type { Caller } from '../../common/caller.ts';
+import type { RevocationCheck } from '../../common/revocation.ts';
 import type { IncomingSegment } from '../recovery/segment-check.ts';
 import { safeInt } from '../replication/chunk-codec.ts';
 import { negotiate, type Agreement, type HelloFields } from '../replication/protocol.ts';
@@ -58,6 +59,8 @@ export interface ShipDeps {
   readonly authorize: Authorize;
   readonly handlers: ReplicationHandlers;
   readonly log: Logger;
+  /** Revoked credentials of the vault, checked again per segment (agent/common/revocation.ts). */
+  readonly revoked?: RevocationCheck;
 }
 
 export function welcomeFor(local: HelloFields, agreement: Agreement): WelcomeMsg {
@@ -124,6 +127,7 @@ class ShipSession {
           notAfter: new Date(ctx.caller.certNotAfter).toISOString(),
         });
       }
+      this.deps.revoked?.assertNotRevoked(ctx.caller);
       if (!start || start.vmId !== ctx.vmId) {
         throw new SecondsiteError(
           'SS_PROTOCOL',

@@ -12,6 +12,7 @@
  */
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Caller } from '../../common/caller.ts';
+import type { RevocationCheck } from '../../common/revocation.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import { safeInt } from '../replication/chunk-codec.ts';
 import type { ChunkMsg, HelloMsg, Long, WelcomeMsg } from '../replication/wire-types.ts';
@@ -150,7 +151,8 @@ function protocol(message: string, details: Record<string, unknown> = {}): Secon
 }
 
 /** A stream outlives the certificate it opened with: checked again as frames arrive. */
-export function assertCallerCurrent(caller: Caller, clock: Clock): void {
+export function assertCallerCurrent(caller: Caller, clock: Clock, revoked?: RevocationCheck): void {
+  revoked?.assertNotRevoked(caller);
   if (clock.now() > caller.certNotAfter) {
     throw new SecondsiteError('SS_CERT_INVALID', 'peer certificate has expired', {
       notAfter: new Date(caller.certNotAfter).toISOString(),

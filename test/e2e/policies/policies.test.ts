@@ -1,6 +1,3 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
   AssociationView,
@@ -10,38 +7,19 @@ import type {
   ServerView,
 } from '../../../common/api-client/index.ts';
 import { CHICAGO_SITE, NEW_YORK_SITE } from '../../helpers/provider-lab.ts';
-import { cliJson, printedJson, startDaemon, type Daemon } from '../../helpers/secondsite-cli.ts';
+import { SiteLab } from '../../helpers/site-lab.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 const NY = 'VMM-NewYork';
 const CH = 'VMM-Chicago';
 
-let dir: string;
+let lab: SiteLab;
 /** `policy list` after step 2: what the refusals of step 3 must leave unchanged. */
 let gold: PolicyView[] = [];
-const daemons: Daemon[] = [];
-const path = (name: string): string => join(dir, name);
-const env = (): NodeJS.ProcessEnv => ({ SECONDSITE_CONFIG: path('coordinator/admin.json') });
-const cli = <T>(args: string[], code = 0): Promise<T> => cliJson<T>(args, env(), code);
+const cli = <T>(args: string[], code = 0): Promise<T> => lab.cli<T>(args, code);
 
 interface Refusal {
   error: { code: string; message: string; details: { field?: string; flag?: string } };
-}
-
-function daemon(args: string[]): Daemon {
-  const d = startDaemon(args, { env: { SECONDSITE_HEARTBEAT_MS: '300' } });
-  daemons.push(d);
-  return d;
-}
-
-/** A copy of a deploy/ site file, patched, with its storage paths moved into the temp folder. */
-function siteCopy(from: string, to: string, patch: (site: SiteJson) => void): string {
-  const site = JSON.parse(
-    readFileSync(from, 'utf8').replaceAll('/srv/', `${path('srv')}/`),
-  ) as SiteJson;
-  patch(site);
-  writeFileSync(path(to), JSON.stringify(site, null, 2));
-  return path(to);
 }
 
 interface SiteJson {
@@ -49,24 +27,6 @@ interface SiteJson {
   hostGroups: { name: string }[];
   hosts: { name: string; hostGroup: string; osVersion?: string; defaultStorage?: string }[];
   logicalNetworks: { name: string; clouds: string[] }[];
-}
-
-async function startProvider(name: string, site: string): Promise<void> {
-  await cli(['key', 'download', '--vault', 'prod', '--out', path(`${name}-key.json`)]);
-  const d = daemon([
-    'provider',
-    'start',
-    '--data',
-    path(name),
-    '--site',
-    site,
-    '--key',
-    path(`${name}-key.json`),
-    '--listen',
-    '127.0.0.1:0',
-    '--json',
-  ]);
-  await printedJson(d, `provider ${name}`);
 }
 
 const policies = () => cli<PolicyView[]>(['policy', 'list', '--vault', 'prod']);
@@ -109,44 +69,33 @@ const networkMap = (verb: string, source: string, target: string) => [
 ];
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ss-e2e-pol-'));
+  lab = new SiteLab('ss-e2e-pol-');
 });
 
 afterAll(async () => {
-  for (const d of daemons) {
-    if (d.child.exitCode === null && d.child.signalCode === null) {
-      d.child.kill('SIGKILL');
-      await d.exited;
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await lab.close();
 });
 
 describe('policies and maps', () => {
   it('1. starts a coordinator and registers New York and Chicago from their site files', async () => {
-    const d = daemon([
-      'coordinator',
-      'start',
-      '--data',
-      path('coordinator'),
-      '--listen',
-      '127.0.0.1:0',
-      '--json',
-    ]);
-    await printedJson(d, 'the coordinator');
-    await cli(['vault', 'create', 'prod']);
+    await lab.startCoordinator();
     // New York gains a third cloud so one server can protect into itself (R6) while
     // GoldCloud1 is paired with Chicago; Chicago's silver host runs another OS version.
-    const ny = siteCopy(NEW_YORK_SITE, 'new-york.json', (s) => {
+    const ny = lab.siteCopy(NEW_YORK_SITE, 'new-york.json', (site) => {
+      const s = site as unknown as SiteJson;
       s.clouds.push({ name: 'BronzeCloud1', hostGroups: ['NY-Bronze'] });
       s.hostGroups.push({ name: 'NY-Bronze' });
       s.hosts.push({ name: 'ny-hv3', hostGroup: 'NY-Bronze', osVersion: '2012R2' });
       s.logicalNetworks[0]!.clouds.push('BronzeCloud1');
     });
-    const chi = siteCopy(CHICAGO_SITE, 'chicago.json', (s) => {
+    const chi = lab.siteCopy(CHICAGO_SITE, 'chicago.json', (site) => {
+      const s = site as unknown as SiteJson;
       s.hosts.find((h) => h.name === 'chi-hv2')!.osVersion = '2016';
     });
-    await Promise.all([startProvider('ny', ny), startProvider('chi', chi)]);
+    await Promise.all([
+      lab.startProvider('ny', ny, '127.0.0.1'),
+      lab.startProvider('chi', chi, '127.0.0.1'),
+    ]);
     await waitFor(async () => {
       const s = await cli<ServerView[]>(['server', 'list', '--vault', 'prod']);
       return s.length === 2 && s.every((x) => x.state === 'connected');

@@ -8,6 +8,7 @@ import { delta1pct } from './delta-1pct.ts';
 import { churnRpo } from './churn-rpo.ts';
 import { enable10Vms } from './enable-10vms.ts';
 import { rto } from './rto.ts';
+import { offlineSeed } from './offline-seed.ts';
 
 export const SCENARIOS: Scenario[] = [
   nbdSeqWrite,
@@ -19,4 +20,5 @@ export const SCENARIOS: Scenario[] = [
   churnRpo,
   enable10Vms,
   rto,
+  offlineSeed,
 ];

@@ -72,6 +72,9 @@ export interface ReplicationStatusMsg {
   baseline: string;
   copyBytesDone: string;
   copyBytesTotal: string;
+  /** Absent from hosts built before they existed. */
+  resyncBytesCompared?: string;
+  resyncBytesSent?: string;
 }
 
 export interface HostVmMsg {

@@ -4,24 +4,28 @@
  * copy), protection is disabled keeping the replica VM, the source changes, and protection is
  * enabled again with the primary told the replica exists (pair_vm baseline "resync", what
  * enable sends when the target already has the VM): the sender compares hashes and sends only
- * what differs, no initial copy runs, and the replica ends bit-exact.
+ * what differs (the host inventory reports the whole disk compared and ~1% of it sent), no
+ * initial copy runs, and the replica ends bit-exact.
  */
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StartedProvider } from '../../agent/provider/main.ts';
 import { run } from '../helpers/nbd.ts';
 import { ProviderLab } from '../helpers/provider-lab.ts';
 import {
+  RELAY_SITE,
   relayer,
   reportOf,
   reportedVm,
   startLinkedHost,
-  writeRelaySite,
   type LinkedHost,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const MiB = 1024 * 1024;
 const VM = 'app1';
+/** Large enough that three differing 1 MiB resync chunks are ~1% of it (the file is sparse). */
+const DISK = 256 * MiB;
 
 let lab: ProviderLab;
 let provider: StartedProvider;
@@ -56,7 +60,15 @@ beforeAll(async () => {
   provider = await lab.provider({
     data: lab.path('provider'),
     key: await lab.key(c.api, 'prod'),
-    site: writeRelaySite(lab),
+    site: (() => {
+      const path = lab.path('relay-site.json');
+      const site = {
+        ...RELAY_SITE,
+        vms: RELAY_SITE.vms.map((v) => ({ ...v, disks: [{ ...v.disks[0], size: '256MiB' }] })),
+      };
+      writeFileSync(path, JSON.stringify(site, null, 2));
+      return path;
+    })(),
   });
   a = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
   b = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
@@ -87,7 +99,7 @@ describe('onboarding an existing replica', () => {
           peerAddress: '',
           epoch,
           compression: true,
-          disks: [{ sizeBytes: String(16 * MiB), path: '' }],
+          disks: [{ sizeBytes: String(DISK), path: '' }],
           copyFrequencySeconds: 0,
           appConsistentHours: 0,
           retentionHours: 24,
@@ -117,7 +129,7 @@ describe('onboarding an existing replica', () => {
     expect((await relay('hv-b', first.replica)).error ?? null).toBeNull();
     expect((await relay('hv-a', first.primary)).error ?? null).toBeNull();
     await waitFor(() => reported()?.baseline === 'copied', { what: 'the initial copy' });
-    expect(Number(reported()?.copyBytesTotal)).toBe(16 * MiB);
+    expect(Number(reported()?.copyBytesTotal)).toBe(DISK);
 
     // Disable, keeping the replica VM and its disks.
     expect(
@@ -127,8 +139,10 @@ describe('onboarding an existing replica', () => {
     expect(kept.error ?? null).toBeNull();
     expect(kept.host?.vm).toMatchObject({ name: VM, replication: null });
 
-    // The source changes while unprotected: 1 MiB + 64 KiB of 16 MiB.
-    await qemuIo('write -P 0x5c 2M 64k', 'write -P 0x77 11M 1M');
+    // The source changes while unprotected: 160 KiB in three places, three 1 MiB chunks of
+    // the 256 (~1%).
+    const changed = 160 * 1024;
+    await qemuIo('write -P 0x5c 2M 64k', 'write -P 0x77 101M 64k', 'write -P 0x11 200M 32k');
 
     // Enable again under a new epoch, the primary told the replica exists.
     const again = pairs('2', { baseline: 'resync' });
@@ -141,6 +155,14 @@ describe('onboarding an existing replica', () => {
     });
     // No initial copy ran under the new pairing.
     expect(Number(reported()?.copyBytesTotal ?? 0)).toBe(0);
+    // The whole disk was compared; only the differing chunks (~1% of it) were sent: at least
+    // the bytes that changed, well under 5% (whole chunks travel, and the guest may have
+    // written a little more since).
+    const compared = Number(reported()?.resyncBytesCompared ?? 0);
+    const sent = Number(reported()?.resyncBytesSent ?? 0);
+    expect(compared).toBe(DISK);
+    expect(sent).toBeGreaterThanOrEqual(changed);
+    expect(sent).toBeLessThan(0.05 * DISK);
 
     const point = await a.agent.vms.cut(VM, 'crash-consistent');
     await waitFor(() => Number(reported()?.lastAckedSeq) >= point.segment, {

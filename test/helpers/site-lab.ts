@@ -132,8 +132,12 @@ export class SiteLab {
     this.providerAt[name] = (await printedJson<{ hosts: string }>(d, `provider ${name}`)).hosts;
   }
 
-  /** Enrols and starts a host agent of `provider` on `ip` with replication port `certPort`. */
-  startHost(name: string, provider: string, ip: string, certPort: number): LabHost {
+  /**
+   * Enrols and starts a host agent of `provider` on `ip` with replication port `certPort`.
+   * The ticket port (8083 in production) is one the OS picks unless given: scenarios running
+   * beside other tests must not depend on 8083 being free; the host reports the port it bound.
+   */
+  startHost(name: string, provider: string, ip: string, certPort: number, ticketPort = 0): LabHost {
     const args = [
       'host',
       'start',
@@ -149,6 +153,8 @@ export class SiteLab {
       ip,
       '--cert-port',
       String(certPort),
+      '--ticket-port',
+      String(ticketPort),
     ];
     const h: LabHost = { name, args, daemon: this.daemon(args) };
     this.hosts[name] = h;

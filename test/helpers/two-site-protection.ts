@@ -25,10 +25,18 @@ export interface SiteVm {
 /** Coordinator, both providers with `vms` declared in New York, and one host per site. */
 export async function startTwoSites(
   lab: SiteLab,
-  a: { vms: readonly SiteVm[]; port: number; coordinatorEnv?: NodeJS.ProcessEnv },
+  a: {
+    vms: readonly SiteVm[];
+    port: number;
+    coordinatorEnv?: NodeJS.ProcessEnv;
+    /** Addresses of New York's and Chicago's provider and host. @default NY_IP, CHI_IP */
+    ips?: { ny: string; chi: string };
+  },
 ): Promise<void> {
+  const ny = a.ips?.ny ?? NY_IP;
+  const chi = a.ips?.chi ?? CHI_IP;
   await lab.startCoordinator('prod', a.coordinatorEnv ?? {});
-  const ny = lab.siteCopy(NEW_YORK_SITE, 'ny.json', (s) => {
+  const nySite = lab.siteCopy(NEW_YORK_SITE, 'ny.json', (s) => {
     s['vms'] = a.vms.map((v) => ({
       name: v.name,
       host: v.host,
@@ -37,12 +45,12 @@ export async function startTwoSites(
       nics: v.nics,
     }));
   });
-  const chi = lab.siteCopy(CHICAGO_SITE, 'chi.json', (s) => {
+  const chiSite = lab.siteCopy(CHICAGO_SITE, 'chi.json', (s) => {
     s['vms'] = [];
   });
-  await Promise.all([lab.startProvider('ny', ny, NY_IP), lab.startProvider('chi', chi, CHI_IP)]);
-  lab.startHost('ny-hv1', 'ny', NY_IP, a.port);
-  lab.startHost('chi-hv1', 'chi', CHI_IP, a.port);
+  await Promise.all([lab.startProvider('ny', nySite, ny), lab.startProvider('chi', chiSite, chi)]);
+  lab.startHost('ny-hv1', 'ny', ny, a.port);
+  lab.startHost('chi-hv1', 'chi', chi, a.port);
   const onHv1 = a.vms.filter((v) => v.host === 'ny-hv1').length;
   await waitFor(async () => {
     const vms = await lab.cli<VmView[]>(['vm', 'list', '--vault', 'prod']);

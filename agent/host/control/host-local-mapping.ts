@@ -37,6 +37,8 @@ function replicationToMsg(
     baseline: p.baseline,
     copyBytesDone: String(r.copy?.bytesDone ?? 0),
     copyBytesTotal: String(r.copy?.bytesTotal ?? 0),
+    resyncBytesCompared: String(r.resync?.bytesCompared ?? 0),
+    resyncBytesSent: String(r.resync?.bytesSent ?? 0),
   };
 }
 

@@ -93,4 +93,7 @@ export interface ReplicationStatusMsg {
   baseline: string;
   copyBytesDone?: string;
   copyBytesTotal?: string;
+  /** Absent from hosts built before they existed. */
+  resyncBytesCompared?: string;
+  resyncBytesSent?: string;
 }

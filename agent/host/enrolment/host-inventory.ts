@@ -68,6 +68,8 @@ function replicationMsg(v: VmView, r: ReplicationStatus | undefined): Replicatio
     baseline: p.baseline,
     copyBytesDone: String(r?.copy?.bytesDone ?? 0),
     copyBytesTotal: String(r?.copy?.bytesTotal ?? 0),
+    resyncBytesCompared: String(r?.resync?.bytesCompared ?? 0),
+    resyncBytesSent: String(r?.resync?.bytesSent ?? 0),
   };
 }
 

@@ -59,6 +59,12 @@ export interface ReplicationStatus {
   readonly lastShippedAt: number;
   /** Primary only: progress of the initial copy (durable on the replica), once one ran. */
   readonly copy?: SyncProgress;
+  /**
+   * Primary only: the last resync run by this sender (an onboarding or an overflow's way out):
+   * bytes whose hashes were compared with the replica's, and bytes of differing chunks sent
+   * (all-zero chunks travel as zero extents and are not counted).
+   */
+  readonly resync?: { readonly bytesCompared: number; readonly bytesSent: number };
 }
 
 export interface SenderOptions {
@@ -258,6 +264,7 @@ export class VmSender {
       peer.cancel();
       throw e;
     }
+    this.set({ resync: { bytesCompared: stats.bytesHashed, bytesSent: stats.bytesSent } });
     if (stats.paused) {
       peer.cancel();
       return;

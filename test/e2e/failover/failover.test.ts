@@ -9,8 +9,6 @@ import type {
 import { replicationPort } from '../../helpers/replication-lab.ts';
 import { qemuIo, SiteLab } from '../../helpers/site-lab.ts';
 import {
-  CHI_IP,
-  NY_IP,
   expectIdentical,
   goldPolicy,
   itemOf,
@@ -22,6 +20,13 @@ import {
   vmOf,
 } from '../../helpers/two-site-protection.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+
+/**
+ * Its own addresses, not 127.0.1.1/127.0.2.1: this scenario runs beside the other e2e lane
+ * (vitest.config.ts), whose scenarios use those with the real ports.
+ */
+const NY_IP = '127.0.3.1';
+const CHI_IP = '127.0.4.1';
 
 let lab: SiteLab;
 let port = 8084;
@@ -52,6 +57,7 @@ describe('failover, reverse and failback across two sites', () => {
   it('1. protects VM1 and VM2 from New York to Chicago', async () => {
     await startTwoSites(lab, {
       port,
+      ips: { ny: NY_IP, chi: CHI_IP },
       vms: [
         {
           name: 'VM1',

@@ -102,6 +102,8 @@ function hostArgs(name: string, provider: string, ip: string, token?: string): s
     ip,
     '--cert-port',
     '0',
+    '--ticket-port',
+    '0',
   ];
 }
 

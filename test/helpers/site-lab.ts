@@ -86,21 +86,44 @@ export class SiteLab {
     return d;
   }
 
+  private coordinatorStart: { args: string[]; env: NodeJS.ProcessEnv } | undefined;
+  private readonly providerArgs: Record<string, string[]> = {};
+
+  /** The coordinator on a fixed free port, so a restart keeps the URL providers know. */
   async startCoordinator(vault = 'prod', env: NodeJS.ProcessEnv = {}): Promise<void> {
-    this.coordinator = this.daemon(
-      [
-        'coordinator',
-        'start',
-        '--data',
-        this.path('coordinator'),
-        '--listen',
-        '127.0.0.1:0',
-        '--json',
-      ],
-      env,
-    );
+    const listen = `127.0.0.1:${await freePort('127.0.0.1')}`;
+    const args = ['coordinator', 'start', '--data', this.path('coordinator'), '--listen', listen];
+    this.coordinatorStart = { args, env };
+    this.coordinator = this.daemon([...args, '--json'], env);
     await printedJson(this.coordinator, 'the coordinator');
     await this.cli(['vault', 'create', vault]);
+  }
+
+  /** kill -9 of the coordinator, then the same start again (same data folder and address). */
+  async killAndRestartCoordinator(): Promise<void> {
+    const start = this.coordinatorStart;
+    if (start === undefined || this.coordinator === undefined) throw new Error('no coordinator');
+    this.coordinator.child.kill('SIGKILL');
+    await this.coordinator.exited;
+    this.coordinator = this.daemon([...start.args, '--json'], start.env);
+    await printedJson(this.coordinator, 'the restarted coordinator');
+  }
+
+  /** Stops a provider (SIGTERM), as when its site is lost. */
+  async stopProvider(name: string): Promise<void> {
+    const d = this.providers[name];
+    if (d === undefined) throw new Error(`no provider ${name}`);
+    d.child.kill('SIGTERM');
+    await d.exited;
+  }
+
+  /** Starts a stopped provider again on its address, without its key (its identity is kept). */
+  async restartProvider(name: string): Promise<void> {
+    const args = this.providerArgs[name];
+    if (args === undefined) throw new Error(`no provider ${name}`);
+    const d = this.daemon(args);
+    this.providers[name] = d;
+    await printedJson(d, `provider ${name}`);
   }
 
   /** A copy of a deploy/ site file with its storage paths moved into the lab folder. */
@@ -115,19 +138,19 @@ export class SiteLab {
   /** Downloads a key and registers a provider listening on `ip`. */
   async startProvider(name: string, site: string, ip: string, vault = 'prod'): Promise<void> {
     await this.cli(['key', 'download', '--vault', vault, '--out', this.path(`${name}-key.json`)]);
-    const d = this.daemon([
+    const common = [
       'provider',
       'start',
       '--data',
       this.path(name),
       '--site',
       site,
-      '--key',
-      this.path(`${name}-key.json`),
       '--listen',
       `${ip}:${await freePort(ip)}`,
       '--json',
-    ]);
+    ];
+    this.providerArgs[name] = common;
+    const d = this.daemon([...common, '--key', this.path(`${name}-key.json`)]);
     this.providers[name] = d;
     this.providerAt[name] = (await printedJson<{ hosts: string }>(d, `provider ${name}`)).hosts;
   }

@@ -169,6 +169,17 @@ describe('failover, reverse and failback across two sites', () => {
     // Group 1 ran (VM1-test exists, the script saw the plan), group 2 has not started.
     expect(readFileSync(lab.path('script-ran'), 'utf8').trim()).toBe('app test 1');
     expect(waiting.steps.find((s) => s.name === 'group:2')?.state).toBe('pending');
+    // The coordinator is killed (-9) while the plan waits; restarted, it still waits there.
+    await lab.killAndRestartCoordinator();
+    const restarted = await lab.cli<JobView>(['job', 'show', started.id]);
+    expect(restarted.state).toBe('waiting');
+    await waitFor(
+      async () => {
+        const servers = await lab.cli<{ state: string }[]>(['server', 'list', ...V]);
+        return servers.every((s) => s.state === 'connected');
+      },
+      { what: 'both providers reconnected to the restarted coordinator' },
+    );
     await lab.cli(['job', 'resume', started.id]);
     const done = await lab.cli<JobView>(['job', 'wait', started.id]);
     expect(done.state).toBe('succeeded');
@@ -238,13 +249,16 @@ describe('failover, reverse and failback across two sites', () => {
     const olderImage = await replicaAt(lab, 'chi-hv1', 'VM2', older);
     t = Date.now();
     expect(qemuIo(primary, 'write -P 0x66 2M 1M').code).toBe(0);
-    await nextPoint(lab, 'VM2', t);
+    const newer = await nextPoint(lab, 'VM2', t);
+    const newerImage = await replicaAt(lab, 'chi-hv1', 'VM2', newer);
     const points = await lab.cli<RecoveryPointView[]>(['recovery-point', 'list', ...V, 'VM2']);
     expect(points.map((p) => p.id)).toContain(older);
-    // Extra writes New York makes after the last shipped point, then the site goes down.
+    // Extra writes New York makes after the last shipped point, then the whole site goes
+    // down: its host and its provider (R30: the site manager is no prerequisite).
     expect(qemuIo(primary, 'write -P 0x77 6M 1M').code).toBe(0);
     lab.hosts['ny-hv1']?.daemon.child.kill('SIGKILL');
     await lab.hosts['ny-hv1']?.daemon.exited;
+    await lab.stopProvider('ny');
     const unplanned = await job([
       'failover',
       'unplanned',
@@ -257,9 +271,19 @@ describe('failover, reverse and failback across two sites', () => {
     const item = await itemOf(lab, 'VM2');
     expect(item.state).toBe('failed-over');
     expect(item.failover?.recoveryPoint?.id).toBe(older);
-    const running = await nbdOf(lab, 'VMM-Chicago/VM2');
+    let running = await nbdOf(lab, 'VMM-Chicago/VM2');
+    expectIdentical(olderImage, running);
+    // Before commit the point can still move: forward to the newer one, then back (R26).
+    const change = (point: string) =>
+      job(['failover', 'change-point', '--vm', 'VM2', '--recovery-point', point]);
+    expect((await change(newer)).state).toBe('succeeded');
+    expect((await itemOf(lab, 'VM2')).failover?.recoveryPoint?.id).toBe(newer);
+    expectIdentical(newerImage, await nbdOf(lab, 'VMM-Chicago/VM2'));
+    expect((await change(older)).state).toBe('succeeded');
+    running = await nbdOf(lab, 'VMM-Chicago/VM2');
     expectIdentical(olderImage, running);
     // New York comes back with its extra writes: it is fenced, nothing of them reaches Chicago.
+    await lab.restartProvider('ny');
     lab.restartHost('ny-hv1');
     await waitFor(async () => (await vmOf(lab, 'VMM-NewYork/VM1')).state === 'running', {
       what: 'ny-hv1 back',

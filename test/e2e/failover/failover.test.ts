@@ -195,6 +195,25 @@ describe('failover, reverse and failback across two sites', () => {
     expect(after.filter((n) => n.endsWith('-test'))).toEqual([]);
   });
 
+  it('2c. a plan cancelled at its manual step leaves every VM in a stated state', async () => {
+    const p = ['--plan', 'app', ...V];
+    const started = await lab.cli<JobView>(['failover', 'test', ...p, '--no-wait']);
+    await waitFor(
+      async () => (await lab.cli<JobView>(['job', 'show', started.id])).state === 'waiting',
+      { what: 'the plan job waiting at its manual step' },
+    );
+    const cancelled = await lab.cli<JobView>(['job', 'cancel', started.id]);
+    expect(cancelled.state).toBe('cancelled');
+    // Group 1 ran: VM1's test copy runs and its item says so; group 2 never started.
+    expect((await itemOf(lab, 'VM1')).testFailover?.testVm).toBe('VM1-test');
+    expect((await itemOf(lab, 'VM2')).testFailover).toBeNull();
+    expect((await itemOf(lab, 'VM1')).state).toBe('protected');
+    // The stated state is one the administrator can act on: the cleanup removes it.
+    expect((await lab.cli<JobView>(['failover', 'cleanup-test', ...p])).state).toBe('succeeded');
+    const vms = (await lab.cli<VmView[]>(['vm', 'list', ...V])).map((v) => v.name);
+    expect(vms.filter((n) => n.endsWith('-test'))).toEqual([]);
+  });
+
   let expected = '';
 
   it('3. planned failover of VM1: every byte written at New York runs at Chicago', async () => {

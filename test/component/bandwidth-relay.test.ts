@@ -26,15 +26,22 @@ import {
 } from '../../coordinator/replication/protection-service.ts';
 import { openMemoryStore } from '../../coordinator/store/level-store.ts';
 import type { VaultService } from '../../coordinator/vaults/vault-service.ts';
-import { run } from '../helpers/nbd.ts';
-import { ProviderLab } from '../helpers/provider-lab.ts';
+import type { ProviderLab } from '../helpers/provider-lab.ts';
 import {
   RELAY_SITE,
-  relayer,
+  cutAndShip,
+  imagesIdentical,
+  nbdOfVm,
+  pointToFile,
+  qemuIoFlushed,
+  replicationPortOf,
   reportOf,
   reportedVm,
-  startLinkedHost,
+  startRelayLab,
+  stopRelayLab,
+  vmRunning,
   type LinkedHost,
+  type RelayLab,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -49,7 +56,7 @@ let lab: ProviderLab;
 let provider: StartedProvider;
 let a: LinkedHost;
 let b: LinkedHost;
-let relay: ReturnType<typeof relayer>;
+let relay: RelayLab['relay'];
 
 interface Seen {
   /** The limiter's clock at the poll. */
@@ -60,37 +67,16 @@ interface Seen {
 }
 const polls: Seen[] = [];
 
-function nbdOf(vm: string): string {
-  const uri = a.agent.vms.list().find((v) => v.config.name === vm)?.runtime?.nbd[0];
-  if (!uri) throw new Error(`${vm} is not running on hv-a`);
-  return uri;
-}
-
-async function qemuIo(vm: string, ...cmds: string[]): Promise<void> {
-  const r = await run('qemu-io', [
-    '-f',
-    'raw',
-    nbdOf(vm),
-    ...cmds.flatMap((c) => ['-c', c]),
-    '-c',
-    'flush',
-  ]);
-  expect(r.code, r.stdout.toString() + r.stderr).toBe(0);
-}
+const qemuIo = (vm: string, ...cmds: string[]): Promise<void> =>
+  qemuIoFlushed(nbdOfVm(a, vm), ...cmds);
 
 const reported = (vm: string) => reportedVm(provider, 'hv-a', vm)?.replication;
 
 /** Cuts a point and waits until hv-b holds it; returns when that was. */
 async function shipCycle(vm: string): Promise<void> {
-  const point = await a.agent.vms.cut(vm, 'crash-consistent');
-  await waitFor(() => Number(reported(vm)?.lastAckedSeq) >= point.segment, {
-    what: `${vm} segment ${point.segment} acked`,
-    timeoutMs: 30_000,
-  });
-  const out = lab.path(`${vm}-${point.id}.raw`);
-  await b.agent.replication.readToFile(vm, 0, point.id, out);
-  const cmp = await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'raw', out, nbdOf(vm)]);
-  expect(cmp.code).toBe(0);
+  const point = await cutAndShip(provider, a, vm, { timeoutMs: 30_000 });
+  const out = await pointToFile(b, vm, point.id, lab.path(`${vm}-${point.id}.raw`));
+  expect(await imagesIdentical(out, nbdOfVm(a, vm))).toBe(true);
 }
 
 /** Grants of `vm` in `seen`, flattened with their poll's time. */
@@ -100,10 +86,8 @@ function grantsOf(seen: readonly Seen[], vm: string) {
   );
 }
 
-beforeAll(async () => {
-  lab = new ProviderLab();
-  const c = await lab.coordinator();
-  await c.api.createVault('prod');
+/** The relay site with app1 and app2 on hv-a, 96 MiB disks each. */
+function twoVmSite(lab: ProviderLab): string {
   const site = lab.path('relay-site.json');
   const app = RELAY_SITE.vms[0]!;
   writeFileSync(
@@ -113,14 +97,11 @@ beforeAll(async () => {
       vms: VMS.map((name) => ({ ...app, name, disks: [{ ...app.disks[0], size: '96MiB' }] })),
     }),
   );
-  provider = await lab.provider({
-    data: lab.path('provider'),
-    key: await lab.key(c.api, 'prod'),
-    site,
-  });
-  a = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
-  b = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
-  relay = relayer(provider);
+  return site;
+}
+
+beforeAll(async () => {
+  ({ lab, provider, a, b, relay } = await startRelayLab(twoVmSite));
   // The limiter's own accounting: every poll of its scheduler, what was queued and granted.
   const scheduler = (a.agent.ops.bandwidth as unknown as { scheduler: BandwidthScheduler })
     .scheduler;
@@ -134,21 +115,13 @@ beforeAll(async () => {
   };
 });
 
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await lab?.cleanup();
-});
+afterAll(() => stopRelayLab(lab, a, b));
 
 describe('bandwidth control through the relay', () => {
   it('a cap set with the service reaches the host, and its limiter keeps to it', async () => {
-    const bPort = await waitFor(() => reportOf(provider, 'hv-b').certPort || undefined, {
-      what: "hv-b's replication port",
-    });
+    const bPort = await replicationPortOf(provider, 'hv-b');
     for (const vm of VMS) {
-      await waitFor(() => reportedVm(provider, 'hv-a', vm)?.state === 'HOST_VM_STATE_RUNNING', {
-        what: `${vm} running on hv-a`,
-      });
+      await vmRunning(provider, 'hv-a', vm);
       const pair = { name: vm, epoch: '1', compression: false, appConsistentHours: 0, nics: [] };
       const replica = await relay('hv-b', {
         pairVm: {

@@ -32,15 +32,22 @@ import type {
   HostCommand,
   HostVmMsg,
 } from '../../common/wire/host-control-messages.ts';
-import { run, sha256File } from '../helpers/nbd.ts';
-import { ProviderLab } from '../helpers/provider-lab.ts';
+import { sha256File } from '../helpers/nbd.ts';
+import type { ProviderLab } from '../helpers/provider-lab.ts';
 import {
-  relayer,
+  ackedSeq,
+  cutAndShip as cutAndShipOn,
+  exportToFile as exportTo,
+  imagesIdentical as same,
+  pointToFile,
+  qemuIoFlushed as qemuIo,
   reportOf,
   reportedVm,
   startLinkedHost,
-  writeRelaySite,
+  startRelayLab,
+  stopRelayLab,
   type LinkedHost,
+  type RelayLab,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -51,16 +58,11 @@ const VM = 'app1';
 let lab: ProviderLab;
 let provider: StartedProvider;
 const hosts: Record<string, LinkedHost> = {};
-let relay: ReturnType<typeof relayer>;
+let relay: RelayLab['relay'];
 let n = 0;
 
 const other = (h: string): string => (h === 'hv-a' ? 'hv-b' : 'hv-a');
 const addressOf = (h: string): string => (h === 'hv-a' ? '127.0.1.1' : '127.0.2.1');
-
-async function tool(cmd: string, ...args: string[]): Promise<{ code: number | null; out: string }> {
-  const r = await run(cmd, args);
-  return { code: r.code, out: r.stdout.toString() + r.stderr };
-}
 
 function uriOf(host: string, vm = VM): string {
   const v = reportedVm(provider, host, vm);
@@ -79,37 +81,12 @@ async function runningUri(host: string, vm = VM): Promise<string> {
   );
 }
 
-async function qemuIo(uri: string, ...cmds: string[]): Promise<void> {
-  const r = await tool(
-    'qemu-io',
-    '-f',
-    'raw',
-    uri,
-    ...cmds.flatMap((c) => ['-c', c]),
-    '-c',
-    'flush',
-  );
-  expect(r.code, r.out).toBe(0);
-}
-
 /** The whole export copied to a file. */
-async function exportToFile(uri: string): Promise<string> {
-  const out = lab.path(`export-${++n}.raw`);
-  const r = await tool('qemu-img', 'convert', '-f', 'raw', '-O', 'raw', uri, out);
-  expect(r.code, r.out).toBe(0);
-  return out;
-}
-
-async function same(file: string, uri: string): Promise<boolean> {
-  return (await tool('qemu-img', 'compare', '-q', '-f', 'raw', '-F', 'raw', file, uri)).code === 0;
-}
+const exportToFile = (uri: string): Promise<string> => exportTo(uri, lab.path(`export-${++n}.raw`));
 
 /** The replica host's copy of disk 0 at a point. */
-async function pointFile(host: string, pointId: string): Promise<string> {
-  const out = lab.path(`point-${++n}.raw`);
-  await hosts[host]!.agent.replication.readToFile(VM, 0, pointId, out);
-  return out;
-}
+const pointFile = (host: string, pointId: string): Promise<string> =>
+  pointToFile(hosts[host]!, VM, pointId, lab.path(`point-${++n}.raw`));
 
 function ok(r: AgentCommandResult): { vm?: HostVmMsg | null; failover: FailoverResultMsg } {
   expect(r.error ?? null).toBeNull();
@@ -118,14 +95,9 @@ function ok(r: AgentCommandResult): { vm?: HostVmMsg | null; failover: FailoverR
   return { vm: h.vm, failover: h.failover ?? { diskDigests: [], unshippedBytes: '0', testVm: '' } };
 }
 
-const acked = (host: string): number =>
-  Number(reportedVm(provider, host, VM)?.replication?.lastAckedSeq);
-
-async function cutAndShip(host: string): Promise<RecoveryPointRecord> {
-  const point = await hosts[host]!.agent.vms.cut(VM, 'crash-consistent');
-  await waitFor(() => acked(host) >= point.segment, { what: `segment ${point.segment} acked` });
-  return point;
-}
+const acked = (host: string): number => ackedSeq(provider, host, VM);
+const cutAndShip = (host: string): Promise<RecoveryPointRecord> =>
+  cutAndShipOn(provider, hosts[host]!, VM);
 
 const pairReplica = (
   epoch: number,
@@ -217,23 +189,13 @@ let p1: RecoveryPointRecord;
 let p1File: string;
 
 beforeAll(async () => {
-  lab = new ProviderLab();
-  const c = await lab.coordinator();
-  await c.api.createVault('prod');
-  provider = await lab.provider({
-    data: lab.path('provider'),
-    key: await lab.key(c.api, 'prod'),
-    site: writeRelaySite(lab),
-  });
-  hosts['hv-a'] = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
-  hosts['hv-b'] = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
-  relay = relayer(provider);
+  let a: LinkedHost, b: LinkedHost;
+  ({ lab, provider, a, b, relay } = await startRelayLab());
+  hosts['hv-a'] = a;
+  hosts['hv-b'] = b;
 });
 
-afterAll(async () => {
-  for (const h of Object.values(hosts)) await h.stop();
-  await lab?.cleanup();
-});
+afterAll(() => stopRelayLab(lab, ...Object.values(hosts)));
 
 describe('failover through the relay', () => {
   it('1. replicates app1 from hv-a to hv-b', async () => {

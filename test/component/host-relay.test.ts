@@ -25,15 +25,21 @@ import type { StartedProvider } from '../../agent/provider/main.ts';
 import type { RecoveryPointRecord } from '../../agent/host/journal/types.ts';
 import type { AgentCommandResult } from '../../common/wire/agent-channel-messages.ts';
 import type { HostVmMsg } from '../../common/wire/host-control-messages.ts';
-import { run } from '../helpers/nbd.ts';
-import { ProviderLab } from '../helpers/provider-lab.ts';
+import type { ProviderLab } from '../helpers/provider-lab.ts';
 import {
-  relayer,
+  ackedSeq,
+  cutAndShip as cutAndShipOn,
+  imagesIdentical,
+  nbdOfVm,
+  pointToFile,
+  qemuIoFlushed,
   reportOf,
   reportedVm,
-  startLinkedHost,
-  writeRelaySite,
+  startRelayLab,
+  stopRelayLab,
+  vmRunning,
   type LinkedHost,
+  type RelayLab,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -44,42 +50,16 @@ let lab: ProviderLab;
 let provider: StartedProvider;
 let a: LinkedHost;
 let b: LinkedHost;
-let relay: ReturnType<typeof relayer>;
+let relay: RelayLab['relay'];
 let storage: string;
 let bPort: number;
 
-/** Runs a tool to its end without blocking: the NBD exports it talks to are served here. */
-async function tool(cmd: string, ...args: string[]): Promise<{ code: number | null; out: string }> {
-  const r = await run(cmd, args);
-  return { code: r.code, out: r.stdout.toString() + r.stderr };
-}
-
-function nbdOf(): string {
-  const uri = a.agent.vms.list().find((v) => v.config.name === VM)?.runtime?.nbd[0];
-  if (!uri) throw new Error(`${VM} is not running on hv-a`);
-  return uri;
-}
-
-async function qemuIo(...cmds: string[]): Promise<void> {
-  const r = await tool(
-    'qemu-io',
-    '-f',
-    'raw',
-    nbdOf(),
-    ...cmds.flatMap((c) => ['-c', c]),
-    '-c',
-    'flush',
-  );
-  expect(r.code, r.out).toBe(0);
-}
+const qemuIo = (...cmds: string[]): Promise<void> => qemuIoFlushed(nbdOfVm(a, VM), ...cmds);
 
 /** hv-b's copy of disk 0 at `pointId` compared with hv-a's disk now. */
 async function replicaEqualsPrimary(pointId: string, n: string): Promise<boolean> {
-  const out = lab.path(`read-${n}.raw`);
-  await b.agent.replication.readToFile(VM, 0, pointId, out);
-  return (
-    (await tool('qemu-img', 'compare', '-q', '-f', 'raw', '-F', 'raw', out, nbdOf())).code === 0
-  );
+  const out = await pointToFile(b, VM, pointId, lab.path(`read-${n}.raw`));
+  return imagesIdentical(out, nbdOfVm(a, VM));
 }
 
 function hostVm(r: AgentCommandResult): HostVmMsg {
@@ -90,13 +70,8 @@ function hostVm(r: AgentCommandResult): HostVmMsg {
   return vm;
 }
 
-const acked = (): number => Number(reportedVm(provider, 'hv-a', VM)?.replication?.lastAckedSeq);
-
-async function cutAndShip(): Promise<RecoveryPointRecord> {
-  const point = await a.agent.vms.cut(VM, 'crash-consistent');
-  await waitFor(() => acked() >= point.segment, { what: `segment ${point.segment} acked` });
-  return point;
-}
+const acked = (): number => ackedSeq(provider, 'hv-a', VM);
+const cutAndShip = (): Promise<RecoveryPointRecord> => cutAndShipOn(provider, a, VM);
 
 const pairReplica = {
   pairVm: {
@@ -131,36 +106,16 @@ const pairPrimary = () => ({
 });
 
 beforeAll(async () => {
-  lab = new ProviderLab();
-  const c = await lab.coordinator();
-  await c.api.createVault('prod');
-  provider = await lab.provider({
-    data: lab.path('provider'),
-    key: await lab.key(c.api, 'prod'),
-    site: writeRelaySite(lab),
-  });
-  a = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
-  b = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
-  relay = relayer(provider);
+  ({ lab, provider, a, b, relay } = await startRelayLab());
   storage = lab.path('b-storage/gold');
   pairReplica.pairVm.disks[0]!.path = storage;
 });
 
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await lab?.cleanup();
-});
+afterAll(() => stopRelayLab(lab, a, b));
 
 describe('relayed host commands', () => {
   it('1. reports each host with its replication endpoint and the site classifications', async () => {
-    const vm = await waitFor(
-      () => {
-        const v = reportedVm(provider, 'hv-a', VM);
-        return v?.state === 'HOST_VM_STATE_RUNNING' ? v : undefined;
-      },
-      { what: 'app1 created and running on hv-a' },
-    );
+    const vm = await vmRunning(provider, 'hv-a', VM); // created and running
     expect(vm.disks[0]).toMatchObject({ index: 0, classification: 'GOLD' });
     expect(vm).toMatchObject({ protected: false, paused: false, replication: null });
     const ra = reportOf(provider, 'hv-a');

@@ -21,17 +21,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StartedProvider } from '../../agent/provider/main.ts';
 import type { OfflineManifest } from '../../agent/host/sync/offline-manifest.ts';
-import { run } from '../helpers/nbd.ts';
-import { ProviderLab } from '../helpers/provider-lab.ts';
+import type { ProviderLab } from '../helpers/provider-lab.ts';
 import {
-  relayer,
-  reportOf,
+  cutAndShip,
+  imagesIdentical,
+  nbdOfVm,
+  pointToFile,
+  qemuIoFlushed,
+  replicationPortOf,
   reportedVm,
-  startLinkedHost,
-  writeRelaySite,
+  startRelayLab,
+  stopRelayLab,
+  vmRunning,
   type LinkedHost,
+  type RelayLab,
 } from '../helpers/relay-lab.ts';
-import { waitFor } from '../helpers/wait-for.ts';
 
 const MiB = 1024 * 1024;
 const VM = 'app1';
@@ -40,34 +44,9 @@ let lab: ProviderLab;
 let provider: StartedProvider;
 let a: LinkedHost;
 let b: LinkedHost;
-let relay: ReturnType<typeof relayer>;
+let relay: RelayLab['relay'];
 
-function nbdOf(): string {
-  const uri = a.agent.vms.list().find((v) => v.config.name === VM)?.runtime?.nbd[0];
-  if (!uri) throw new Error(`${VM} is not running on hv-a`);
-  return uri;
-}
-
-async function qemuIo(...cmds: string[]): Promise<void> {
-  const r = await run('qemu-io', [
-    '-f',
-    'raw',
-    nbdOf(),
-    ...cmds.flatMap((c) => ['-c', c]),
-    '-c',
-    'flush',
-  ]);
-  expect(r.code, r.stdout.toString() + r.stderr).toBe(0);
-}
-
-async function replicaEqualsPrimary(pointId: string, n: string): Promise<boolean> {
-  const out = lab.path(`read-${n}.raw`);
-  await b.agent.replication.readToFile(VM, 0, pointId, out);
-  const r = await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'raw', out, nbdOf()]);
-  return r.code === 0;
-}
-
-const acked = (): number => Number(reportedVm(provider, 'hv-a', VM)?.replication?.lastAckedSeq);
+const qemuIo = (...cmds: string[]): Promise<void> => qemuIoFlushed(nbdOfVm(a, VM), ...cmds);
 
 function cpR(from: string, to: string): void {
   const r = spawnSync('cp', ['-r', from, to], { encoding: 'utf8' });
@@ -75,36 +54,18 @@ function cpR(from: string, to: string): void {
 }
 
 beforeAll(async () => {
-  lab = new ProviderLab();
-  const c = await lab.coordinator();
-  await c.api.createVault('prod');
-  provider = await lab.provider({
-    data: lab.path('provider'),
-    key: await lab.key(c.api, 'prod'),
-    site: writeRelaySite(lab),
-  });
-  a = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
-  b = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
-  relay = relayer(provider);
+  ({ lab, provider, a, b, relay } = await startRelayLab());
 });
 
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await lab?.cleanup();
-});
+afterAll(() => stopRelayLab(lab, a, b));
 
 describe('offline initial replication', () => {
   const exportDir = (): string => lab.path('export');
   const importDir = (): string => lab.path('import');
 
   it('exports, is carried with cp -r, refuses damaged copies, imports; then only changes ship', async () => {
-    await waitFor(() => reportedVm(provider, 'hv-a', VM)?.state === 'HOST_VM_STATE_RUNNING', {
-      what: 'app1 running on hv-a',
-    });
-    const bPort = await waitFor(() => reportOf(provider, 'hv-b').certPort || undefined, {
-      what: "hv-b's replication port",
-    });
+    await vmRunning(provider, 'hv-a', VM);
+    const bPort = await replicationPortOf(provider, 'hv-b');
     await qemuIo('write -P 0xab 0 1M', 'write -P 0x3c 9M 256k', 'write -P 0x71 15M 1M');
 
     const pair = {
@@ -210,11 +171,11 @@ describe('offline initial replication', () => {
 
     const resumed = await relay('hv-a', { pauseVm: { name: VM, paused: false } });
     expect(resumed.error ?? null).toBeNull();
-    const point = await a.agent.vms.cut(VM, 'crash-consistent');
-    await waitFor(() => acked() >= point.segment, { what: `segment ${point.segment} acked` });
+    const point = await cutAndShip(provider, a, VM);
     const status = reportedVm(provider, 'hv-a', VM)?.replication;
     // No initial copy ran: the copy counters stay at zero.
     expect(Number(status?.copyBytesTotal ?? 0)).toBe(0);
-    expect(await replicaEqualsPrimary(point.id, 'seeded')).toBe(true);
+    const out = await pointToFile(b, VM, point.id, lab.path('read-seeded.raw'));
+    expect(await imagesIdentical(out, nbdOfVm(a, VM))).toBe(true);
   });
 });

@@ -10,15 +10,21 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StartedProvider } from '../../agent/provider/main.ts';
-import { run } from '../helpers/nbd.ts';
-import { ProviderLab } from '../helpers/provider-lab.ts';
+import type { ProviderLab } from '../helpers/provider-lab.ts';
 import {
   RELAY_SITE,
-  relayer,
-  reportOf,
+  cutAndShip,
+  imagesIdentical,
+  nbdOfVm,
+  pointToFile,
+  qemuIoFlushed,
+  replicationPortOf,
   reportedVm,
-  startLinkedHost,
+  startRelayLab,
+  stopRelayLab,
+  vmRunning,
   type LinkedHost,
+  type RelayLab,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -31,64 +37,33 @@ let lab: ProviderLab;
 let provider: StartedProvider;
 let a: LinkedHost;
 let b: LinkedHost;
-let relay: ReturnType<typeof relayer>;
+let relay: RelayLab['relay'];
 
-function nbdOf(): string {
-  const uri = a.agent.vms.list().find((v) => v.config.name === VM)?.runtime?.nbd[0];
-  if (!uri) throw new Error(`${VM} is not running on hv-a`);
-  return uri;
-}
-
-async function qemuIo(...cmds: string[]): Promise<void> {
-  const r = await run('qemu-io', [
-    '-f',
-    'raw',
-    nbdOf(),
-    ...cmds.flatMap((c) => ['-c', c]),
-    '-c',
-    'flush',
-  ]);
-  expect(r.code, r.stdout.toString() + r.stderr).toBe(0);
-}
+const qemuIo = (...cmds: string[]): Promise<void> => qemuIoFlushed(nbdOfVm(a, VM), ...cmds);
 
 const reported = () => reportedVm(provider, 'hv-a', VM)?.replication;
 
+/** The relay site with app1's disk at 256 MiB. */
+function bigDiskSite(lab: ProviderLab): string {
+  const path = lab.path('relay-site.json');
+  const site = {
+    ...RELAY_SITE,
+    vms: RELAY_SITE.vms.map((v) => ({ ...v, disks: [{ ...v.disks[0], size: '256MiB' }] })),
+  };
+  writeFileSync(path, JSON.stringify(site, null, 2));
+  return path;
+}
+
 beforeAll(async () => {
-  lab = new ProviderLab();
-  const c = await lab.coordinator();
-  await c.api.createVault('prod');
-  provider = await lab.provider({
-    data: lab.path('provider'),
-    key: await lab.key(c.api, 'prod'),
-    site: (() => {
-      const path = lab.path('relay-site.json');
-      const site = {
-        ...RELAY_SITE,
-        vms: RELAY_SITE.vms.map((v) => ({ ...v, disks: [{ ...v.disks[0], size: '256MiB' }] })),
-      };
-      writeFileSync(path, JSON.stringify(site, null, 2));
-      return path;
-    })(),
-  });
-  a = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
-  b = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
-  relay = relayer(provider);
+  ({ lab, provider, a, b, relay } = await startRelayLab(bigDiskSite));
 });
 
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await lab?.cleanup();
-});
+afterAll(() => stopRelayLab(lab, a, b));
 
 describe('onboarding an existing replica', () => {
   it('re-enabling over a kept replica compares and sends only the differences', async () => {
-    await waitFor(() => reportedVm(provider, 'hv-a', VM)?.state === 'HOST_VM_STATE_RUNNING', {
-      what: 'app1 running on hv-a',
-    });
-    const bPort = await waitFor(() => reportOf(provider, 'hv-b').certPort || undefined, {
-      what: "hv-b's replication port",
-    });
+    await vmRunning(provider, 'hv-a', VM);
+    const bPort = await replicationPortOf(provider, 'hv-b');
     await qemuIo('write -P 0xab 0 4M', 'write -P 0x3c 9M 3M');
     const pairs = (epoch: string, primary: Record<string, unknown>) => ({
       replica: {
@@ -164,13 +139,8 @@ describe('onboarding an existing replica', () => {
     expect(sent).toBeGreaterThanOrEqual(changed);
     expect(sent).toBeLessThan(0.05 * DISK);
 
-    const point = await a.agent.vms.cut(VM, 'crash-consistent');
-    await waitFor(() => Number(reported()?.lastAckedSeq) >= point.segment, {
-      what: `segment ${point.segment} acked`,
-    });
-    const out = lab.path('onboarded.raw');
-    await b.agent.replication.readToFile(VM, 0, point.id, out);
-    const cmp = await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'raw', out, nbdOf()]);
-    expect(cmp.code).toBe(0);
+    const point = await cutAndShip(provider, a, VM);
+    const out = await pointToFile(b, VM, point.id, lab.path('onboarded.raw'));
+    expect(await imagesIdentical(out, nbdOfVm(a, VM))).toBe(true);
   });
 });

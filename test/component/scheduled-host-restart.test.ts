@@ -20,15 +20,22 @@ import {
 } from '../../coordinator/replication/protection-service.ts';
 import { openMemoryStore } from '../../coordinator/store/level-store.ts';
 import type { VaultService } from '../../coordinator/vaults/vault-service.ts';
-import { run } from '../helpers/nbd.ts';
-import { ProviderLab } from '../helpers/provider-lab.ts';
+import type { ProviderLab } from '../helpers/provider-lab.ts';
 import {
-  relayer,
+  cutAndShip,
+  imagesIdentical,
+  nbdOfVm,
+  pointToFile,
+  qemuIoFlushed,
+  replicationPortOf,
   reportOf,
   reportedVm,
   startLinkedHost,
-  writeRelaySite,
+  startRelayLab,
+  stopRelayLab,
+  vmRunning,
   type LinkedHost,
+  type RelayLab,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -41,25 +48,9 @@ let lab: ProviderLab;
 let provider: StartedProvider;
 let a: LinkedHost;
 let b: LinkedHost;
-let relay: ReturnType<typeof relayer>;
+let relay: RelayLab['relay'];
 
-function nbdOf(): string {
-  const uri = a.agent.vms.list().find((v) => v.config.name === VM)?.runtime?.nbd[0];
-  if (!uri) throw new Error(`${VM} is not running on hv-a`);
-  return uri;
-}
-
-async function qemuIo(...cmds: string[]): Promise<void> {
-  const r = await run('qemu-io', [
-    '-f',
-    'raw',
-    nbdOf(),
-    ...cmds.flatMap((c) => ['-c', c]),
-    '-c',
-    'flush',
-  ]);
-  expect(r.code, r.stdout.toString() + r.stderr).toBe(0);
-}
+const qemuIo = (...cmds: string[]): Promise<void> => qemuIoFlushed(nbdOfVm(a, VM), ...cmds);
 
 const reported = () => reportedVm(provider, 'hv-a', VM)?.replication;
 
@@ -93,33 +84,15 @@ function watcher(clock: { t: number }, sent: string[]) {
 }
 
 beforeAll(async () => {
-  lab = new ProviderLab();
-  const c = await lab.coordinator();
-  await c.api.createVault('prod');
-  provider = await lab.provider({
-    data: lab.path('provider'),
-    key: await lab.key(c.api, 'prod'),
-    site: writeRelaySite(lab),
-  });
-  a = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
-  b = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
-  relay = relayer(provider);
+  ({ lab, provider, a, b, relay } = await startRelayLab());
 });
 
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await lab?.cleanup();
-});
+afterAll(() => stopRelayLab(lab, a, b));
 
 describe('scheduled initial replication across a host restart', () => {
   it('the restarted source stays paused until the start time, then copies', async () => {
-    await waitFor(() => reportedVm(provider, 'hv-a', VM)?.state === 'HOST_VM_STATE_RUNNING', {
-      what: 'app1 running on hv-a',
-    });
-    const bPort = await waitFor(() => reportOf(provider, 'hv-b').certPort || undefined, {
-      what: "hv-b's replication port",
-    });
+    await vmRunning(provider, 'hv-a', VM);
+    const bPort = await replicationPortOf(provider, 'hv-b');
     await qemuIo('write -P 0xab 0 4M', 'write -P 0x3c 9M 3M');
     const pair = {
       name: VM,
@@ -216,13 +189,8 @@ describe('scheduled initial replication across a host restart', () => {
     await waitFor(() => reported()?.baseline === 'copied', { what: 'the initial copy' });
     expect(Number(reported()?.copyBytesTotal)).toBe(16 * MiB);
 
-    const point = await a.agent.vms.cut(VM, 'crash-consistent');
-    await waitFor(() => Number(reported()?.lastAckedSeq) >= point.segment, {
-      what: `segment ${point.segment} acked`,
-    });
-    const out = lab.path('scheduled.raw');
-    await b.agent.replication.readToFile(VM, 0, point.id, out);
-    const cmp = await run('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'raw', out, nbdOf()]);
-    expect(cmp.code).toBe(0);
+    const point = await cutAndShip(provider, a, VM);
+    const out = await pointToFile(b, VM, point.id, lab.path('scheduled.raw'));
+    expect(await imagesIdentical(out, nbdOfVm(a, VM))).toBe(true);
   });
 });

@@ -22,13 +22,19 @@ import { connectTicketChannel } from '../../agent/host/transport/ticket-credenti
 import { layout } from '../../agent/host/vm/layout.ts';
 import type { ApiClient } from '../../common/api-client/index.ts';
 import { isSecondsiteError, type SecondsiteError } from '../../common/errors/errors.ts';
-import { run } from '../helpers/nbd.ts';
-import { ProviderLab } from '../helpers/provider-lab.ts';
+import type { ProviderLab } from '../helpers/provider-lab.ts';
 import {
   RELAY_SITE,
+  compareImages,
+  cutAndShip,
+  nbdOfVm,
+  pointToFile,
+  qemuIoFlushed,
   reportOf,
   reportedVm,
-  startLinkedHost,
+  startRelayLab,
+  stopRelayLab,
+  vmRunning,
   type LinkedHost,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -42,29 +48,7 @@ let provider: StartedProvider;
 let a: LinkedHost;
 let b: LinkedHost;
 
-function nbdOf(): string {
-  const uri = a.agent.vms.list().find((v) => v.config.name === VM)?.runtime?.nbd[0];
-  if (!uri) throw new Error(`${VM} is not running on hv-a`);
-  return uri;
-}
-
-async function tool(cmd: string, ...args: string[]): Promise<{ code: number | null; out: string }> {
-  const r = await run(cmd, args);
-  return { code: r.code, out: r.stdout.toString() + r.stderr };
-}
-
-async function qemuIo(...cmds: string[]): Promise<void> {
-  const r = await tool(
-    'qemu-io',
-    '-f',
-    'raw',
-    nbdOf(),
-    ...cmds.flatMap((c) => ['-c', c]),
-    '-c',
-    'flush',
-  );
-  expect(r.code, r.out).toBe(0);
-}
+const qemuIo = (...cmds: string[]): Promise<void> => qemuIoFlushed(nbdOfVm(a, VM), ...cmds);
 
 async function refusalOf(p: Promise<unknown>): Promise<SecondsiteError> {
   try {
@@ -79,10 +63,9 @@ async function refusalOf(p: Promise<unknown>): Promise<SecondsiteError> {
 const keysFile = (h: LinkedHost) => join(h.data, 'tickets', 'keys.json');
 const registered = (h: LinkedHost): number =>
   (JSON.parse(readFileSync(keysFile(h), 'utf8')) as { registered: number }).registered;
-const acked = (): number => Number(reportedVm(provider, 'hv-a', VM)?.replication?.lastAckedSeq);
 
 /** The relay site plus a storage classification at hv-b, so placement finds a location. */
-function siteWithTargetStorage(): string {
+function siteWithTargetStorage(lab: ProviderLab): string {
   const site = structuredClone(RELAY_SITE);
   site.storageClassifications.push({
     name: 'GOLD-B',
@@ -94,24 +77,10 @@ function siteWithTargetStorage(): string {
 }
 
 beforeAll(async () => {
-  lab = new ProviderLab();
-  const c = await lab.coordinator();
-  api = c.api;
-  await api.createVault('prod');
-  provider = await lab.provider({
-    data: lab.path('provider'),
-    key: await lab.key(api, 'prod'),
-    site: siteWithTargetStorage(),
-  });
-  a = await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1');
-  b = await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1');
+  ({ lab, api, provider, a, b } = await startRelayLab(siteWithTargetStorage));
 });
 
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await lab?.cleanup();
-});
+afterAll(() => stopRelayLab(lab, a, b));
 
 describe('the ticket service', () => {
   it('1. each host makes its long-term key (0600) and registers it once', async () => {
@@ -124,9 +93,7 @@ describe('the ticket service', () => {
   });
 
   it('2. a kerberos policy replicates app1 over 8083 with issued tickets, bit-exact', async () => {
-    await waitFor(() => reportedVm(provider, 'hv-a', VM)?.state === 'HOST_VM_STATE_RUNNING', {
-      what: 'app1 running on hv-a',
-    });
+    await vmRunning(provider, 'hv-a', VM);
     await qemuIo('write -P 0xab 0 1M', 'write -P 0x3c 9M 256k');
     await api.createPolicy('prod', { name: 'krb', copyFrequency: '30s', auth: 'kerberos' });
     await api.associatePolicy('prod', 'krb', {
@@ -163,11 +130,9 @@ describe('the ticket service', () => {
       timeoutMs: 60_000,
     });
     await qemuIo('write -P 0x5d 4M 512k');
-    const point = await a.agent.vms.cut(VM, 'crash-consistent');
-    await waitFor(() => acked() >= point.segment, { what: `segment ${point.segment} acked` });
-    const out = lab.path('read.raw');
-    await b.agent.replication.readToFile(VM, 0, point.id, out);
-    const cmp = await tool('qemu-img', 'compare', '-q', '-f', 'raw', '-F', 'raw', out, nbdOf());
+    const point = await cutAndShip(provider, a, VM);
+    const out = await pointToFile(b, VM, point.id, lab.path('read.raw'));
+    const cmp = await compareImages(out, nbdOfVm(a, VM));
     expect(cmp.code, cmp.out).toBe(0);
   });
 

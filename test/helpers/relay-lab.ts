@@ -12,7 +12,9 @@ import { ensureEnrolled } from '../../agent/host/enrolment/enrol.ts';
 import { createProviderLink, type ProviderLink } from '../../agent/host/enrolment/provider-link.ts';
 import { compileHostConfig } from '../../agent/host/config.ts';
 import { createHostAgent, type HostAgent } from '../../agent/host/host-agent.ts';
+import type { RecoveryPointRecord } from '../../agent/host/journal/types.ts';
 import type { StartedProvider } from '../../agent/provider/main.ts';
+import type { ApiClient } from '../../common/api-client/index.ts';
 import { silentLogger } from '../../common/log/log.ts';
 import { systemClock } from '../../common/time/clock.ts';
 import type { AgentCommand, AgentCommandResult } from '../../common/wire/agent-channel-messages.ts';
@@ -21,7 +23,9 @@ import type {
   HostInventoryReport,
   HostVmMsg,
 } from '../../common/wire/host-control-messages.ts';
-import type { ProviderLab } from './provider-lab.ts';
+import { expect } from 'vitest';
+import { run } from './nbd.ts';
+import { ProviderLab } from './provider-lab.ts';
 import { waitFor } from './wait-for.ts';
 
 export const RELAY_SITE = {
@@ -169,4 +173,143 @@ export function reportedVm(
   vm: string,
 ): HostVmMsg | undefined {
   return reportOf(provider, host).inventory.vms.find((v) => v.name === vm);
+}
+
+/** The relay lab's parts: a coordinator (vault "prod"), a provider, hv-a and hv-b linked to it. */
+export interface RelayLab {
+  readonly lab: ProviderLab;
+  readonly api: ApiClient;
+  readonly provider: StartedProvider;
+  readonly a: LinkedHost;
+  readonly b: LinkedHost;
+  readonly relay: ReturnType<typeof relayer>;
+}
+
+/** Starts the relay lab on the site file `site` writes (stopping what started if a step fails). */
+export async function startRelayLab(
+  site: (lab: ProviderLab) => string = writeRelaySite,
+): Promise<RelayLab> {
+  const lab = new ProviderLab();
+  const hosts: LinkedHost[] = [];
+  try {
+    const c = await lab.coordinator();
+    await c.api.createVault('prod');
+    const provider = await lab.provider({
+      data: lab.path('provider'),
+      key: await lab.key(c.api, 'prod'),
+      site: site(lab),
+    });
+    hosts.push(await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1'));
+    hosts.push(await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1'));
+    const [a, b] = hosts as [LinkedHost, LinkedHost];
+    return { lab, api: c.api, provider, a, b, relay: relayer(provider) };
+  } catch (e) {
+    await stopRelayLab(lab, ...hosts);
+    throw e;
+  }
+}
+
+/** Stops the given hosts in order, then the lab (for afterAll; tolerates a failed start). */
+export async function stopRelayLab(
+  lab: ProviderLab | undefined,
+  ...hosts: Array<LinkedHost | undefined>
+): Promise<void> {
+  for (const h of hosts) await h?.stop();
+  await lab?.cleanup();
+}
+
+/** The NBD URI of disk 0 of `vm` running on `host` (throws if it is not running there). */
+export function nbdOfVm(host: LinkedHost, vm: string): string {
+  const uri = host.agent.vms.list().find((v) => v.config.name === vm)?.runtime?.nbd[0];
+  if (!uri) throw new Error(`${vm} is not running on ${host.name}`);
+  return uri;
+}
+
+/** Runs a tool to its end; its stdout and stderr joined (the exports it talks to are served here). */
+export async function tool(
+  cmd: string,
+  ...args: string[]
+): Promise<{ code: number | null; out: string }> {
+  const r = await run(cmd, args);
+  return { code: r.code, out: r.stdout.toString() + r.stderr };
+}
+
+/** Runs qemu-io commands on a raw export, then a flush; fails the test on a non-zero exit. */
+export async function qemuIoFlushed(uri: string, ...cmds: string[]): Promise<void> {
+  const r = await tool(
+    'qemu-io',
+    '-f',
+    'raw',
+    uri,
+    ...cmds.flatMap((c) => ['-c', c]),
+    '-c',
+    'flush',
+  );
+  expect(r.code, r.out).toBe(0);
+}
+
+/** Copies the whole raw image at `uri` (an export or a file) to `out`; fails the test on an error. */
+export async function exportToFile(uri: string, out: string): Promise<string> {
+  const r = await tool('qemu-img', 'convert', '-f', 'raw', '-O', 'raw', uri, out);
+  expect(r.code, r.out).toBe(0);
+  return out;
+}
+
+/** `qemu-img compare` of two raw images (files or exports): its exit code and output. */
+export function compareImages(x: string, y: string): Promise<{ code: number | null; out: string }> {
+  return tool('qemu-img', 'compare', '-q', '-f', 'raw', '-F', 'raw', x, y);
+}
+
+/** Whether two raw images (files or exports) hold the same bytes. */
+export async function imagesIdentical(x: string, y: string): Promise<boolean> {
+  return (await compareImages(x, y)).code === 0;
+}
+
+/** `host`'s replica copy of disk 0 of `vm` at `pointId`, read into `out`. */
+export async function pointToFile(
+  host: LinkedHost,
+  vm: string,
+  pointId: string,
+  out: string,
+): Promise<string> {
+  await host.agent.replication.readToFile(vm, 0, pointId, out);
+  return out;
+}
+
+/** The last segment of `vm` that `host` reported acknowledged by its replica (NaN if none). */
+export function ackedSeq(provider: StartedProvider, host: string, vm: string): number {
+  return Number(reportedVm(provider, host, vm)?.replication?.lastAckedSeq);
+}
+
+/** Cuts a crash-consistent point of `vm` on `host` and waits until the replica acknowledged it. */
+export async function cutAndShip(
+  provider: StartedProvider,
+  host: LinkedHost,
+  vm: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<RecoveryPointRecord> {
+  const point = await host.agent.vms.cut(vm, 'crash-consistent');
+  await waitFor(() => ackedSeq(provider, host.name, vm) >= point.segment, {
+    what: `${vm} segment ${point.segment} acked`,
+    ...opts,
+  });
+  return point;
+}
+
+/** Waits until the provider's report shows `vm` running on `host`; returns it as reported. */
+export function vmRunning(provider: StartedProvider, host: string, vm: string): Promise<HostVmMsg> {
+  return waitFor(
+    () => {
+      const v = reportedVm(provider, host, vm);
+      return v?.state === 'HOST_VM_STATE_RUNNING' ? v : undefined;
+    },
+    { what: `${vm} running on ${host}` },
+  );
+}
+
+/** Waits until the provider has `host`'s replication port (its certPort); returns it. */
+export function replicationPortOf(provider: StartedProvider, host: string): Promise<number> {
+  return waitFor(() => reportOf(provider, host).certPort || undefined, {
+    what: `${host}'s replication port`,
+  });
 }

@@ -14,6 +14,9 @@ const E2E_SITE_ADDRESSES = [
 // integration and e2e tests live under test/ and start real servers, processes and clients.
 export default defineConfig({
   test: {
+    // Four workers on two cores: most component and e2e tests wait on child processes and
+    // sockets, not on the CPU; two e2e lanes plus two others cut the suite from ~13 to ~9 min.
+    maxWorkers: 4,
     projects: [
       {
         test: {

@@ -409,10 +409,14 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
       const item = await svc.items.require(ctx.input.vaultId, vm);
       await hostCmd(ctx, item, 'source', { resyncVm: { name: vm } });
       await toState(item.vaultId, vm, 'resync', 'resynchronizing');
-      return { started: true };
+      return { started: true, askedAt: now() };
     },
     'wait-resync': async (ctx, vm) => {
       // The source reports the resync in its sender state; done when it ships deltas again.
+      // Only reports stored after the host took the resync count: an older one still shows
+      // the replica as it was before (equal), which would end the wait at once.
+      const asked = ctx.results[`resync:${vm}`] as { askedAt?: number } | undefined;
+      const askedAt = asked?.askedAt ?? 0;
       for (;;) {
         const item = await svc.items.require(ctx.input.vaultId, vm);
         if (item.state !== 'resynchronizing') return { state: item.state };
@@ -420,6 +424,7 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
         if (
           source !== undefined &&
           source.reachable &&
+          (source.reportedAt ?? 0) > askedAt &&
           initialCopyDone(source) &&
           !source.senderState.startsWith('resync') &&
           source.lastError === ''

@@ -214,6 +214,16 @@ describe('protection across two sites', () => {
     expect((await item('VM2')).state).toBe('protected');
   });
 
+  it('6b. resync compares both sides and leaves the replica equal to the primary', async () => {
+    const job = await lab.cli<JobView>(['replication', 'resync', '--vault', 'prod', 'VM2']);
+    expect(job).toMatchObject({ type: 'replication.resync', state: 'succeeded' });
+    expect((await item('VM2')).state).toBe('protected');
+    const vm2 = (await vmShow('VMM-NewYork/VM2')).disks[0]?.nbd ?? '';
+    expect(qemuIo(vm2, 'write -P 0x4d 5M 1M').code).toBe(0);
+    const before = Date.now();
+    await replicaEqualsPrimary('VM2', await nextPoint('VM2', before - 1));
+  });
+
   it('7. health: the target host stops → warning, then critical with the reason; back → normal', async () => {
     const copied = (await item('VM1')).initialReplication?.bytesDone;
     await lab.stopHost('chi-hv1');

@@ -91,8 +91,9 @@ describe('failover, reverse and failback across two sites', () => {
 
   it('2. test failover: VM1-test runs the chosen point; its writes stay private; cleanup removes it', async () => {
     const primary = await nbdOf(lab, 'VMM-NewYork/VM1');
-    const before = Date.now();
     expect(qemuIo(primary, 'write -P 0x11 0 2M').code).toBe(0);
+    // Taken once the write returned: a point cut after it holds all of it.
+    const before = Date.now();
     const point = await nextPoint(lab, 'VM1', before);
     const test = await job(['failover', 'test', '--vm', 'VM1', '--recovery-point', point]);
     expect(test).toMatchObject({ type: 'failover.test', state: 'succeeded' });
@@ -107,8 +108,9 @@ describe('failover, reverse and failback across two sites', () => {
     expect(again.stderr).toContain('SS_CONFLICT');
     // The test VM's writes stay in its overlay; replication goes on underneath.
     expect(qemuIo(testUri, 'write -P 0x99 0 1M').code).toBe(0);
-    const later = Date.now();
     expect(qemuIo(primary, 'write -P 0x22 4M 1M').code).toBe(0);
+    // Taken once the write returned: a point cut after it holds all of it.
+    const later = Date.now();
     const next = await nextPoint(lab, 'VM1', later);
     expectIdentical(await replicaAt(lab, 'chi-hv1', 'VM1', next), primary);
     expect((await itemOf(lab, 'VM1')).testFailover?.testVm).toBe('VM1-test');
@@ -238,8 +240,9 @@ describe('failover, reverse and failback across two sites', () => {
     const item = await protectedItem('VM1');
     expect(item).toMatchObject({ sourceServer: 'VMM-Chicago', targetServer: 'VMM-NewYork' });
     const primary = await nbdOf(lab, 'VMM-Chicago/VM1');
-    const before = Date.now();
     expect(qemuIo(primary, 'write -P 0x44 12M 2M').code).toBe(0);
+    // Taken once the write returned: a point cut after it holds all of it.
+    const before = Date.now();
     const point = await nextPoint(lab, 'VM1', before);
     expectIdentical(await replicaAt(lab, 'ny-hv1', 'VM1', point), primary);
   });
@@ -262,12 +265,14 @@ describe('failover, reverse and failback across two sites', () => {
 
   it('6. unplanned failover of VM2 with New York down, to an older point; split brain is fenced', async () => {
     const primary = await nbdOf(lab, 'VMM-NewYork/VM2');
-    let t = Date.now();
     expect(qemuIo(primary, 'write -P 0x55 0 1M').code).toBe(0);
+    // Taken once the write returned: a point cut after it holds all of it.
+    let t = Date.now();
     const older = await nextPoint(lab, 'VM2', t);
     const olderImage = await replicaAt(lab, 'chi-hv1', 'VM2', older);
-    t = Date.now();
     expect(qemuIo(primary, 'write -P 0x66 2M 1M').code).toBe(0);
+    // Taken once the write returned: a point cut after it holds all of it.
+    t = Date.now();
     const newer = await nextPoint(lab, 'VM2', t);
     const newerImage = await replicaAt(lab, 'chi-hv1', 'VM2', newer);
     const points = await lab.cli<RecoveryPointView[]>(['recovery-point', 'list', ...V, 'VM2']);
@@ -316,8 +321,9 @@ describe('failover, reverse and failback across two sites', () => {
     expect(reverse.state).toBe('succeeded');
     await protectedItem('VM2');
     const chiPrimary = await nbdOf(lab, 'VMM-Chicago/VM2');
-    t = Date.now();
     expect(qemuIo(chiPrimary, 'write -P 0x88 10M 1M').code).toBe(0);
+    // Taken once the write returned: a point cut after it holds all of it.
+    t = Date.now();
     const point = await nextPoint(lab, 'VM2', t);
     expectIdentical(await replicaAt(lab, 'ny-hv1', 'VM2', point), chiPrimary);
   });

@@ -176,10 +176,11 @@ describe('protection across two sites', () => {
       [1, '0x21'],
       [2, '0x42'],
     ] as const) {
-      const before = Date.now();
       expect(qemuIo(vm1, `write -P ${pattern} ${n * 5}M 1M`, `write -z ${n * 7}M 64k`).code).toBe(
         0,
       );
+      // Taken once the write returned: a point cut after it holds all of it.
+      const before = Date.now();
       const point = await nextPoint('VM1', before);
       await replicaEqualsPrimary('VM1', point);
     }
@@ -257,10 +258,11 @@ describe('protection across two sites', () => {
     const marker = randomBytes(64);
     const block = Buffer.concat(Array.from({ length: 64 }, () => marker)); // 4 KiB
     const nbd = await NbdClient.connect((await vmShow('VMM-NewYork/VM1')).disks[0]?.nbd ?? '');
-    const before = Date.now();
     await nbd.write(9 * 1024 * 1024, block);
     await nbd.flush();
     await nbd.close();
+    // Taken once the write returned: a point cut after it holds all of it.
+    const before = Date.now();
     await replicaEqualsPrimary('VM1', await nextPoint('VM1', before));
     // The positive control: the marker did travel, to the replica disk the storage map placed
     // in Chicago's GOLD location.

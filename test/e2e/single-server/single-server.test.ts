@@ -104,8 +104,9 @@ describe('one server protecting one of its clouds into another (R6)', () => {
       sourceHost: 'ny-hv2',
       targetHost: 'ny-hv1',
     });
-    const before = Date.now();
     expect(qemuIo(primary, 'write -P 0x5e 8M 1M').code).toBe(0);
+    // Taken once the write returned: a point cut after it holds all of it.
+    const before = Date.now();
     const point = await nextPoint(lab, 'VM5', before);
     expectIdentical(await replicaAt(lab, 'ny-hv1', 'VM5', point), primary);
     // The storage map placed the replica in GOLD's folder on ny-hv1.

@@ -235,9 +235,11 @@ describe('bandwidth control through the relay', () => {
     const last = delayed.at(-1)!;
     expect(last - first).toBeGreaterThan(10);
     const bytes = grants.slice(first + 1, last + 1).reduce((n, g) => n + g.waiter.bytes, 0);
-    const rate = bytes / ((grants[last]!.at - grants[first]!.at) / 1000);
-    expect(rate).toBeGreaterThan(0.9 * CAP);
-    expect(rate).toBeLessThan(1.1 * CAP);
+    const seconds = (grants[last]!.at - grants[first]!.at) / 1000;
+    expect(bytes / seconds).toBeGreaterThan(0.9 * CAP);
+    // The bucket lends at most one second of burst (bandwidth.ts): a timer that fires late on
+    // a busy machine can spend it inside the window, so the bound allows it once.
+    expect(bytes).toBeLessThan(1.1 * CAP * (seconds + 1));
 
     // Priorities, set with the service: app1 high, app2 low; they reach the host.
     await service.setPriority('prod', 'high', ['app1']);

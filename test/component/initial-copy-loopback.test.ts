@@ -77,8 +77,10 @@ describe('initial copy', () => {
       bytesDone: SIZES[0]! + SIZES[1]!,
       bytesTotal: SIZES[0]! + SIZES[1]!,
     });
-    // About 30% of the chunks were zero (plus the zero tail of the odd-sized disk).
-    expect(zero / (zero + data)).toBeGreaterThan(0.15);
+    // About 30% of the chunks were zero (plus the zero tail of the odd-sized disk); the seeded
+    // draw over this few chunks varies (SEED=648982525 gives 13%), so the floor only proves
+    // zero chunks travel as zero ranges.
+    expect(zero / (zero + data)).toBeGreaterThan(0.05);
     expect(zero / (zero + data)).toBeLessThan(0.45);
     await target.finish();
     expect(rep.store.latest()).toBeUndefined(); // no point until the first post-base segment
@@ -122,6 +124,9 @@ describe('initial copy', () => {
     for await (const c of first.chunks()) {
       await t1.write([c]);
       if (n % 5 === 0) await guestWrites(j, SIZES, r, 2);
+      // Flushes are pipelined (one in flight, in the background): make one watermark durable
+      // a few chunks before the break, so the chunks after it are the ones to redo.
+      if (n === stopAt - 4) await t1.flush();
       if (++n === stopAt) break; // the connection breaks: nothing flushed since the watermark
     }
     // A new attempt (a restart of both engines) asks the replica where to begin.

@@ -100,7 +100,7 @@ export interface PairedHosts {
 /**
  * Two `secondsite host start --standalone` processes on loopback (127.0.1.1, 127.0.2.1) with
  * test-CA certificates and one VM `vm1` paired hv-a → hv-b, protected and started: the setup
- * the replication scenarios share (delta-1pct builds the same by hand).
+ * the replication scenarios share.
  */
 export async function pairHostProcesses(
   dir: string,

@@ -16,18 +16,9 @@ import { copyFileSync, closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { vmCut, vmList } from '../../agent/host/main.ts';
 import { NbdClient } from '../../common/nbd/client.ts';
-import { createTestCa } from '../../test/helpers/test-ca.ts';
-import {
-  VAULT,
-  hostVm,
-  replicationPort,
-  startHostProcess,
-  writeHostTls,
-  type HostProcess,
-} from '../../test/helpers/replication-lab.ts';
 import { seededRandom } from '../../test/helpers/seeded-random.ts';
 import { median, result, type Scenario } from '../harness.ts';
-import { keepHostLogs, timed } from '../processes.ts';
+import { pairHostProcesses, timed } from '../processes.ts';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -63,66 +54,14 @@ async function cycle(data: string): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-async function pairHosts(dir: string, size: number): Promise<[HostProcess, HostProcess]> {
-  const ca = createTestCa();
-  const port = await replicationPort(['127.0.1.1', '127.0.2.1']);
-  writeHostTls(ca, 'hv-a', join(dir, 'a', 'identity'));
-  writeHostTls(ca, 'hv-b', join(dir, 'b', 'identity'));
-  const a = await startHostProcess({
-    name: 'hv-a',
-    data: join(dir, 'a'),
-    address: '127.0.1.1',
-    port,
-  });
-  const b = await startHostProcess({
-    name: 'hv-b',
-    data: join(dir, 'b'),
-    address: '127.0.2.1',
-    port,
-  });
-  const disk = `${size}`;
-  const common = ['--vault', VAULT];
-  await hostVm(
-    b.data,
-    'pair',
-    'vm1',
-    '--role',
-    'replica',
-    '--peer-host',
-    'hv-a',
-    '--peer-address',
-    `127.0.1.1:${port}`,
-    '--disk',
-    disk,
-    ...common,
-  );
-  await hostVm(a.data, 'create', 'vm1', '--disk', disk);
-  await hostVm(
-    a.data,
-    'pair',
-    'vm1',
-    '--role',
-    'primary',
-    '--compression',
-    compression(),
-    '--peer-host',
-    'hv-b',
-    '--peer-address',
-    `127.0.2.1:${port}`,
-    ...common,
-  );
-  await hostVm(a.data, 'protect', 'vm1');
-  await hostVm(a.data, 'start', 'vm1');
-  return [a, b];
-}
-
 export const delta1pct: Scenario = {
   name: 'delta-1pct',
   description:
     'one cycle after changing 1% of a disk in random 64 KiB blocks, cut to ack at a second host agent over mTLS, vs rsync --inplace --no-whole-file',
   async run({ dir, say }) {
     const size = benchBytes();
-    const [a, b] = await pairHosts(dir, size);
+    const hosts = await pairHostProcesses(dir, size, { compression: compression() });
+    const { a } = hosts;
     try {
       const uri = (await vmList({ data: a.data }))[0]!.disks[0]!.nbd;
       const nbd = await NbdClient.connect(uri);
@@ -184,9 +123,7 @@ export const delta1pct: Scenario = {
         await nbd.close().catch(() => undefined);
       }
     } finally {
-      await a.kill('SIGTERM');
-      await b.kill('SIGTERM');
-      keepHostLogs(a, b);
+      await hosts.stop();
     }
   },
 };

@@ -42,6 +42,8 @@ import {
   vmRunning,
   type LinkedHost,
   type RelayLab,
+  replicaPairing,
+  primaryPairing,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -122,31 +124,15 @@ describe('bandwidth control through the relay', () => {
     const bPort = await replicationPortOf(provider, 'hv-b');
     for (const vm of VMS) {
       await vmRunning(provider, 'hv-a', vm);
-      const pair = { name: vm, epoch: '1', compression: false, appConsistentHours: 0, nics: [] };
       const replica = await relay('hv-b', {
-        pairVm: {
-          ...pair,
-          role: 'replica',
-          peerHost: 'hv-a',
-          peerAddress: '',
-          disks: [{ sizeBytes: String(DISK), path: '' }],
-          copyFrequencySeconds: 0,
-          retentionHours: 24,
-          startInitialCopy: false,
-        },
+        pairVm: replicaPairing(vm, 'hv-a', DISK, { compression: false }),
       });
       expect(replica.error ?? null).toBeNull();
       const primary = await relay('hv-a', {
-        pairVm: {
-          ...pair,
-          role: 'primary',
-          peerHost: 'hv-b',
-          peerAddress: `127.0.2.1:${bPort}`,
-          disks: [],
+        pairVm: primaryPairing(vm, 'hv-b', `127.0.2.1:${bPort}`, {
+          compression: false,
           copyFrequencySeconds: 900,
-          retentionHours: 0,
-          startInitialCopy: true,
-        },
+        }),
       });
       expect(primary.error ?? null).toBeNull();
       // Its disk is all zeros: nothing to copy (baseline "zero").

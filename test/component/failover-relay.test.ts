@@ -48,6 +48,8 @@ import {
   stopRelayLab,
   type LinkedHost,
   type RelayLab,
+  replicaPairing,
+  primaryPairing,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -104,21 +106,11 @@ const pairReplica = (
   peer: string,
   baseline = '',
 ): Omit<HostCommand, 'commandId'> => ({
-  pairVm: {
-    name: VM,
-    role: 'replica',
-    peerHost: peer,
-    peerAddress: '',
+  pairVm: replicaPairing(VM, peer, SIZE, {
     epoch: String(epoch),
-    compression: true,
-    disks: [{ sizeBytes: String(SIZE), path: '' }],
-    copyFrequencySeconds: 0,
-    appConsistentHours: 0,
-    retentionHours: 24,
     nics: [{ network: 'Net-B', subnet: 'web' }],
-    startInitialCopy: false,
     baseline,
-  },
+  }),
 });
 
 const pairPrimary = (
@@ -126,21 +118,10 @@ const pairPrimary = (
   peer: string,
   baseline = '',
 ): Omit<HostCommand, 'commandId'> => ({
-  pairVm: {
-    name: VM,
-    role: 'primary',
-    peerHost: peer,
-    peerAddress: `${addressOf(peer)}:${reportOf(provider, peer).certPort ?? 0}`,
+  pairVm: primaryPairing(VM, peer, `${addressOf(peer)}:${reportOf(provider, peer).certPort ?? 0}`, {
     epoch: String(epoch),
-    compression: true,
-    disks: [],
-    copyFrequencySeconds: 30,
-    appConsistentHours: 0,
-    retentionHours: 0,
-    nics: [],
-    startInitialCopy: true,
     baseline,
-  },
+  }),
 });
 
 const failoverCmd = (point: string, epoch: number, digests = true) => ({

@@ -40,6 +40,8 @@ import {
   vmRunning,
   type LinkedHost,
   type RelayLab,
+  replicaPairing,
+  primaryPairing,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -74,36 +76,10 @@ const acked = (): number => ackedSeq(provider, 'hv-a', VM);
 const cutAndShip = (): Promise<RecoveryPointRecord> => cutAndShipOn(provider, a, VM);
 
 const pairReplica = {
-  pairVm: {
-    name: VM,
-    role: 'replica' as const,
-    peerHost: 'hv-a',
-    peerAddress: '',
-    epoch: '1',
-    compression: true,
-    disks: [{ sizeBytes: String(16 * MiB), path: '' }],
-    copyFrequencySeconds: 0,
-    appConsistentHours: 0,
-    retentionHours: 24,
-    nics: [{ network: 'Net-B', subnet: 'web' }],
-    startInitialCopy: false,
-  },
+  pairVm: replicaPairing(VM, 'hv-a', 16 * MiB, { nics: [{ network: 'Net-B', subnet: 'web' }] }),
 };
 
-const pairPrimary = () => ({
-  pairVm: {
-    ...pairReplica.pairVm,
-    role: 'primary' as const,
-    peerHost: 'hv-b',
-    peerAddress: `127.0.2.1:${bPort}`,
-    disks: [],
-    copyFrequencySeconds: 30,
-    appConsistentHours: 0,
-    retentionHours: 0,
-    nics: [],
-    startInitialCopy: true,
-  },
-});
+const pairPrimary = () => ({ pairVm: primaryPairing(VM, 'hv-b', `127.0.2.1:${bPort}`) });
 
 beforeAll(async () => {
   ({ lab, provider, a, b, relay } = await startRelayLab());

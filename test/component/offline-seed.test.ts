@@ -35,6 +35,8 @@ import {
   vmRunning,
   type LinkedHost,
   type RelayLab,
+  replicaPairing,
+  primaryPairing,
 } from '../helpers/relay-lab.ts';
 
 const MiB = 1024 * 1024;
@@ -68,35 +70,13 @@ describe('offline initial replication', () => {
     const bPort = await replicationPortOf(provider, 'hv-b');
     await qemuIo('write -P 0xab 0 1M', 'write -P 0x3c 9M 256k', 'write -P 0x71 15M 1M');
 
-    const pair = {
-      name: VM,
-      epoch: '1',
-      compression: true,
-      copyFrequencySeconds: 30,
-      appConsistentHours: 0,
-      retentionHours: 24,
-      nics: [],
-      startInitialCopy: false,
-    };
     const rep = await relay('hv-b', {
-      pairVm: {
-        ...pair,
-        role: 'replica',
-        peerHost: 'hv-a',
-        peerAddress: '',
-        disks: [{ sizeBytes: String(16 * MiB), path: '' }],
-      },
+      pairVm: replicaPairing(VM, 'hv-a', 16 * MiB, { copyFrequencySeconds: 30 }),
     });
     expect(rep.error ?? null).toBeNull();
+    // Offline: paired paused, no initial copy over the network.
     const pri = await relay('hv-a', {
-      pairVm: {
-        ...pair,
-        role: 'primary',
-        peerHost: 'hv-b',
-        peerAddress: `127.0.2.1:${bPort}`,
-        disks: [],
-        retentionHours: 0,
-      },
+      pairVm: primaryPairing(VM, 'hv-b', `127.0.2.1:${bPort}`, { startInitialCopy: false }),
     });
     expect(pri.error ?? null).toBeNull();
     expect(pri.host?.vm).toMatchObject({ paused: true, protected: true });

@@ -8,6 +8,7 @@
  * initial copy runs, and the replica ends bit-exact.
  */
 import { writeFileSync } from 'node:fs';
+import type { PairHostVmCommand } from '../../common/wire/host-control-messages.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StartedProvider } from '../../agent/provider/main.ts';
 import type { ProviderLab } from '../helpers/provider-lab.ts';
@@ -25,6 +26,8 @@ import {
   vmRunning,
   type LinkedHost,
   type RelayLab,
+  replicaPairing,
+  primaryPairing,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -65,39 +68,10 @@ describe('onboarding an existing replica', () => {
     await vmRunning(provider, 'hv-a', VM);
     const bPort = await replicationPortOf(provider, 'hv-b');
     await qemuIo('write -P 0xab 0 4M', 'write -P 0x3c 9M 3M');
-    const pairs = (epoch: string, primary: Record<string, unknown>) => ({
-      replica: {
-        pairVm: {
-          name: VM,
-          role: 'replica' as const,
-          peerHost: 'hv-a',
-          peerAddress: '',
-          epoch,
-          compression: true,
-          disks: [{ sizeBytes: String(DISK), path: '' }],
-          copyFrequencySeconds: 0,
-          appConsistentHours: 0,
-          retentionHours: 24,
-          nics: [],
-          startInitialCopy: false,
-        },
-      },
+    const pairs = (epoch: string, primary: Partial<PairHostVmCommand>) => ({
+      replica: { pairVm: replicaPairing(VM, 'hv-a', DISK, { epoch }) },
       primary: {
-        pairVm: {
-          name: VM,
-          role: 'primary' as const,
-          peerHost: 'hv-b',
-          peerAddress: `127.0.2.1:${bPort}`,
-          epoch,
-          compression: true,
-          disks: [],
-          copyFrequencySeconds: 30,
-          appConsistentHours: 0,
-          retentionHours: 0,
-          nics: [],
-          startInitialCopy: true,
-          ...primary,
-        },
+        pairVm: primaryPairing(VM, 'hv-b', `127.0.2.1:${bPort}`, { epoch, ...primary }),
       },
     });
     const first = pairs('1', {});

@@ -36,6 +36,8 @@ import {
   vmRunning,
   type LinkedHost,
   type RelayLab,
+  replicaPairing,
+  primaryPairing,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -94,38 +96,11 @@ describe('scheduled initial replication across a host restart', () => {
     await vmRunning(provider, 'hv-a', VM);
     const bPort = await replicationPortOf(provider, 'hv-b');
     await qemuIo('write -P 0xab 0 4M', 'write -P 0x3c 9M 3M');
-    const pair = {
-      name: VM,
-      epoch: '1',
-      compression: true,
-      appConsistentHours: 0,
-      nics: [],
-    };
-    const replica = await relay('hv-b', {
-      pairVm: {
-        ...pair,
-        role: 'replica',
-        peerHost: 'hv-a',
-        peerAddress: '',
-        disks: [{ sizeBytes: String(16 * MiB), path: '' }],
-        copyFrequencySeconds: 0,
-        retentionHours: 24,
-        startInitialCopy: false,
-      },
-    });
+    const replica = await relay('hv-b', { pairVm: replicaPairing(VM, 'hv-a', 16 * MiB) });
     expect(replica.error ?? null).toBeNull();
     // As enable pairs a scheduled item's source: paused, no initial copy started.
     const primary = await relay('hv-a', {
-      pairVm: {
-        ...pair,
-        role: 'primary',
-        peerHost: 'hv-b',
-        peerAddress: `127.0.2.1:${bPort}`,
-        disks: [],
-        copyFrequencySeconds: 30,
-        retentionHours: 0,
-        startInitialCopy: false,
-      },
+      pairVm: primaryPairing(VM, 'hv-b', `127.0.2.1:${bPort}`, { startInitialCopy: false }),
     });
     expect(primary.error ?? null).toBeNull();
     await waitFor(() => reported()?.state === 'paused', { what: 'the source paired paused' });

@@ -22,6 +22,7 @@ import type {
   HostCommand,
   HostInventoryReport,
   HostVmMsg,
+  PairHostVmCommand,
 } from '../../common/wire/host-control-messages.ts';
 import { expect } from 'vitest';
 import { run } from './nbd.ts';
@@ -312,4 +313,55 @@ export function replicationPortOf(provider: StartedProvider, host: string): Prom
   return waitFor(() => reportOf(provider, host).certPort || undefined, {
     what: `${host}'s replication port`,
   });
+}
+
+/**
+ * pair_vm for the replica side of `vm` (disks of `diskBytes`, placed in the host's default
+ * layout, compressed, 24 h of points); `over` changes what a test needs.
+ */
+export function replicaPairing(
+  vm: string,
+  peerHost: string,
+  diskBytes: number,
+  over: Partial<PairHostVmCommand> = {},
+): PairHostVmCommand {
+  return {
+    name: vm,
+    role: 'replica',
+    peerHost,
+    peerAddress: '',
+    epoch: '1',
+    compression: true,
+    disks: [{ sizeBytes: String(diskBytes), path: '' }],
+    copyFrequencySeconds: 0,
+    appConsistentHours: 0,
+    retentionHours: 24,
+    nics: [],
+    startInitialCopy: false,
+    ...over,
+  };
+}
+
+/** pair_vm for the primary side of `vm` towards `peerAddress` (30 s cycles, copy started). */
+export function primaryPairing(
+  vm: string,
+  peerHost: string,
+  peerAddress: string,
+  over: Partial<PairHostVmCommand> = {},
+): PairHostVmCommand {
+  return {
+    name: vm,
+    role: 'primary',
+    peerHost,
+    peerAddress,
+    epoch: '1',
+    compression: true,
+    disks: [],
+    copyFrequencySeconds: 30,
+    appConsistentHours: 0,
+    retentionHours: 0,
+    nics: [],
+    startInitialCopy: true,
+    ...over,
+  };
 }

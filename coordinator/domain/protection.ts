@@ -9,12 +9,12 @@
  * A successful cycle is a new newest point at the target; a failure is the source's sender
  * reporting an error (or either host being unreachable) until the next success.
  */
+import type { ItemView } from '../../common/api-client/types.ts';
 import { SecondsiteError } from '../../common/errors/errors.ts';
 import {
   DEFAULT_MONITORING_WINDOW_MS,
   itemHealth,
   rpoSeconds,
-  type Health,
   type HealthReason,
 } from './health.ts';
 import { transition, type ItemEvent, type ItemState } from './item-state.ts';
@@ -300,47 +300,10 @@ export function initialCopyDone(source: VmStatus | undefined): boolean {
 }
 
 /** `initialReplication` of an item (CLI.md item show). */
-export interface InitialReplicationView {
-  readonly bytesDone: number;
-  readonly bytesTotal: number;
-  /** Scheduled: when the initial replication starts (ISO); it waits until then. */
-  readonly startsAt?: string;
-  /** Offline: what the administrator must do before it goes on. */
-  readonly waiting?: string;
-  /** Onboarding (R19): the existing replica is compared, not copied over. */
-  readonly existingReplica?: boolean;
-}
+type InitialReplicationView = NonNullable<ItemView['initialReplication']>;
 
-export interface ItemView {
-  readonly vm: string;
-  readonly state: ItemState;
-  readonly health: Health;
-  readonly policy: string;
-  readonly sourceServer: string;
-  readonly targetServer: string;
-  readonly sourceHost: string;
-  readonly targetHost: string | null;
-  readonly sourceCloud: string;
-  readonly targetCloud: string;
-  readonly lastCycleAt: string | null;
-  readonly latestRecoveryPoint: { id: string; time: string; type: PointType } | null;
-  readonly rpoSeconds: number | null;
-  readonly errors: readonly { code: string; message: string; action: string }[];
-  readonly initialReplication: InitialReplicationView | null;
-  readonly epoch: number;
-  /** The test failover running now (R23). */
-  readonly testFailover: { testVm: string; since: string; recoveryPoint: string | null } | null;
-  /** The failover in effect (failed-over, committed). */
-  readonly failover: {
-    type: 'planned' | 'unplanned';
-    at: string;
-    recoveryPoint: { id: string; time: string; type: PointType } | null;
-  } | null;
-  /** R22: the priority under the source host's bandwidth cap. */
-  readonly priority: 'high' | 'normal' | 'low';
-  /** Churn attribution (R22): which disk and offset ranges write most; null when unmeasured. */
-  readonly churn: ChurnAttribution | null;
-}
+/** The item as `item list/show` print it: the API's own shape (CLI.md), not a copy of it. */
+export type { ItemView };
 
 /** What the source host measured of the VM's write churn (vm-inventory.ts VmChurnRecord). */
 export interface ChurnMeasurement {
@@ -354,27 +317,8 @@ export interface ChurnMeasurement {
   readonly hotRegions: readonly { disk: number; offset: number; length: number; bytes: number }[];
 }
 
-export interface ChurnAttribution {
-  /** Minutes of history (at most 24 h). */
-  readonly windowMinutes: number;
-  readonly avgBytesPerHour: number;
-  readonly peakBytesPerHour: number;
-  /** Per disk, with its share (0-1) of the VM's bytes. */
-  readonly disks: readonly {
-    disk: number;
-    avgBytesPerHour: number;
-    peakBytesPerHour: number;
-    share: number;
-  }[];
-  /** The hottest offset ranges (at most 5), with their share of the VM's bytes. */
-  readonly hotRegions: readonly {
-    disk: number;
-    offset: number;
-    length: number;
-    bytes: number;
-    share: number;
-  }[];
-}
+/** Churn attribution (R22) as `item show` prints it. */
+export type ChurnAttribution = NonNullable<ItemView['churn']>;
 
 /** Shares of the VM's churn per disk and per hot region (pure). */
 export function churnAttribution(m: ChurnMeasurement): ChurnAttribution {

@@ -281,40 +281,53 @@ export interface BandwidthView {
   readonly pending: string | null;
 }
 
-/** `capacity plan` (R22); byte counts and bytes per second. */
+/** One VM of `capacity plan` (R22); byte counts and bytes per second. */
+export interface CapacityVmPlanView {
+  readonly vm: string;
+  readonly server: string;
+  readonly cloud: string | null;
+  readonly host: string;
+  readonly protected: boolean;
+  readonly policy: string | null;
+  /** 30s | 5m | 15m of its policy; null for a candidate VM. */
+  readonly copyFrequency: string | null;
+  readonly priority: ReplicationPriority;
+  readonly diskBytes: number;
+  /** Minutes of churn history the figures rest on (0: none measured). */
+  readonly measuredMinutes: number;
+  readonly churnAvgBytesPerHour: number;
+  readonly churnPeakBytesPerHour: number;
+  /** The peak churn of one copy interval (raw bytes). */
+  readonly peakBytesPerInterval: number;
+  /** Bandwidth needed to keep the copy frequency (after compression). */
+  readonly requiredBytesPerSecond: number;
+  /** The long-run average bandwidth (after compression). */
+  readonly averageBytesPerSecond: number;
+  readonly initialCopySeconds: number;
+  readonly undoBytes: number;
+  /** Replica disks + undo data. */
+  readonly replicaStorageBytes: number;
+  /** The link carries its churn (coordinator/domain/capacity.ts says in which order). */
+  readonly carried: boolean;
+  /** Why not carried, or what the figures lack. */
+  readonly note: string | null;
+}
+
+/** `capacity plan` (R22): every VM and the totals. */
 export interface CapacityPlanView {
   readonly linkBytesPerSecond: number;
   readonly compressionRatio: number;
-  readonly vms: readonly {
-    readonly vm: string;
-    readonly server: string;
-    readonly cloud: string | null;
-    readonly host: string;
-    readonly protected: boolean;
-    readonly policy: string | null;
-    readonly copyFrequency: string | null;
-    readonly priority: ReplicationPriority;
-    readonly diskBytes: number;
-    readonly measuredMinutes: number;
-    readonly churnAvgBytesPerHour: number;
-    readonly churnPeakBytesPerHour: number;
-    readonly peakBytesPerInterval: number;
-    readonly requiredBytesPerSecond: number;
-    readonly averageBytesPerSecond: number;
-    readonly initialCopySeconds: number;
-    readonly undoBytes: number;
-    readonly replicaStorageBytes: number;
-    readonly carried: boolean;
-    readonly note: string | null;
-  }[];
+  readonly vms: readonly CapacityVmPlanView[];
   readonly total: {
     readonly vms: number;
     readonly diskBytes: number;
     readonly requiredBytesPerSecond: number;
     readonly averageBytesPerSecond: number;
+    /** All disks, one after another, at the link's bandwidth. */
     readonly initialCopySeconds: number;
     readonly undoBytes: number;
     readonly replicaStorageBytes: number;
+    /** The VMs whose churn the link cannot carry. */
     readonly notCarried: readonly string[];
   };
   readonly assumptions: readonly string[];

@@ -17,6 +17,7 @@
  *     is not carried (nor is one whose need alone exceeds the link).
  * Rates are bytes per second; the CLI prints MB/s (10^6 bytes).
  */
+import type { CapacityPlanView, CapacityVmPlanView } from '../../common/api-client/types.ts';
 import type { CopyFrequency } from './policy.ts';
 import { COPY_FREQUENCY_MS } from './policy.ts';
 
@@ -58,54 +59,10 @@ export interface CapacityVmInput {
   } | null;
 }
 
-export interface CapacityVmPlan {
-  readonly vm: string;
-  readonly server: string;
-  readonly cloud: string | null;
-  readonly host: string;
-  readonly protected: boolean;
-  readonly policy: string | null;
-  readonly copyFrequency: CopyFrequency | null;
-  readonly priority: Priority;
-  readonly diskBytes: number;
-  /** Minutes of churn history the figures rest on (0: none measured). */
-  readonly measuredMinutes: number;
-  readonly churnAvgBytesPerHour: number;
-  readonly churnPeakBytesPerHour: number;
-  /** The peak churn of one copy interval (raw bytes). */
-  readonly peakBytesPerInterval: number;
-  /** Bandwidth needed to keep the copy frequency (after compression). */
-  readonly requiredBytesPerSecond: number;
-  /** The long-run average bandwidth (after compression). */
-  readonly averageBytesPerSecond: number;
-  readonly initialCopySeconds: number;
-  readonly undoBytes: number;
-  /** Replica disks + undo data. */
-  readonly replicaStorageBytes: number;
-  /** The link carries its churn (see the file comment for the order). */
-  readonly carried: boolean;
-  /** Why not carried, or what the figures lack. */
-  readonly note: string | null;
-}
+/** One VM of the plan: the API's shape (common/api-client/types.ts), not a copy of it. */
+export type CapacityVmPlan = CapacityVmPlanView;
 
-export interface CapacityPlan {
-  readonly linkBytesPerSecond: number;
-  readonly compressionRatio: number;
-  readonly vms: readonly CapacityVmPlan[];
-  readonly total: {
-    readonly vms: number;
-    readonly diskBytes: number;
-    readonly requiredBytesPerSecond: number;
-    readonly averageBytesPerSecond: number;
-    /** All disks, one after another, at the link's bandwidth. */
-    readonly initialCopySeconds: number;
-    readonly undoBytes: number;
-    readonly replicaStorageBytes: number;
-    /** The VMs whose churn the link cannot carry. */
-    readonly notCarried: readonly string[];
-  };
-  readonly assumptions: readonly string[];
-}
+export type CapacityPlan = CapacityPlanView;
 
 const WINDOWS: ReadonlyArray<{ minutes: number; of: (d: DiskChurnInput) => number }> = [
   { minutes: 1, of: (d) => d.peakMinuteBytes },

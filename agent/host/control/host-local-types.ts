@@ -1,7 +1,16 @@
 /**
  * TypeScript shapes of proto/secondsite/v1/host_local.proto as the loader presents them
- * (camelCase fields, 64-bit integers as decimal strings, enums as their names).
+ * (camelCase fields, 64-bit integers as decimal strings, enums as their names). The messages
+ * the control stream shares with it (RecoveryPoint, ReplicationStatus) are defined once, in
+ * common/wire/host-control-messages.ts.
  */
+import type {
+  RecoveryPointMsg,
+  RecoveryPointTypeMsg,
+  ReplicationStatusMsg,
+} from '../../../common/wire/host-control-messages.ts';
+
+export type { RecoveryPointMsg, RecoveryPointTypeMsg, ReplicationStatusMsg };
 export interface VmRef {
   name: string;
 }
@@ -22,17 +31,6 @@ export interface ProtectVmRequest {
 export interface CutRecoveryPointRequest {
   name: string;
   appConsistent: boolean;
-}
-export type RecoveryPointTypeMsg =
-  | 'RECOVERY_POINT_TYPE_UNSPECIFIED'
-  | 'RECOVERY_POINT_TYPE_CRASH_CONSISTENT'
-  | 'RECOVERY_POINT_TYPE_APP_CONSISTENT';
-export interface RecoveryPointMsg {
-  id: string;
-  timeMs: string;
-  type: RecoveryPointTypeMsg;
-  segment: string;
-  freezeFailed: string;
 }
 export interface LocalDiskMsg {
   index: number;
@@ -80,20 +78,4 @@ export interface ReadPointRequest {
 }
 export interface ReadPointReply {
   bytes: string;
-}
-export interface ReplicationStatusMsg {
-  role: string;
-  peer: string;
-  state: string;
-  lastAckedSeq: string;
-  lastError: string;
-  lastShippedAtMs: string;
-  peerAddress: string;
-  epoch: string;
-  baseline: string;
-  copyBytesDone?: string;
-  copyBytesTotal?: string;
-  /** Absent from hosts built before they existed. */
-  resyncBytesCompared?: string;
-  resyncBytesSent?: string;
 }

@@ -1,50 +1,22 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { hashSecret } from '../../certs/secrets.ts';
-import { silentLogger } from '../../common/log/log.ts';
-import { FakeClock } from '../../common/time/clock.ts';
-import { deploy, recordOf } from '../inventory/site-record.fixture.ts';
-import { JobRunner } from '../jobs/job-runner.ts';
-import { JobTypeRegistry } from '../jobs/job-types.ts';
 import { MapService } from '../mappings/map-service.ts';
-import { openMemoryStore } from '../store/level-store.ts';
-import { collect, keys, type Store } from '../store/store.ts';
-import { VaultService } from '../vaults/vault-service.ts';
-import { adminAuth } from './admin-auth.ts';
-import { buildApi } from './server.ts';
+import { collect, type Store } from '../store/store.ts';
+import { headers, routeLab, type RouteLab } from './route-test.fixture.ts';
 
-const TOKEN = 'test-admin-token_0123456789';
-const headers = { authorization: `Bearer ${TOKEN}` };
 const NY = 'VMM-NewYork';
 const CH = 'VMM-Chicago';
 
+let lab: RouteLab;
 let store: Store;
 let app: FastifyInstance;
-let runner: JobRunner;
 
 beforeEach(async () => {
-  store = await openMemoryStore();
-  const clock = new FakeClock();
-  const vaults = new VaultService(store, clock);
-  runner = new JobRunner({ store, registry: new JobTypeRegistry(), clock, log: silentLogger });
-  app = buildApi({
-    vaults,
-    jobs: runner,
-    auth: adminAuth(hashSecret(TOKEN)),
-    log: silentLogger,
-    maps: new MapService(store),
-  });
-  const vault = await vaults.create('prod');
-  for (const site of ['new-york.json', 'chicago.json']) {
-    const r = recordOf(deploy(site), () => 0, vault.id);
-    await store.put(keys.server(vault.id, r.name), r);
-  }
+  lab = await routeLab(({ store }) => ({ maps: new MapService(store) }));
+  ({ store, app } = lab);
 });
 
-afterEach(async () => {
-  await runner.shutdown();
-  await app.close();
-});
+afterEach(() => lab.close());
 
 const base = '/api/v1/vaults/prod';
 const qs = (m: { source: string; target: string }) =>

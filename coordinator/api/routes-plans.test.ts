@@ -1,60 +1,37 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { hashSecret } from '../../certs/secrets.ts';
-import { silentLogger } from '../../common/log/log.ts';
-import { FakeClock } from '../../common/time/clock.ts';
 import { newItem } from '../domain/protection.ts';
-import { InventoryService } from '../inventory/inventory-service.ts';
-import { deploy, recordOf } from '../inventory/site-record.fixture.ts';
-import { JobRunner } from '../jobs/job-runner.ts';
-import { JobTypeRegistry } from '../jobs/job-types.ts';
 import { PlanService } from '../plans/plan-service.ts';
 import { PolicyService } from '../policies/policy-service.ts';
 import { ItemRepo } from '../replication/item-repo.ts';
-import { openMemoryStore } from '../store/level-store.ts';
-import { collect, keys, type Store } from '../store/store.ts';
-import { VaultService } from '../vaults/vault-service.ts';
-import { adminAuth } from './admin-auth.ts';
-import { buildApi } from './server.ts';
+import { collect, type Store } from '../store/store.ts';
+import { headers, routeLab, type RouteLab } from './route-test.fixture.ts';
 
-const TOKEN = 'test-admin-token_0123456789';
-const headers = { authorization: `Bearer ${TOKEN}` };
 const NY = 'VMM-NewYork';
 const CH = 'VMM-Chicago';
 
+let lab: RouteLab;
 let store: Store;
 let app: FastifyInstance;
-let runner: JobRunner;
 
 beforeEach(async () => {
-  store = await openMemoryStore();
-  const clock = new FakeClock(Date.UTC(2026, 5, 1));
-  const vaults = new VaultService(store, clock);
-  runner = new JobRunner({ store, registry: new JobTypeRegistry(), clock, log: silentLogger });
-  const inventory = new InventoryService(store, clock);
-  const policies = new PolicyService(store, clock);
-  const items = new ItemRepo(store);
-  app = buildApi({
-    vaults,
-    jobs: runner,
-    auth: adminAuth(hashSecret(TOKEN)),
-    log: silentLogger,
-    plans: new PlanService({ store, clock, items, pairs: policies }),
+  let policies: PolicyService | undefined;
+  let items: ItemRepo | undefined;
+  lab = await routeLab(({ store, clock }) => {
+    policies = new PolicyService(store, clock);
+    items = new ItemRepo(store);
+    return { plans: new PlanService({ store, clock, items, pairs: policies }) };
   });
-  const vault = await vaults.create('prod');
-  for (const site of ['new-york.json', 'chicago.json']) {
-    const r = recordOf(deploy(site), () => 0, vault.id);
-    await store.put(keys.server(vault.id, r.name), r);
-    for (const c of r.inventory.clouds) await inventory.saveCloud(vault.id, r.name, c);
-  }
-  await policies.create(vault.id, { name: 'Gold' });
-  await policies.associate(vault.id, {
+  ({ store, app } = lab);
+  const vault = lab.vault;
+  await policies!.create(vault.id, { name: 'Gold' });
+  await policies!.associate(vault.id, {
     policy: 'Gold',
     sourceCloud: `${NY}/GoldCloud1`,
     targetCloud: `${CH}/GoldCloud2`,
   });
   for (const vm of ['db1', 'app1', 'web1']) {
-    await items.put(
+    await items!.put(
       newItem({
         vaultId: vault.id,
         vm,
@@ -71,10 +48,7 @@ beforeEach(async () => {
   }
 });
 
-afterEach(async () => {
-  await runner.shutdown();
-  await app.close();
-});
+afterEach(() => lab.close());
 
 const post = (url: string, payload: unknown) =>
   app.inject({

@@ -1,59 +1,30 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { hashSecret } from '../../certs/secrets.ts';
-import { silentLogger } from '../../common/log/log.ts';
-import { FakeClock } from '../../common/time/clock.ts';
-import { InventoryService } from '../inventory/inventory-service.ts';
-import { deploy, recordOf } from '../inventory/site-record.fixture.ts';
-import { JobRunner } from '../jobs/job-runner.ts';
-import { JobTypeRegistry } from '../jobs/job-types.ts';
 import { PolicyService } from '../policies/policy-service.ts';
 import { KeyService } from '../registration/key-service.ts';
-import { openMemoryStore } from '../store/level-store.ts';
-import { collect, keys, type Store } from '../store/store.ts';
-import { VaultService } from '../vaults/vault-service.ts';
-import { adminAuth } from './admin-auth.ts';
-import { buildApi } from './server.ts';
+import { collect, type Store } from '../store/store.ts';
+import { headers, routeLab, type RouteLab } from './route-test.fixture.ts';
 
-const TOKEN = 'test-admin-token_0123456789';
-const headers = { authorization: `Bearer ${TOKEN}` };
 const NY = 'VMM-NewYork';
 const CH = 'VMM-Chicago';
 
+let lab: RouteLab;
 let store: Store;
 let app: FastifyInstance;
-let runner: JobRunner;
 
 beforeEach(async () => {
-  store = await openMemoryStore();
-  const clock = new FakeClock(Date.UTC(2026, 5, 1));
-  const vaults = new VaultService(store, clock);
-  runner = new JobRunner({ store, registry: new JobTypeRegistry(), clock, log: silentLogger });
-  const inventory = new InventoryService(store, clock);
-  app = buildApi({
-    vaults,
-    jobs: runner,
-    auth: adminAuth(hashSecret(TOKEN)),
-    log: silentLogger,
+  lab = await routeLab(({ store, clock, inventory }) => ({
     inventory: {
       keys: new KeyService(store, clock, { coordinatorUrl: () => '', caFingerprint: '' }),
       inventory,
       clock,
     },
     policies: new PolicyService(store, clock),
-  });
-  const vault = await vaults.create('prod');
-  for (const site of ['new-york.json', 'chicago.json']) {
-    const r = recordOf(deploy(site), () => 0, vault.id);
-    await store.put(keys.server(vault.id, r.name), r);
-    for (const c of r.inventory.clouds) await inventory.saveCloud(vault.id, r.name, c);
-  }
+  }));
+  ({ store, app } = lab);
 });
 
-afterEach(async () => {
-  await runner.shutdown();
-  await app.close();
-});
+afterEach(() => lab.close());
 
 const post = (url: string, payload: unknown) =>
   app.inject({

@@ -76,18 +76,21 @@ export class HostBandwidth {
       return Promise.resolve();
     }
     const w: Waiter = this.scheduler.request(vm, bytes, now);
+    const onAbort = (): void => {
+      this.scheduler.cancel(w.id);
+      this.pending.get(w.id)?.reject(signal?.reason);
+      this.pending.delete(w.id);
+    };
+    // The listener goes with the waiter: a long-lived signal (a sender's) must not collect one
+    // per chunk shipped.
     const done = new Promise<void>((resolve, reject) =>
-      this.pending.set(w.id, { resolve, reject }),
+      this.pending.set(w.id, {
+        resolve: () => (signal?.removeEventListener('abort', onAbort), resolve()),
+        reject: (e: unknown) => (signal?.removeEventListener('abort', onAbort), reject(e)),
+      }),
     );
-    if (signal) {
-      const onAbort = (): void => {
-        this.scheduler.cancel(w.id);
-        this.pending.get(w.id)?.reject(signal.reason);
-        this.pending.delete(w.id);
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    }
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     this.kick();
     return done;
   }

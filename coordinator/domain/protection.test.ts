@@ -3,6 +3,7 @@ import {
   applyEvent,
   checkNotProtected,
   initialCopyDone,
+  resyncDone,
   itemView,
   newItem,
   observe,
@@ -150,6 +151,30 @@ describe('initialCopyDone', () => {
     );
     expect(initialCopyDone(status({ role: 'replica' }))).toBe(false);
     expect(initialCopyDone(undefined)).toBe(false);
+  });
+});
+
+describe('resyncDone', () => {
+  const asked = T0 + 10_000;
+  it('waits for a report newer than the request that shows the replica equal again', () => {
+    // Stored before the host took the request: it still shows the replica as it was.
+    expect(resyncDone(status({ baseline: 'copied', reportedAt: asked - 1 }), asked)).toBe(false);
+    expect(
+      resyncDone(status({ baseline: 'resync-required', reportedAt: asked + 500 }), asked),
+    ).toBe(false);
+    expect(
+      resyncDone(
+        status({ baseline: 'copied', senderState: 'resync', reportedAt: asked + 500 }),
+        asked,
+      ),
+    ).toBe(false);
+    expect(resyncDone(status({ baseline: 'copied', reportedAt: asked + 900 }), asked)).toBe(true);
+  });
+  it('is not done from an unreachable host or one reporting an error', () => {
+    const fresh = { baseline: 'copied', reportedAt: asked + 900 };
+    expect(resyncDone(status({ ...fresh, reachable: false }), asked)).toBe(false);
+    expect(resyncDone(status({ ...fresh, lastError: 'SS_UNAVAILABLE: x' }), asked)).toBe(false);
+    expect(resyncDone(undefined, asked)).toBe(false);
   });
 });
 

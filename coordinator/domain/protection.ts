@@ -290,6 +290,22 @@ function failureOf(
   return null;
 }
 
+/**
+ * True once the source reports a resync finished: the replica equal again, no resync running,
+ * no error, in a report stored after `since` (an older one still shows the replica as it was
+ * before the resync was asked for).
+ */
+export function resyncDone(source: VmStatus | undefined, since: number): boolean {
+  return (
+    source !== undefined &&
+    source.reachable &&
+    (source.reportedAt ?? 0) > since &&
+    initialCopyDone(source) &&
+    !source.senderState.startsWith('resync') &&
+    source.lastError === ''
+  );
+}
+
 /** True once the source reports the replica equal to it (initial copy finished or not needed). */
 export function initialCopyDone(source: VmStatus | undefined): boolean {
   if (source === undefined || source.role !== 'primary') return false;

@@ -34,7 +34,6 @@ import type { NicPlacement } from '../domain/placement.ts';
 import { failbackNic } from '../domain/failback-network.ts';
 import {
   applyEvent,
-  initialCopyDone,
   pairSettings,
   type ItemRecord,
   type PointSummary,
@@ -515,30 +514,7 @@ export class FailoverOps {
   }
 
   /** Until the new source reports the replica equal again (its resync done). */
-  private async waitResync(r: OpRun, signal: AbortSignal): Promise<unknown> {
-    const started = this.now();
-    for (;;) {
-      const item = await this.svc.items.require(r.vaultId, r.vm);
-      if (item.state !== 'resynchronizing') return { state: item.state };
-      const source = this.svc.statusOf(item, await this.svc.deps.vms.hosts(item.vaultId), 'source');
-      if (
-        source !== undefined &&
-        (source.reportedAt ?? 0) > started &&
-        initialCopyDone(source) &&
-        !source.senderState.startsWith('resync') &&
-        source.lastError === ''
-      ) {
-        const done = await this.svc.items.update(r.vaultId, r.vm, (i) =>
-          i?.state === 'resynchronizing' ? applyEvent(i, 'resync-finished', this.now()) : i,
-        );
-        return { state: done?.state };
-      }
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(resolve, 1000);
-        signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), {
-          once: true,
-        });
-      });
-    }
+  private waitResync(r: OpRun, signal: AbortSignal): Promise<unknown> {
+    return this.svc.untilResynced(r.vaultId, r.vm, this.now(), signal);
   }
 }

@@ -412,36 +412,10 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
       return { started: true, askedAt: now() };
     },
     'wait-resync': async (ctx, vm) => {
-      // The source reports the resync in its sender state; done when it ships deltas again.
-      // Only reports stored after the host took the resync count: an older one still shows
-      // the replica as it was before (equal), which would end the wait at once.
       const asked = ctx.results[`resync:${vm}`] as { askedAt?: number } | undefined;
-      const askedAt = asked?.askedAt ?? 0;
-      for (;;) {
-        const item = await svc.items.require(ctx.input.vaultId, vm);
-        if (item.state !== 'resynchronizing') return { state: item.state };
-        const source = svc.statusOf(item, await deps.vms.hosts(item.vaultId), 'source');
-        if (
-          source !== undefined &&
-          source.reachable &&
-          (source.reportedAt ?? 0) > askedAt &&
-          initialCopyDone(source) &&
-          !source.senderState.startsWith('resync') &&
-          source.lastError === ''
-        ) {
-          const done = await toState(item.vaultId, vm, 'resync-finished', 'protected');
-          return { state: done?.state };
-        }
-        if (source !== undefined && source.copyTotal > 0) {
-          ctx.progress(Math.min(1, source.copyDone / source.copyTotal));
-        }
-        await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(resolve, 1000);
-          ctx.signal.addEventListener('abort', () => (clearTimeout(t), reject(ctx.signal.reason)), {
-            once: true,
-          });
-        });
-      }
+      return svc.untilResynced(ctx.input.vaultId, vm, asked?.askedAt ?? 0, ctx.signal, (f) =>
+        ctx.progress(f),
+      );
     },
   });
 

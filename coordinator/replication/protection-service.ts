@@ -8,6 +8,7 @@
  * WATCH_INTERVAL_MS: a new newest point at the target is a cycle, a sender error opens a
  * failure, an unreachable host too; a finished initial copy starts "finalize protection".
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SecondsiteError, badInput } from '../../common/errors/errors.ts';
 import type { Logger } from '../../common/log/log.ts';
 import type { Clock } from '../../common/time/clock.ts';
@@ -19,6 +20,7 @@ import type { Policy } from '../domain/policy.ts';
 import {
   applyEvent,
   checkNotProtected,
+  resyncDone,
   initialCopyDone,
   itemView,
   newItem,
@@ -417,6 +419,37 @@ export class ProtectionService {
         this.deps.log.warn({ err: e, vm: item.vm }, 'scheduled start failed; retrying next round'),
       )
       .finally(() => this.starting.delete(key));
+  }
+
+  /**
+   * Waits until the item's source reports its resync done (asked for at `since`), then makes
+   * the item protected. Used by the resync job and by reverse replication after an unplanned
+   * failover. `progress` hears the resync's compared fraction.
+   */
+  async untilResynced(
+    vaultId: string,
+    vm: string,
+    since: number,
+    signal: AbortSignal,
+    progress: (fraction: number) => void = () => undefined,
+  ): Promise<{ state: ItemRecord['state'] | undefined }> {
+    for (;;) {
+      const item = await this.items.require(vaultId, vm);
+      if (item.state !== 'resynchronizing') return { state: item.state };
+      const source = this.statusOf(item, await this.deps.vms.hosts(vaultId), 'source');
+      if (resyncDone(source, since)) {
+        const done = await this.items.update(vaultId, vm, (i) =>
+          i?.state === 'resynchronizing'
+            ? applyEvent(i, 'resync-finished', this.deps.clock.now())
+            : i,
+        );
+        return { state: done?.state };
+      }
+      if (source !== undefined && source.copyTotal > 0) {
+        progress(Math.min(1, source.copyDone / source.copyTotal));
+      }
+      await sleep(WATCH_INTERVAL_MS, undefined, { signal });
+    }
   }
 
   /** A finalize job ended (either way): a later report may start another. */

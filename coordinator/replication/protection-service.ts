@@ -286,10 +286,8 @@ export class ProtectionService {
       } catch (e) {
         this.deps.log.error({ err: e }, 'item watcher failed a round');
       }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, WATCH_INTERVAL_MS);
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
+      // The timer's own signal handling removes its listener each round.
+      await sleep(WATCH_INTERVAL_MS, undefined, { signal }).catch(() => undefined);
     }
   }
 

@@ -33,6 +33,16 @@ let port = 8084;
 const item = (vm: string): Promise<ItemView> => itemOf(lab, vm);
 const items = (): Promise<ItemView[]> => lab.cli(['item', 'list', '--vault', 'prod']);
 const vmShow = (name: string): Promise<VmView> => vmOf(lab, name);
+/** `replication enable` of VMs of one cloud (the command's arguments). */
+const enable = (cloud: string, ...vms: string[]): string[] => [
+  'replication',
+  'enable',
+  '--vault',
+  'prod',
+  '--source-cloud',
+  cloud,
+  ...vms,
+];
 const nextPoint = (vm: string, after: number): Promise<string> => nextPointOf(lab, vm, after);
 
 /** The replica of `vm` at `point`, read by the target host, equals the primary's disk now. */
@@ -96,28 +106,11 @@ describe('protection across two sites', () => {
   });
 
   it('3. negative: a VM of an unassociated cloud, or an unknown VM, is refused and nothing is stored', async () => {
-    const other = await lab.refused([
-      'replication',
-      'enable',
-      '--vault',
-      'prod',
-      '--source-cloud',
-      'VMM-NewYork/SilverCloud1',
-      'VM5',
-    ]);
+    const other = await lab.refused(enable('VMM-NewYork/SilverCloud1', 'VM5'));
     expect(other.code).toBe(1);
     expect(other.stderr).toContain('SS_NOT_PROTECTABLE');
     expect(other.stderr).toContain('not associated with a replication policy');
-    const unknown = await lab.refused([
-      'replication',
-      'enable',
-      '--vault',
-      'prod',
-      '--source-cloud',
-      'VMM-NewYork/GoldCloud1',
-      'VM1',
-      'NOPE',
-    ]);
+    const unknown = await lab.refused(enable('VMM-NewYork/GoldCloud1', 'VM1', 'NOPE'));
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('SS_NOT_FOUND');
     expect(await items()).toEqual([]);
@@ -126,26 +119,9 @@ describe('protection across two sites', () => {
   it('4. enables VM1 (with data: an initial copy) and VM2 (empty); both become protected', async () => {
     const vm1 = (await vmShow('VMM-NewYork/VM1')).disks[0]?.nbd ?? '';
     expect(qemuIo(vm1, 'write -P 0x5a 0 4M', 'write -P 0x17 20M 3M').code).toBe(0);
-    const job = await lab.cli<JobView>([
-      'replication',
-      'enable',
-      '--vault',
-      'prod',
-      '--source-cloud',
-      'VMM-NewYork/GoldCloud1',
-      'VM1',
-      'VM2',
-    ]);
+    const job = await lab.cli<JobView>(enable('VMM-NewYork/GoldCloud1', 'VM1', 'VM2'));
     expect(job).toMatchObject({ type: 'replication.enable', state: 'succeeded' });
-    const again = await lab.refused([
-      'replication',
-      'enable',
-      '--vault',
-      'prod',
-      '--source-cloud',
-      'VMM-NewYork/GoldCloud1',
-      'VM2',
-    ]);
+    const again = await lab.refused(enable('VMM-NewYork/GoldCloud1', 'VM2'));
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('SS_CONFLICT');
     await waitFor(async () => (await items()).every((i) => i.state === 'protected'), {

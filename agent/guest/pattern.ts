@@ -14,6 +14,7 @@
  * Generating is a tight loop over 32-bit words; measured well above the rates a workload asks
  * for, so the pattern never limits the write path.
  */
+import { isAllZero } from '../../common/bytes/all-zero.ts';
 
 export const PATTERN_MAGIC = Buffer.from('SSWKLD01', 'latin1');
 export const HEADER_BYTES = 32;
@@ -79,9 +80,7 @@ export type BlockCheck =
  */
 export function checkBlock(data: Buffer, expect: Omit<BlockId, 'generation'>): BlockCheck {
   if (!data.subarray(0, PATTERN_MAGIC.length).equals(PATTERN_MAGIC)) {
-    return data.every((b) => b === 0)
-      ? { kind: 'zero' }
-      : { kind: 'bad', reason: 'no pattern header' };
+    return isAllZero(data) ? { kind: 'zero' } : { kind: 'bad', reason: 'no pattern header' };
   }
   if (data.readUInt32BE(8) !== expect.seed >>> 0) return { kind: 'bad', reason: 'another seed' };
   if (data.readUInt32BE(12) !== expect.disk) return { kind: 'bad', reason: 'another disk' };

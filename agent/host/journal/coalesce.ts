@@ -10,6 +10,7 @@
  * (operations that ended are dropped lazily when they reach the top). Neighbouring intervals
  * won by the same operation, or both reading as zeros, merge into one extent.
  */
+import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import type { Extent } from './types.ts';
 
 /** One journaled change. `data === null`: the range reads as zeros (TRIM, WRITE_ZEROES). */
@@ -93,18 +94,8 @@ function mergeZeros(extents: Extent[]): Extent[] {
   return out;
 }
 
-const ZEROS = Buffer.alloc(64 * 1024);
-
 function zeroIfBlank(e: Extent): Extent {
   return e.data && isAllZero(e.data) ? { ...e, data: null } : e;
-}
-
-export function isAllZero(b: Buffer): boolean {
-  for (let at = 0; at < b.length; at += ZEROS.length) {
-    const n = Math.min(ZEROS.length, b.length - at);
-    if (ZEROS.compare(b, at, at + n, 0, n) !== 0) return false;
-  }
-  return true;
 }
 
 function uniqueSorted(xs: number[]): number[] {

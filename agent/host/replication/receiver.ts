@@ -16,6 +16,7 @@
  */
 import { closeSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
@@ -197,7 +198,7 @@ export class Receiver {
       for (let at = 0; at < size; at += READ_CHUNK) {
         const len = Math.min(READ_CHUNK, size - at);
         const bytes = store.read(disk, at, len, pointId);
-        if (!bytes.every((b) => b === 0)) writeSync(fd, bytes, 0, len, at);
+        if (!isAllZero(bytes)) writeSync(fd, bytes, 0, len, at);
       }
     } finally {
       closeSync(fd);

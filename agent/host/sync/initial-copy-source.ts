@@ -17,12 +17,12 @@
  * while it is still journaling; after an overflow the decision table asks for a hash compare).
  */
 import { SecondsiteError } from '../../../common/errors/errors.ts';
+import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { VmJournal } from '../journal/types.ts';
 import {
   DEFAULT_CHUNK_BYTES,
   bytesBefore,
-  isAllZero,
   rangesFrom,
   totalBytes,
   validChunkBytes,

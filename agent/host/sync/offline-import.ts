@@ -26,7 +26,7 @@ import {
   sizeRefusal,
   type OfflineManifest,
 } from './offline-manifest.ts';
-import { isAllZero } from './chunk-grid.ts';
+import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import { readJsonFile, writeJsonFile } from './sync-state-file.ts';
 import { exportFolder } from './offline-export.ts';
 

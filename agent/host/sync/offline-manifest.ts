@@ -14,7 +14,7 @@
  * copy of it (a file, its size, one chunk) refuses the import naming the file and the chunk.
  */
 import { SecondsiteError } from '../../../common/errors/errors.ts';
-import { isAllZero } from './chunk-grid.ts';
+import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import { hashChunk, type HashAlgorithm } from './chunk-hash.ts';
 
 export const MANIFEST = 'manifest.json';

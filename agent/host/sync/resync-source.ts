@@ -24,6 +24,7 @@
 import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
+import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { VmJournal } from '../journal/types.ts';
 import {
@@ -32,7 +33,6 @@ import {
   batches,
   cursorAfter,
   fromDirtyMap,
-  isAllZero,
   rangesFrom,
   validChunkBytes,
   wholeDisks,

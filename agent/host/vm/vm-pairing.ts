@@ -4,6 +4,7 @@
  * may ship from (replication/pairing.ts explains the baseline).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Pairing } from '../replication/pairing.ts';
 import { diskPath, type VmConfig, type VmNic } from './vm-config.ts';
@@ -85,7 +86,7 @@ export function fileIsAllZero(path: string): boolean {
     for (let at = 0; ;) {
       const n = readSync(fd, buf, 0, buf.length, at);
       if (n === 0) return true;
-      if (!buf.subarray(0, n).every((b) => b === 0)) return false;
+      if (!isAllZero(buf.subarray(0, n))) return false;
       at += n;
     }
   } finally {

@@ -6,8 +6,13 @@
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { coalesce, type CoalesceOp, type CoalesceOptions } from './coalesce.ts';
 import { RecordType, type SegmentHeader } from './segment-format.ts';
-import { loadSegmentFile, scanSegment, scanSegmentBuffer } from './segment-reader.ts';
-import type { Extent, RecoveryPointRecord } from './types.ts';
+import {
+  loadSegmentFile,
+  scanSegment,
+  scanSegmentBuffer,
+  type LoadBuffer,
+} from './segment-reader.ts';
+import type { Extent, RecoveryPointRecord, SealedSegment } from './types.ts';
 
 export interface CoalescedSegment {
   readonly header: SegmentHeader;
@@ -22,14 +27,35 @@ export function readCoalescedSegment(path: string, opts: CoalesceOptions = {}): 
 /**
  * The same, reading the file with one buffer on the thread pool (segment-reader.ts
  * `loadSegmentFile`): the sender's way, which keeps the event loop free while a large segment
- * loads. Extents are subarrays of that one buffer.
+ * loads. Extents are subarrays of that one buffer (of `reuse`'s memory when given: valid until
+ * the next load through it).
  */
 export async function loadCoalescedSegment(
   path: string,
   opts: CoalesceOptions = {},
+  reuse?: LoadBuffer,
 ): Promise<CoalescedSegment> {
-  const file = await loadSegmentFile(path);
+  const file = await loadSegmentFile(path, reuse);
   return coalesceScan(path, (on) => scanSegmentBuffer(file, on), opts);
+}
+
+/**
+ * A shippable segment (VmJournal.shippableSegments) loaded like `loadCoalescedSegment`: from
+ * its open name while its seal is finishing, from the sealed name once it was renamed (an open
+ * descriptor survives the rename, so only the open itself can miss).
+ */
+export async function loadShippableSegment(
+  s: SealedSegment,
+  reuse?: LoadBuffer,
+): Promise<CoalescedSegment> {
+  if (s.openPath !== undefined) {
+    try {
+      return await loadCoalescedSegment(s.openPath, {}, reuse);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  return loadCoalescedSegment(s.path, {}, reuse);
 }
 
 function coalesceScan(

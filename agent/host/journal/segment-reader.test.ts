@@ -12,6 +12,7 @@ import {
 } from './segment-format.ts';
 import { loadCoalescedSegment, readCoalescedSegment } from './segment-coalesce.ts';
 import {
+  LoadBuffer,
   loadSegmentFile,
   readSeal,
   readSegment,
@@ -180,5 +181,24 @@ describe('scanning a segment loaded into memory', () => {
   it('coalesces a sealed segment to the same extents and point either way', async () => {
     const { path } = sample(true);
     expect(await loadCoalescedSegment(path)).toEqual(readCoalescedSegment(path));
+  });
+
+  it('loads through a reused buffer: same bytes each time, its memory kept only up to the cap', async () => {
+    const { path } = sample(true);
+    const whole = readFileSync(path);
+    const reuse = new LoadBuffer(whole.length);
+    const first = await loadSegmentFile(path, reuse);
+    expect(first.equals(whole)).toBe(true);
+    first.fill(0xee); // the caller is done with it: the next load must overwrite every byte
+    const second = await loadSegmentFile(path, reuse);
+    expect(second.equals(whole)).toBe(true);
+    const same = (x: Buffer, y: Buffer) => x.buffer === y.buffer && x.byteOffset === y.byteOffset;
+    expect(same(second, first)).toBe(true);
+    expect(await loadCoalescedSegment(path, {}, reuse)).toEqual(readCoalescedSegment(path));
+    const small = new LoadBuffer(whole.length - 1);
+    const a = await loadSegmentFile(path, small);
+    const b = await loadSegmentFile(path, small);
+    expect(a.equals(whole) && b.equals(whole)).toBe(true);
+    expect(same(b, a)).toBe(false);
   });
 });

@@ -34,7 +34,13 @@ export interface Extent {
 /** A sealed segment waiting to be shipped. */
 export interface SealedSegment {
   readonly seq: number;
+  /** The sealed file (`.seg`). */
   readonly path: string;
+  /**
+   * Set while the seal is still finishing (shippableSegments): the file's name until it is
+   * renamed to `path`. A reader tries it first and `path` when it is gone.
+   */
+  readonly openPath?: string;
   readonly bytes: number;
   readonly point: RecoveryPointRecord;
 }
@@ -57,6 +63,11 @@ export interface VmJournal {
   cut(opts: { type: RecoveryPointType; freezeFailed?: string }): Promise<RecoveryPointRecord>;
   /** Sealed, not yet shipped segments, oldest first. */
   sealedSegments(): SealedSegment[];
+  /**
+   * The same plus segments whose SEAL is durable but whose seal is still finishing (their
+   * `openPath` set): what the sender may ship, oldest first.
+   */
+  shippableSegments(): SealedSegment[];
   /** Bytes of journal not yet shipped (sealed + active). */
   unshippedBytes(): number;
   /** The peer has durably applied `seq`: delete it (and any older). Idempotent. */

@@ -6,7 +6,7 @@ import { isSecondsiteError } from '../../../common/errors/errors.ts';
 import { silentLogger } from '../../../common/log/log.ts';
 import { FakeClock } from '../../../common/time/clock.ts';
 import { RawDisk, createSparseImage } from '../vm/raw-disk.ts';
-import { readCoalescedSegment } from './segment-coalesce.ts';
+import { loadShippableSegment, readCoalescedSegment } from './segment-coalesce.ts';
 import { readSegment } from './segment-reader.ts';
 import { SegmentWriter } from './segment-writer.ts';
 import { RecordType } from './segment-format.ts';
@@ -35,6 +35,38 @@ const diskBytes = (i: number) => readFileSync(join(root, `d${i}.img`));
 const files = () => readdirSync(jdir).sort();
 
 describe('VmJournal', () => {
+  it('offers a cut segment for shipping once its SEAL is durable, before the seal finishes', async () => {
+    const seen: Array<{ seq: number; openPath?: string; onDisk: boolean }> = [];
+    let shippedEarly: Promise<void> | undefined;
+    let loaded: Awaited<ReturnType<typeof loadShippableSegment>> | undefined;
+    let loading: Promise<void> | undefined;
+    const j = await open({
+      onShippable: () => {
+        const s = j.shippableSegments().at(-1)!;
+        seen.push({ seq: s.seq, openPath: s.openPath, onDisk: existsSync(s.openPath ?? '') });
+        expect(j.sealedSegments()).toEqual([]); // not sealed yet: the raw disks lag
+        loading = loadShippableSegment(s).then((seg) => void (loaded = seg));
+        // The peer acknowledges it before the seal finished: the finished seal deletes it.
+        if (s.seq === 1) shippedEarly = loading.then(() => j.markShipped(1));
+      },
+    });
+    await j.disk(0).write(0, fill(4096, 7), false);
+    const p = await j.cut({ type: 'crash-consistent' });
+    await loading;
+    await shippedEarly;
+    expect(seen).toEqual([{ seq: 1, openPath: join(jdir, '000000000001.active'), onDisk: true }]);
+    expect(loaded?.point).toEqual(p);
+    expect(loaded?.extents).toEqual([{ disk: 0, offset: 0, length: 4096, data: fill(4096, 7) }]);
+    await j.cut({ type: 'crash-consistent' }); // a cycle later, segment 1 is surely gone
+    expect(j.sealedSegments().map((s) => s.seq)).toEqual([2]);
+    expect(files()).toEqual(['000000000002.seg', '000000000003.active', 'state.json']);
+    expect(diskBytes(0).subarray(0, 4096).equals(fill(4096, 7))).toBe(true);
+    // After the rename a shippable entry still loads (from the sealed name).
+    const stale = { ...j.sealedSegments()[0]!, openPath: join(jdir, '000000000002.active') };
+    expect((await loadShippableSegment(stale)).point.segment).toBe(2);
+    await j.close();
+  });
+
   it('journals each operation and applies it to the disk', async () => {
     const j = await open();
     await j.disk(0).write(4096, fill(8192, 0xab), false);

@@ -54,6 +54,11 @@ export interface OpenVmJournalOptions {
   readonly capBytes?: number | undefined;
   readonly clock: Clock;
   readonly log: Logger;
+  /**
+   * Called when a cut's segment became shippable (its SEAL record is on stable storage),
+   * before the cut resolves: the sender need not wait for the raw disks to catch up.
+   */
+  readonly onShippable?: () => void;
 }
 
 export async function openVmJournal(
@@ -81,6 +86,15 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
   private active: SegmentWriter | undefined;
   private readonly sealing = new Set<SegmentWriter>();
   private readonly sealed: SealedSegment[];
+  /**
+   * Segments whose SEAL record is durable but whose seal is still finishing (pieces going to
+   * the raw disks, then the rename to `.seg`). They may be shipped already: recovery finishes
+   * such a seal with the same point (journal-recovery.ts), so the replica never holds a point
+   * the journal could lose. Keyed by seq; `openPath` is the file's name until the rename.
+   */
+  private readonly durable = new Map<number, SealedSegment>();
+  /** The newest seq the peer acknowledged (markShipped): a seal finishing later deletes it. */
+  private shippedThrough = 0;
   private sealedBytes: number;
   private bitmap: DirtyBitmap | undefined;
   private nextSeq: number;
@@ -239,10 +253,19 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
   /** Seal step 2, in seq order: segment durable, its pieces on the disks, disks durable, rename. */
   private async finishSeal(seg: SegmentWriter, point: RecoveryPointRecord): Promise<void> {
     const t0 = performance.now();
+    const path = segmentPath(this.o.dir, seg.seq, 'sealed');
     try {
       if (!seg.dropped) await seg.sync();
       const tSync = performance.now();
       if (!seg.dropped) {
+        this.durable.set(seg.seq, {
+          seq: seg.seq,
+          path,
+          openPath: seg.path,
+          bytes: seg.bytes,
+          point,
+        });
+        this.o.onShippable?.();
         const pieces = this.overlay.pieces(seg.seq);
         this.copyBuf ??= copyBuffer();
         await applyPiecesSliced(pieces, this.segs, this.o.disks, this.copyBuf, () => seg.dropped);
@@ -255,12 +278,17 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
           segment: seg.seq,
         });
       }
-      const path = segmentPath(this.o.dir, seg.seq, 'sealed');
       renameSync(seg.path, path);
       fsyncDir(this.o.dir);
       this.overlay.removeSegment(seg.seq);
-      this.sealed.push({ seq: seg.seq, path, bytes: seg.bytes, point });
-      this.sealedBytes += seg.bytes;
+      if (seg.seq <= this.shippedThrough) {
+        // Acknowledged by the peer while its seal was finishing: nothing left to ship.
+        await rm(path, { force: true });
+        await fsyncDirAsync(this.o.dir);
+      } else {
+        this.sealed.push({ seq: seg.seq, path, bytes: seg.bytes, point });
+        this.sealedBytes += seg.bytes;
+      }
       const ms = (a: number, b: number): number => Math.round(b - a);
       this.o.log.debug(
         {
@@ -275,6 +303,7 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
         'journal cut',
       );
     } finally {
+      this.durable.delete(seg.seq);
       this.sealing.delete(seg);
       this.segs.delete(seg.seq);
       seg.close();
@@ -286,6 +315,11 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
     return [...this.sealed];
   }
 
+  shippableSegments(): SealedSegment[] {
+    if (this.durable.size === 0) return [...this.sealed];
+    return [...this.sealed, ...this.durable.values()].sort((a, b) => a.seq - b.seq);
+  }
+
   unshippedBytes(): number {
     if (this.current !== 'journaling') return 0;
     let n = this.sealedBytes + (this.active?.bytes ?? 0);
@@ -294,6 +328,7 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
   }
 
   async markShipped(seq: number): Promise<void> {
+    this.shippedThrough = Math.max(this.shippedThrough, seq);
     const gone: string[] = [];
     while (this.sealed.length > 0 && this.sealed[0]!.seq <= seq) {
       const s = this.sealed.shift()!;

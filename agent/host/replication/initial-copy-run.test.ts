@@ -29,6 +29,7 @@ function fakeJournal(): VmJournal & { cuts: number; shipped: number[] } {
     shipped: [] as number[],
     state: 'journaling',
     sealedSegments: () => [...sealed],
+    shippableSegments: () => [...sealed],
     cut: async () => {
       j.cuts++;
       const seq = next++;

@@ -31,6 +31,7 @@ function fakeJournal(seqs: number[]): VmJournal & { shipped: number[] } {
     shipped,
     state: 'journaling',
     sealedSegments: () => [...sealed],
+    shippableSegments: () => [...sealed],
     markShipped: async (seq: number) => {
       shipped.push(seq);
       sealed = sealed.filter((s) => s.seq > seq);

@@ -14,7 +14,9 @@
  *  4. resume: sealed segments ≤ lastApplied are already applied there, so markShipped them; if
  *     the next sealed segment is not lastApplied + 1 the journal cannot continue the replica
  *     (a gap: initial copy or resync needed) — state `stopped`;
- *  5. ship every sealed segment > lastApplied, one at a time, markShipped after each ack;
+ *  5. ship every shippable segment > lastApplied (sealed, or with its SEAL durable and its
+ *     seal still finishing: the cut wakes the sender before the raw disks catch up), one at a
+ *     time, markShipped after each ack;
  *     when none is left, idle until woken (a cut) or the poll interval passes.
  * Any error: `retryDecision` says stop (state `stopped`, or `incompatible` for protocol
  * versions), resume (reopen at once) or retry (state `backoff`, capped jittered delay).
@@ -26,7 +28,8 @@ import { SecondsiteError, isSecondsiteError } from '../../../common/errors/error
 import type { ErrorCode } from '../../../common/errors/catalogue.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
-import { loadCoalescedSegment } from '../journal/segment-coalesce.ts';
+import { loadShippableSegment } from '../journal/segment-coalesce.ts';
+import { LoadBuffer } from '../journal/segment-reader.ts';
 import type { VmJournal } from '../journal/types.ts';
 import type { ReplicationClient, ShipStream } from '../transport/replication-client.ts';
 import type { SyncProgress } from '../sync/types.ts';
@@ -95,6 +98,11 @@ export class VmSender {
   private readonly log: Logger;
   /** This sender finished the initial copy (its pairing still says otherwise until replaced). */
   private copied = false;
+  /**
+   * Segments load into this memory: one segment is in flight at a time (the next loads only
+   * after the previous one's ack, when every frame of it has been serialized).
+   */
+  private readonly loadBuffer = new LoadBuffer();
 
   constructor(private readonly o: SenderOptions) {
     this.log = o.log.child({ component: 'sender', vm: o.vm, peer: peerUri(o.pairing) });
@@ -173,7 +181,7 @@ export class VmSender {
       this.set({ lastAckedSeq: last, lastError: '' });
       await this.resume(journal, last);
       while (!signal.aborted && stream.state === 'open' && this.o.journal() === journal) {
-        const unshipped = journal.sealedSegments().filter((s) => s.seq > last);
+        const unshipped = journal.shippableSegments().filter((s) => s.seq > last);
         if (unshipped.length === 0) {
           this.set({ state: 'idle' });
           await this.sleep(signal, this.o.pollMs ?? 250);
@@ -183,7 +191,7 @@ export class VmSender {
         for (const s of unshipped) {
           if (s.seq !== last + 1) this.gap(last, s.seq);
           const t0 = performance.now();
-          const seg = await loadCoalescedSegment(s.path);
+          const seg = await loadShippableSegment(s, this.loadBuffer);
           const t1 = performance.now();
           await stream.ship(
             { vmId: this.o.vm, seq: s.seq, point: seg.point, extents: seg.extents },

@@ -92,6 +92,8 @@ class ShipSession {
   state: ShipState = 'await-hello';
   ctx: StreamContext | undefined;
   assembler: SegmentAssembler | undefined;
+  /** When the current segment's start frame arrived (performance.now()), for the debug log. */
+  startedAt = 0;
 
   constructor(
     private readonly call: Stream,
@@ -135,6 +137,7 @@ class ShipSession {
         );
       }
       this.assembler = new SegmentAssembler(start, ctx.agreement);
+      this.startedAt = performance.now();
     },
     chunk: (f) => {
       if ('chunk' in f && f.chunk && this.assembler) this.assembler.addChunk(f.chunk);
@@ -153,10 +156,22 @@ class ShipSession {
     const ctx = this.context();
     const seq = assembler.header.seq;
     try {
+      const tEnd = performance.now();
       const seg = assembler.finish({ segmentDigest: digest });
+      const tVerified = performance.now();
       const outcome = await this.deps.handlers.applySegment(ctx, seg);
       const expectedSeq = (await this.deps.handlers.lastApplied(ctx.vmId)) + 1;
-      ctx.log.debug({ seq, outcome }, 'segment acked');
+      const ms = (a: number, b: number): number => Math.round(b - a);
+      ctx.log.debug(
+        {
+          seq,
+          outcome,
+          receiveMs: ms(this.startedAt, tEnd),
+          verifyMs: ms(tEnd, tVerified),
+          applyMs: ms(tVerified, performance.now()),
+        },
+        'segment acked',
+      );
       const name = outcome === 'applied' ? 'ACK_OUTCOME_APPLIED' : 'ACK_OUTCOME_DUPLICATE';
       return { seq, outcome: name, error: null, expectedSeq };
     } catch (e) {

@@ -380,6 +380,7 @@ function openJournal(
     capBytes: ctx.journalCapBytes,
     clock: ctx.clock,
     log: ctx.log.child({ component: 'journal', vm: config.name }),
+    onShippable: () => ctx.onSealed?.(config.name),
   });
 }
 

@@ -91,7 +91,9 @@ describe('ProviderHosts.Renew', () => {
         const ok = await new Promise<boolean>((resolve) => {
           stream.on('data', (f: { body?: string }) => resolve(f.body === 'welcome'));
           stream.on('error', () => resolve(false));
-          stream.write({ hello: { protocolMin: 1, protocolMax: 1, version: 't', address: '' } });
+          stream.write({
+            hello: { protocolMin: 1, protocolMax: 1, version: 't', inventory: { vms: [] } },
+          });
         });
         expect(ok).toBe(true);
         stream.cancel();

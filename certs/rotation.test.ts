@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../common/time/clock.ts';
-import { caRotationAction, caRotationPlan, caRotationState, renewalDue } from './rotation.ts';
+import {
+  caRotationAction,
+  caRotationPlan,
+  caRotationState,
+  nextRenewalCheck,
+  renewalDue,
+} from './rotation.ts';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 1);
@@ -69,5 +75,34 @@ describe('CA rotation', () => {
     expect(caRotationAction(first, false, T0 + 30 * HOUR)).toBe('prepare');
     expect(caRotationAction(first, true, T0 + 31 * HOUR)).toBe('none');
     expect(caRotationAction(first, true, T0 + 50 * HOUR)).toBe('activate');
+  });
+});
+
+describe('nextRenewalCheck', () => {
+  const s = { checkEveryMs: 60_000, retryInitialMs: 5_000, retryMaxMs: 300_000 };
+  const cert = { notBefore: T0, notAfter: T0 + 24 * HOUR };
+
+  it('checks every period before half-life, then exactly at half-life', () => {
+    expect(nextRenewalCheck(cert, T0, 0, s)).toBe(T0 + 60_000);
+    const justBefore = T0 + 12 * HOUR - 10_000;
+    expect(nextRenewalCheck(cert, justBefore, 0, s)).toBe(T0 + 12 * HOUR);
+  });
+
+  it('is now from half-life on', () => {
+    expect(nextRenewalCheck(cert, T0 + 12 * HOUR, 0, s)).toBe(T0 + 12 * HOUR);
+    expect(nextRenewalCheck(cert, T0 + 30 * HOUR, 0, s)).toBe(T0 + 30 * HOUR);
+  });
+
+  it('backs off after failures, doubling to the cap', () => {
+    const now = T0 + 13 * HOUR;
+    expect(nextRenewalCheck(cert, now, 1, s) - now).toBe(5_000);
+    expect(nextRenewalCheck(cert, now, 2, s) - now).toBe(10_000);
+    expect(nextRenewalCheck(cert, now, 7, s) - now).toBe(300_000);
+    expect(nextRenewalCheck(cert, now, 10_000, s) - now).toBe(300_000);
+  });
+
+  it('a 60 s certificate renews at 30 s', () => {
+    const short = { notBefore: T0, notAfter: T0 + 60_000 };
+    expect(nextRenewalCheck(short, T0, 0, s)).toBe(T0 + 30_000);
   });
 });

@@ -66,3 +66,44 @@ export function caRotationAction(
   if (!hasSuccessor) return now >= plan.prepareNextAt ? 'prepare' : 'none';
   return now >= plan.activateNextAt ? 'activate' : 'none';
 }
+
+export interface RenewalSchedule {
+  /** How often the certificate is looked at even when nothing is due. @default 60000 */
+  readonly checkEveryMs: number;
+  /** First retry delay after a failed renewal, doubling per failure. @default 5000 */
+  readonly retryInitialMs: number;
+  /** Longest retry delay. @default 300000 */
+  readonly retryMaxMs: number;
+}
+
+/**
+ * A minute between checks costs nothing and bounds how late a renewal can start after a clock
+ * jump or suspend; retries double from 5 s to 5 min, so a provider down for hours is asked
+ * about 12 times an hour, and with a year's certificate the second half leaves months.
+ */
+export const DEFAULT_RENEWAL_SCHEDULE: RenewalSchedule = Object.freeze({
+  checkEveryMs: 60_000,
+  retryInitialMs: 5_000,
+  retryMaxMs: 300_000,
+});
+
+/**
+ * When the renewer should next look (ms since the epoch), given the current certificate's
+ * validity and how many renewal attempts in a row have failed: after a failure, the backoff;
+ * otherwise now when renewal is due, else the next periodic check or the half-life, whichever
+ * comes first (so a short-lived certificate is not renewed up to a check period late).
+ */
+export function nextRenewalCheck(
+  cert: Validity,
+  now: number,
+  failures: number,
+  s: RenewalSchedule = DEFAULT_RENEWAL_SCHEDULE,
+): number {
+  if (failures > 0) {
+    const exp = Math.min(failures - 1, 32);
+    return now + Math.min(s.retryMaxMs, s.retryInitialMs * 2 ** exp);
+  }
+  const due = halfLife(cert);
+  if (now >= due) return now;
+  return Math.min(now + s.checkEveryMs, due);
+}

@@ -14,6 +14,7 @@ import { createLogger } from '../../common/log/log.ts';
 import { systemClock } from '../../common/time/clock.ts';
 import { compileHostConfig, type HostStartFlags } from './config.ts';
 import { ensureEnrolled } from './enrolment/enrol.ts';
+import { createHostCredentials } from './enrolment/host-credentials.ts';
 import { createProviderLink } from './enrolment/provider-link.ts';
 import { createHostAgent } from './host-agent.ts';
 
@@ -61,6 +62,18 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
             log,
           });
     const agent = createHostAgent(config, systemClock, log);
+    // Renewed at half-life; the link, replication port and senders take it without a restart.
+    const creds =
+      identity === undefined
+        ? undefined
+        : createHostCredentials({
+            dataDir: config.dataDir,
+            tlsDir: config.tlsDir,
+            identity,
+            replicationTls: agent.replication.tls,
+            clock: systemClock,
+            log,
+          });
     const link =
       identity === undefined
         ? undefined
@@ -73,15 +86,20 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
             ...(agent.tickets ? { tickets: agent.tickets } : {}),
             version: HOST_VERSION,
             log,
+            ...(creds ? { tls: creds.tls } : {}),
           });
     log.info({ data: config.dataDir, standalone: config.standalone }, 'host agent starting');
     const linkDone = link?.run(stop.signal);
+    const renewDone = creds?.renewer.run(stop.signal);
     const outcome = await agent.run(stop.signal).then(
       () => undefined,
       (e: unknown) => ({ e }),
     );
     await link?.shutdown();
     await linkDone;
+    await creds?.renewer.shutdown();
+    await renewDone;
+    creds?.close();
     await agent.shutdown();
     log.info('host agent stopped');
     if (outcome) throw outcome.e;

@@ -12,6 +12,7 @@ import { commandDispatcher, type CommandDispatcher } from './commands/command-ha
 import type { ProviderConfig } from './config.ts';
 import type { BackoffOptions } from './domain/backoff.ts';
 import { enrolHost } from './hosts/enrol.ts';
+import { renewHost } from './hosts/renew.ts';
 import { HostRegistry } from './hosts/host-registry.ts';
 import { startHostsServer, type HostsServer } from './hosts/hosts-server.ts';
 import { hostsServerTls } from './hosts/server-tls.ts';
@@ -180,6 +181,8 @@ function serveHosts(
     site: () => site.file,
     enrol: (req) =>
       enrolHost({ dataDir: config.dataDir, identity, site: () => site.file, now }, req),
+    renew: (caller, peer, req) =>
+      renewHost({ identity, site: () => site.file, now }, caller, peer, req),
     registry,
     tickets,
     clock: { now },

@@ -34,6 +34,16 @@ export interface HostEnrolReply {
   server: string;
 }
 
+export interface HostRenewRequest {
+  csrPem: string;
+}
+
+export interface HostRenewReply {
+  certPem: string;
+  intermediatePem: string;
+  caBundlePem: string;
+}
+
 export type HostVmStateMsg =
   'HOST_VM_STATE_UNSPECIFIED' | 'HOST_VM_STATE_RUNNING' | 'HOST_VM_STATE_STOPPED';
 

@@ -10,8 +10,16 @@
  *
  * host.json is written last: its presence means "enrolled", so a crash mid-way leaves a
  * folder that enrols again.
+ *
+ * A renewal (cert-renewer.ts) replaces key, certificate and bundle together. Each file is
+ * replaced atomically, but three renames are not one, so the new set is first written whole
+ * to `renewed.json` (0600); then the three files are replaced and the staging file removed.
+ * A crash between leaves `renewed.json`, which the next load installs before reading: the
+ * folder never holds a key and a certificate that do not belong together.
+ *
+ *   <data>/identity/renewed.json  0600   {keyPem, certPem, caPem} while a renewal installs
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writePublicFile, writeSecretFile } from '../../../certs/files.ts';
@@ -42,8 +50,45 @@ export interface HostIdentity {
 
 export const identityDir = (dataDir: string): string => join(dataDir, 'identity');
 
+const stagedSchema = z.object({ keyPem: z.string(), certPem: z.string(), caPem: z.string() });
+
+type Material = z.infer<typeof stagedSchema>;
+
+async function installMaterial(dir: string, m: Material): Promise<void> {
+  await writeSecretFile(join(dir, 'key.pem'), m.keyPem);
+  await writePublicFile(join(dir, 'cert.pem'), m.certPem);
+  await writePublicFile(join(dir, 'ca.pem'), m.caPem);
+}
+
+/** Finishes a renewal a crash interrupted (see the file comment); a no-op otherwise. */
+async function rollForward(dir: string): Promise<void> {
+  const staged = join(dir, 'renewed.json');
+  let text: string;
+  try {
+    text = await readFile(staged, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new SecondsiteError('SS_IO', `cannot read ${staged}`, {}, { cause: e });
+  }
+  const parsed = stagedSchema.safeParse(JSON.parse(text));
+  // A torn staging file cannot exist (it is written atomically); anything else is not ours.
+  if (!parsed.success) throw new SecondsiteError('SS_IO', `${staged} is not a renewal`);
+  await installMaterial(dir, parsed.data);
+  await unlink(staged);
+}
+
+/** Installs a renewed key, certificate and bundle as one step (see the file comment). */
+export async function saveRenewedIdentity(dataDir: string, m: Material): Promise<void> {
+  const dir = identityDir(dataDir);
+  const staged = join(dir, 'renewed.json');
+  await writeSecretFile(staged, JSON.stringify(m));
+  await installMaterial(dir, m);
+  await unlink(staged);
+}
+
 export async function loadHostIdentity(dataDir: string): Promise<HostIdentity | undefined> {
   const dir = identityDir(dataDir);
+  await rollForward(dir);
   let text: string;
   try {
     text = await readFile(join(dir, 'host.json'), 'utf8');
@@ -66,8 +111,6 @@ export async function loadHostIdentity(dataDir: string): Promise<HostIdentity | 
 
 export async function saveHostIdentity(dataDir: string, id: HostIdentity): Promise<void> {
   const dir = identityDir(dataDir);
-  await writeSecretFile(join(dir, 'key.pem'), id.keyPem);
-  await writePublicFile(join(dir, 'cert.pem'), id.certPem);
-  await writePublicFile(join(dir, 'ca.pem'), id.caPem);
+  await installMaterial(dir, id);
   await writePublicFile(join(dir, 'host.json'), `${JSON.stringify(id.info, null, 2)}\n`);
 }

@@ -11,8 +11,11 @@ import type {
   HostEnrolReply,
   HostEnrolRequest,
   HostFrame,
+  HostRenewReply,
+  HostRenewRequest,
   ProviderFrame,
 } from '../../../common/wire/host-control-messages.ts';
+import { RotatingTls } from '../transport/rotating-tls.ts';
 import { checkProvider } from './provider-tls.ts';
 
 /** Enrolment is one small call: 15 s is ample even over a slow WAN. */
@@ -21,6 +24,8 @@ const ENROL_DEADLINE_MS = 15_000;
 export interface ProviderClient {
   enrol(req: HostEnrolRequest): Promise<HostEnrolReply>;
   connect(): grpc.ClientDuplexStream<HostFrame, ProviderFrame>;
+  /** Renewal steps 1-2: the provider signs a CSR for our own identity (needs `own`). */
+  renew(csrPem: string): Promise<HostRenewReply>;
   close(): void;
 }
 
@@ -31,6 +36,11 @@ interface RawClient extends grpc.Client {
     cb: (e: grpc.ServiceError | null, r?: HostEnrolReply) => void,
   ): void;
   Connect(): grpc.ClientDuplexStream<HostFrame, ProviderFrame>;
+  Renew(
+    req: HostRenewRequest,
+    opts: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r?: HostRenewReply) => void,
+  ): void;
 }
 
 export function createProviderClient(a: {
@@ -38,20 +48,26 @@ export function createProviderClient(a: {
   target: string;
   rootCaPem: string;
   provider: { vault: string; intermediateFingerprint: string };
-  /** The host's key and certificate chain; absent while enrolling. */
-  own?: { keyPem: string; certPem: string };
+  /**
+   * The host's key and certificate chain; absent while enrolling. A RotatingTls (whose CA
+   * bundle then replaces rootCaPem) makes reconnects present a renewed certificate.
+   */
+  own?: { keyPem: string; certPem: string } | RotatingTls;
 }): ProviderClient {
   const pkg = grpc.loadPackageDefinition(loadPackageDefinition()) as unknown as {
     secondsite: { v1: { ProviderHosts: grpc.ServiceClientConstructor } };
   };
-  const creds = grpc.credentials.createSsl(
-    Buffer.from(a.rootCaPem),
-    a.own === undefined ? null : Buffer.from(a.own.keyPem),
-    a.own === undefined ? null : Buffer.from(a.own.certPem),
-    {
-      checkServerIdentity: checkProvider(a.provider.vault, a.provider.intermediateFingerprint),
-    },
-  );
+  const check = checkProvider(a.provider.vault, a.provider.intermediateFingerprint);
+  const own = a.own;
+  const creds =
+    own instanceof RotatingTls
+      ? own.channelCredentials(check)
+      : grpc.credentials.createSsl(
+          Buffer.from(a.rootCaPem),
+          own === undefined ? null : Buffer.from(own.keyPem),
+          own === undefined ? null : Buffer.from(own.certPem),
+          { checkServerIdentity: check },
+        );
   const client = new pkg.secondsite.v1.ProviderHosts(a.target, creds, {
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
@@ -72,6 +88,14 @@ export function createProviderClient(a: {
         ),
       ),
     connect: () => client.Connect(),
+    renew: (csrPem) =>
+      new Promise((resolve, reject) =>
+        client.Renew({ csrPem }, { deadline: Date.now() + ENROL_DEADLINE_MS }, (e, r) =>
+          e || r === undefined
+            ? reject(fromGrpcError(e as grpc.ServiceError, `the provider at ${a.target}`))
+            : resolve(r),
+        ),
+      ),
     close: () => client.close(),
   };
 }

@@ -26,6 +26,7 @@ import {
   type ProviderFrame,
 } from '../../../common/wire/host-control-messages.ts';
 import { backoffDelay } from '../replication/backoff.ts';
+import type { RotatingTls } from '../transport/rotating-tls.ts';
 import type { HostEndpoint } from '../host-agent.ts';
 import type { ReplicationOps } from '../replication/replication-ops.ts';
 import type { VmManager } from '../vm/vm-manager.ts';
@@ -59,6 +60,8 @@ export async function createProviderLink(a: {
   tickets?: HostTickets;
   version: string;
   log: Logger;
+  /** The host's credentials, renewed in place (cert-renewer.ts); default: the identity's. */
+  tls?: RotatingTls;
 }): Promise<ProviderLink> {
   const log = a.log.child({ component: 'provider-link', provider: a.identity.info.provider });
   const commands = hostCommands(
@@ -82,7 +85,7 @@ export async function createProviderLink(a: {
       vault: a.identity.info.vault,
       intermediateFingerprint: a.identity.info.providerCaFingerprint,
     },
-    own: { keyPem: a.identity.keyPem, certPem: a.identity.certPem },
+    own: a.tls ?? { keyPem: a.identity.keyPem, certPem: a.identity.certPem },
   });
   let state: LinkState = 'connecting';
   const stop = new AbortController();

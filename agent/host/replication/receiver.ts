@@ -30,7 +30,7 @@ import type { StreamContext } from '../transport/ship-server.ts';
 import {
   createReplicationServer,
   type ReplicationServer,
-  type TlsMaterial,
+  type TlsSource,
 } from '../transport/replication-server.ts';
 import { RawDisk } from '../vm/raw-disk.ts';
 import { diskPath, type VmConfig } from '../vm/vm-config.ts';
@@ -82,7 +82,7 @@ export class Receiver {
   }
 
   /** The replication server on `address:port` with this receiver behind it. */
-  server(opts: { address: string; port: number; tls: TlsMaterial }): ReplicationServer {
+  server(opts: { address: string; port: number; tls: TlsSource }): ReplicationServer {
     return createReplicationServer({
       ...opts,
       clock: this.o.clock,

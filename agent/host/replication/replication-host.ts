@@ -17,7 +17,8 @@ import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import type { RecoveryPointRecord } from '../journal/types.ts';
 import type { ReplicaStore } from '../recovery/types.ts';
-import type { ReplicationServer, TlsMaterial } from '../transport/replication-server.ts';
+import type { ReplicationServer } from '../transport/replication-server.ts';
+import { RotatingTls, type TlsMaterial } from '../transport/rotating-tls.ts';
 import { createTicketServer, type TicketServer } from '../transport/ticket-server.ts';
 import { layout } from '../vm/layout.ts';
 import type { VmManager, VmView } from '../vm/vm-manager.ts';
@@ -60,6 +61,11 @@ export interface HostReplicationOptions {
 export interface HostReplication {
   run(signal: AbortSignal): Promise<void>;
   shutdown(): Promise<void>;
+  /**
+   * The TLS material of the replication port and senders (undefined: none); certificate
+   * renewal updates it and new connections take the new certificate without a restart.
+   */
+  readonly tls: RotatingTls | undefined;
   /** Resolves with the bound replication port once listening (undefined: not listening). */
   listening(): Promise<number | undefined>;
   /** Resolves with the bound ticket port once listening (undefined: not served). */
@@ -100,7 +106,8 @@ export function loadTls(dir: string): TlsMaterial | undefined {
 
 export function createHostReplication(o: HostReplicationOptions): HostReplication {
   const log = o.log.child({ component: 'replication' });
-  const tls = loadTls(o.tlsDir);
+  const loaded = loadTls(o.tlsDir);
+  const tls = loaded && new RotatingTls(loaded);
   const receiver = new Receiver({
     clock: o.clock,
     log,
@@ -159,6 +166,7 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
   const ticketListening = new Promise<number | undefined>((r) => (ticketBound = r));
 
   return {
+    tls,
     async run(signal) {
       if (server) bound(await server.listen());
       else bound(undefined);

@@ -16,7 +16,7 @@ import {
   createReplicationClient,
   type ReplicationClient,
 } from '../transport/replication-client.ts';
-import type { TlsMaterial } from '../transport/replication-server.ts';
+import type { TlsSource } from '../transport/replication-server.ts';
 import type { PrimaryCopyOptions } from './initial-copy-run.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 import { VmSender, type ReplicationStatus } from './sender.ts';
@@ -34,7 +34,7 @@ export interface SenderPoolOptions {
   /** Every VM paired here as primary. */
   readonly primaries: () => readonly PrimaryVm[];
   /** This host's TLS material; without it nothing can be shipped. */
-  readonly tls: TlsMaterial | undefined;
+  readonly tls: TlsSource | undefined;
   readonly tlsDir: string;
   /** Channel credentials for a pairing with `ticketAuth` (the ticket port); absent: none. */
   readonly ticketCredentials?: (vm: string, pairing: Pairing) => ChannelCredentials | undefined;
@@ -150,7 +150,7 @@ export class SenderPool {
     }
   }
 
-  private start(p: PrimaryVm, tls: TlsMaterial): void {
+  private start(p: PrimaryVm, tls: TlsSource): void {
     const log = this.o.log;
     const credentials = p.pairing.ticketAuth
       ? this.o.ticketCredentials?.(p.name, p.pairing)

@@ -20,7 +20,7 @@ import {
 } from '../replication/protocol.ts';
 import type { StatusReplyMsg } from '../replication/wire-types.ts';
 import { CLIENT_OPTIONS } from './grpc-options.ts';
-import type { TlsMaterial } from './replication-server.ts';
+import { RotatingTls, type TlsSource } from './rotating-tls.ts';
 import { replicationService } from './replication-service.ts';
 import {
   runInitialCopy,
@@ -43,7 +43,8 @@ export interface ReplicationClientOptions {
   readonly target: string;
   /** The identity the peer's certificate must carry (from the pairing). */
   readonly expectedPeer: Identity;
-  readonly tls: TlsMaterial;
+  /** Fixed material, or a RotatingTls: each new connection uses its latest material. */
+  readonly tls: TlsSource;
   /**
    * Channel credentials instead of mutual TLS with `tls`: the ticket port's
    * (ticket-credentials.ts `ticketChannelCredentials`). @default mutual TLS
@@ -97,12 +98,14 @@ export function createReplicationClient(
   const local = opts.local ?? LOCAL_HELLO;
   const creds =
     opts.credentials ??
-    grpc.credentials.createSsl(
-      Buffer.from(opts.tls.caPem),
-      Buffer.from(opts.tls.keyPem),
-      Buffer.from(opts.tls.certPem),
-      { checkServerIdentity: checkServerIdentityFor(opts.expectedPeer) },
-    );
+    (opts.tls instanceof RotatingTls
+      ? opts.tls.channelCredentials(checkServerIdentityFor(opts.expectedPeer))
+      : grpc.credentials.createSsl(
+          Buffer.from(opts.tls.caPem),
+          Buffer.from(opts.tls.keyPem),
+          Buffer.from(opts.tls.certPem),
+          { checkServerIdentity: checkServerIdentityFor(opts.expectedPeer) },
+        ));
   const Ctor = replicationService();
   const client = new Ctor(
     opts.target,

@@ -23,6 +23,7 @@ import { LOCAL_HELLO, type HelloFields } from '../replication/protocol.ts';
 import type { StatusReplyMsg, StatusRequestMsg } from '../replication/wire-types.ts';
 import { FLOW_CONTROL_WINDOW, SERVER_OPTIONS } from './grpc-options.ts';
 import { replicationService } from './replication-service.ts';
+import { RotatingTls, type TlsSource } from './rotating-tls.ts';
 import { raiseServerWindows } from './server-window.ts';
 import { serveInitialCopy, type CopyTargetFactory } from './initial-copy-server.ts';
 import { serveResync, type ResyncTargetFactory } from './resync-server.ts';
@@ -49,20 +50,15 @@ export interface ReplicationHandlers extends ShipHandlers {
   resyncTarget?: ResyncTargetFactory;
 }
 
-export interface TlsMaterial {
-  /** PEM of the vault CA (trust anchor for the peer's chain). */
-  readonly caPem: string;
-  /** PEM of this host's certificate, followed by any intermediates. */
-  readonly certPem: string;
-  readonly keyPem: string;
-}
+export type { TlsMaterial, TlsSource } from './rotating-tls.ts';
 
 export interface ReplicationServerOptions {
   /** Address to listen on, e.g. the host agent's address. */
   readonly address: string;
   /** @default 8084 (0 picks a free port, for tests) */
   readonly port?: number;
-  readonly tls: TlsMaterial;
+  /** Fixed material, or a RotatingTls whose updates apply to new handshakes (no rebind). */
+  readonly tls: TlsSource;
   readonly authorize: Authorize;
   readonly handlers: ReplicationHandlers;
   readonly log: Logger;
@@ -178,11 +174,15 @@ export function createReplicationServer(opts: ReplicationServerOptions): Replica
 
   async function listen(): Promise<number> {
     if (port !== undefined) return port;
-    const creds = grpc.ServerCredentials.createSsl(
-      Buffer.from(opts.tls.caPem),
-      [{ private_key: Buffer.from(opts.tls.keyPem), cert_chain: Buffer.from(opts.tls.certPem) }],
-      true,
-    );
+    const tls = opts.tls;
+    const creds =
+      tls instanceof RotatingTls
+        ? tls.serverCredentials()
+        : grpc.ServerCredentials.createSsl(
+            Buffer.from(tls.caPem),
+            [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }],
+            true,
+          );
     const target = `${opts.address.includes(':') ? `[${opts.address}]` : opts.address}:${opts.port ?? 8084}`;
     port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(target, creds, (e, p) => (e ? reject(e) : resolve(p))),

@@ -8,6 +8,7 @@
  * Frames are dispatched by a table; anything unexpected gets an error frame and ends the
  * stream. States: created → serving (listen) → closed (shutdown).
  */
+import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
 import { SecondsiteError, badInput, isSecondsiteError } from '../../../common/errors/errors.ts';
@@ -21,6 +22,8 @@ import {
   type HostEnrolReply,
   type HostEnrolRequest,
   type HostFrame,
+  type HostRenewReply,
+  type HostRenewRequest,
   type ProviderFrame,
 } from '../../../common/wire/host-control-messages.ts';
 import { callerOf, type Caller } from '../../common/caller.ts';
@@ -45,6 +48,12 @@ export interface HostsServerOptions {
   readonly vault: string;
   readonly site: () => SiteFile;
   readonly enrol: (req: HostEnrolRequest) => Promise<HostEnrolReply>;
+  /** Signs an enrolled host's renewal CSR (renew.ts); absent: Renew is refused. */
+  readonly renew?: (
+    caller: Caller,
+    peer: PeerCertificate | undefined,
+    req: HostRenewRequest,
+  ) => HostRenewReply;
   readonly registry: HostRegistry;
   /** Relays hosts' ticket service requests; absent: they are refused. */
   readonly tickets?: TicketRelay;
@@ -69,9 +78,9 @@ function toError(e: unknown): SecondsiteError {
   return isSecondsiteError(e) ? e : new SecondsiteError('SS_INTERNAL', 'internal error');
 }
 
-/** The caller of Connect: a host of our vault that the site file declares. */
+/** The caller of Connect and Renew: a host of our vault that the site file declares. */
 function hostCaller(
-  call: grpc.ServerDuplexStream<HostFrame, ProviderFrame>,
+  call: Parameters<typeof callerOf>[0],
   o: HostsServerOptions,
 ): { caller: Caller; host: string } {
   const caller = callerOf(call, o.clock);
@@ -204,6 +213,30 @@ function enrolHandler(
   };
 }
 
+const renewSchema = z.object({ csrPem: z.string().min(1).max(16_384) });
+
+function renewHandler(
+  o: HostsServerOptions,
+): grpc.handleUnaryCall<HostRenewRequest, HostRenewReply> {
+  return (call, callback) => {
+    let caller: Caller | undefined;
+    try {
+      caller = hostCaller(call, o).caller;
+      if (!o.renew) throw new SecondsiteError('SS_CONFLICT', 'this provider does not renew');
+      const parsed = renewSchema.safeParse(call.request);
+      if (!parsed.success) throw badInput('csrPem', parsed.error.issues[0]?.message ?? 'bad');
+      const reply = o.renew(caller, call.getAuthContext()?.sslPeerCertificate, parsed.data);
+      o.log.info({ host: caller.uri }, 'host certificate renewed');
+      callback(null, reply);
+    } catch (e) {
+      const err = toError(e);
+      if (err.code === 'SS_INTERNAL') o.log.error({ err: e }, 'renewal failed');
+      else o.log.warn({ host: caller?.uri, code: err.code, msg: err.message }, 'renewal refused');
+      callback(toGrpcError(err));
+    }
+  };
+}
+
 export async function startHostsServer(o: HostsServerOptions): Promise<HostsServer> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
@@ -215,6 +248,7 @@ export async function startHostsServer(o: HostsServerOptions): Promise<HostsServ
   server.addService(providerHostsService(), {
     Enrol: enrolHandler(o),
     Connect: connectHandler(o),
+    Renew: renewHandler(o),
   });
   const { host, port } = o.listen;
   const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

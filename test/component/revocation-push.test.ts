@@ -11,7 +11,8 @@
  *     it reconnects (the coordinator sends the list again on its report).
  *  3. hv-a writes and cuts a point: hv-b refuses the ship with SS_REVOKED, hv-a's sender stops
  *     with that error instead of retrying; hv-b's points and replica bytes stay as they were;
- *     the probe is refused with SS_REVOKED on the same port.
+ *     the probe is refused with SS_REVOKED on the same port; kerberos run: the ticket service
+ *     grants no ticket to hv-a nor for it (SS_REVOKED).
  *  4. hv-b restarts: it reloads revoked.json (the push's command id is already in its command
  *     log, so only the file can give it the list) and still refuses the probe.
  */
@@ -217,6 +218,13 @@ describe.each([
     // Stopped with a clear error rather than retrying (backoff.ts: SS_REVOKED stops).
     expect(r.state).toBe('stopped');
     expect(await probe()).toBe('SS_REVOKED');
+    if (port === 'ticket') {
+      // The ticket service grants nothing to hv-a (a request its cache cannot answer) nor for it.
+      const ask = (h: LinkedHost, peerHost: string, peerUri: string, epoch: number) =>
+        codeOf(h.agent.tickets!.credentials({ peerHost, peerUri, vm: VM, epoch }));
+      expect(await ask(a, 'hv-b', B_URI, 2)).toBe('SS_REVOKED');
+      expect(await ask(b, 'hv-a', A_URI, 1)).toBe('SS_REVOKED');
+    }
     expect(await pointIds()).toEqual(before.points);
     const now = await pointToFile(b, VM, before.points.at(-1)!, lab.path('after.raw'));
     expect(await imagesIdentical(now, before.file)).toBe(true);

@@ -38,6 +38,7 @@ import { PolicyService } from './policies/policy-service.ts';
 import { MapService } from './mappings/map-service.ts';
 import { ProtectionService } from './replication/protection-service.ts';
 import { BandwidthService } from './replication/bandwidth-service.ts';
+import { RevocationService } from './revocation/revocation-service.ts';
 import { CapacityService } from './capacity/capacity-service.ts';
 import { protectionJobTypes } from './replication/protection-jobs.ts';
 import { messageTrace } from './replication/message-trace.ts';
@@ -175,6 +176,15 @@ async function serve(
   const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
   late.runner = jobs;
   protection.setJobs(jobs);
+  // Issue #7: the vault's revoked host list, pushed to every host (set_revoked).
+  const revocation = new RevocationService({
+    store,
+    clock,
+    log: log.child({ component: 'revocation' }),
+    vaults,
+    vms,
+    hub,
+  });
   const app = buildApi({
     vaults,
     jobs,
@@ -206,6 +216,7 @@ async function serve(
         protection,
       }),
     },
+    revocation,
     ...(trace === undefined ? {} : { trace }),
   });
   const registration = new RegistrationService({
@@ -219,6 +230,7 @@ async function serve(
   const tickets = new TicketService({
     keys: new HostKeys(store, ensureTicketStoreKey(config.dataDir)),
     item: (vaultId, vm) => protection.items.get(vaultId, vm),
+    revoked: (vaultId, uri) => revocation.isRevoked(vaultId, uri),
     reports: async (vaultId, server, host) =>
       (await vms.hosts(vaultId)).some(
         (h) => sameServer(h.server, server) && h.host.toLowerCase() === host.toLowerCase(),

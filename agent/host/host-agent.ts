@@ -5,7 +5,9 @@
  * replication port, senders for primary VMs), and the replication operations that the local
  * API and the provider's relayed commands share (replication/replication-ops.ts).
  */
+import { join } from 'node:path';
 import type { Logger } from '../../common/log/log.ts';
+import { RevocationList } from '../common/revocation.ts';
 import type { Clock } from '../../common/time/clock.ts';
 import type { HostConfig } from './config.ts';
 import { ReplayCache } from '../../common/tickets/replay-cache.ts';
@@ -45,10 +47,16 @@ export interface HostAgent {
   shutdown(): Promise<void>;
 }
 
+/** The revoked-host list in the host's data folder (agent/common/revocation.ts). */
+export const REVOKED_FILE = 'revoked.json';
+
 export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): HostAgent {
   // R22: guest write churn (kept in <data>/churn.json) and the replication bandwidth cap.
   const churn = openChurnStats({ dataDir: config.dataDir, clock, log });
   const bandwidth = new HostBandwidth({ dataDir: config.dataDir, clock, log });
+  // Issue #7: the vault's revoked host credentials as the coordinator last pushed them
+  // (set_revoked), kept 0600 in <data>/revoked.json so a restart keeps refusing.
+  const revoked = new RevocationList(join(config.dataDir, REVOKED_FILE));
   const vms = createVmManager({
     churn: churn.stats,
     dataDir: config.dataDir,
@@ -77,6 +85,7 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     log,
     pins: (vm) => pinsOf(layout.vmDir(config.dataDir, vm)),
     bandwidth,
+    revoked,
     ...(self && keys && tickets
       ? {
           tickets: {
@@ -107,7 +116,7 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     log,
   });
   // Failover rides on the operations both callers share (host-commands.ts reads ops.failover).
-  const ops: ReplicationOps = { ...pairing, failover, bandwidth, churn };
+  const ops: ReplicationOps = { ...pairing, failover, bandwidth, churn, revoked };
   const control = createControlServer({ dataDir: config.dataDir, vms, ops, log, replication });
   const parts = [vms, control, replication, failover, churn];
   return {

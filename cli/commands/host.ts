@@ -19,7 +19,10 @@ import {
   type VmJson,
 } from '../../agent/host/main.ts';
 import { collect, printJson } from '../output/table.ts';
+import type { RevocationView } from '../../common/api-client/index.ts';
+import { withAdminFlags, withApiClient, type AdminFlags } from '../admin-config.ts';
 import { setBandwidthCommand } from './capacity.ts';
+import { namingFlags } from './flag-errors.ts';
 import { pointLine, pointsTable, vmsTable } from '../output/host-vm.ts';
 
 function startCommand(): Command {
@@ -178,10 +181,42 @@ function vmCommand(): Command {
     .addCommand(listCommand());
 }
 
+function revokedText(v: RevocationView): string {
+  const head = v.changed
+    ? `revoked ${v.host} (${v.identity}); revoked list version ${v.version}`
+    : `${v.host} was already revoked; revoked list version ${v.version}`;
+  const hosts = v.hosts.map(
+    (h) => `  ${h.host}: ${h.applied ? 'has it' : `not yet (${h.pending ?? ''})`}`,
+  );
+  return [head, ...hosts, ''].join('\n');
+}
+
+/**
+ * `host revoke` (issue #7): the host's credentials are refused by every host of the vault on
+ * both replication ports from their next call on, and the ticket service stops granting.
+ */
+function revokeCommand(): Command {
+  return withAdminFlags(new Command('revoke'))
+    .description(
+      "revoke a host's credentials: every host of the vault refuses its replication calls " +
+        '(8084 and 8083) from the next call on; re-enrol it to replicate again',
+    )
+    .requiredOption('--vault <name>', 'vault name')
+    .requiredOption('--host <server/host>', 'the host to revoke')
+    .action(async (flags: AdminFlags & { vault: string; host: string }) => {
+      const view = await namingFlags({ vault: '--vault', host: '--host' }, () =>
+        withApiClient(flags.config, (api) => api.revokeHost(flags.vault, { host: flags.host })),
+      );
+      if (flags.json) printJson(view);
+      else process.stdout.write(revokedText(view));
+    });
+}
+
 export function hostCommand(): Command {
   return new Command('host')
     .description('the host agent: serves VM disks, journals writes, cuts recovery points')
     .addCommand(startCommand())
     .addCommand(vmCommand())
-    .addCommand(setBandwidthCommand());
+    .addCommand(setBandwidthCommand())
+    .addCommand(revokeCommand());
 }

@@ -28,6 +28,8 @@ import type {
   FailoverBody,
   BandwidthRequest,
   BandwidthView,
+  RevocationView,
+  RevokeHostRequest,
   CapacityPlanView,
 } from './types.ts';
 
@@ -110,6 +112,8 @@ export interface ApiClient {
   addPlanAction(vault: string, plan: string, action: PlanActionRequest): Promise<PlanView>;
   /** R22: a host's replication bandwidth cap. */
   setBandwidth(vault: string, request: BandwidthRequest): Promise<BandwidthView>;
+  /** Issue #7: revokes a host's credentials in the vault (pushed to every host). */
+  revokeHost(vault: string, request: RevokeHostRequest): Promise<RevocationView>;
   /** R22: items' priority under their source hosts' caps. */
   setPriority(
     vault: string,
@@ -251,6 +255,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     addPlanAction: (vault, plan, action) =>
       call('POST', `/vaults/${seg(vault)}/plans/${seg(plan)}/actions`, action),
     setBandwidth: (vault, request) => call('PUT', `/vaults/${seg(vault)}/bandwidth`, request),
+    revokeHost: (vault, request) => call('POST', `/vaults/${seg(vault)}/revoked-hosts`, request),
     setPriority: (vault, priority, vms) =>
       call('POST', `/vaults/${seg(vault)}/replication/priority`, { priority, vms }),
     capacityPlan: (vault, o) => {

@@ -281,6 +281,37 @@ export interface BandwidthView {
   readonly pending: string | null;
 }
 
+/** `host revoke` (issue #7): the host whose credentials are revoked. */
+export interface RevokeHostRequest {
+  /** SERVER/HOST, as `vm list` shows hosts. */
+  readonly host: string;
+}
+
+/** Whether one host of the vault holds the revoked list yet. */
+export interface RevokedPushView {
+  /** SERVER/HOST */
+  readonly host: string;
+  readonly applied: boolean;
+  /** Why not yet; the list is sent again while the host reports an older version. */
+  readonly pending: string | null;
+}
+
+/** The vault's revoked list after `host revoke`. */
+export interface RevocationView {
+  /** SERVER/HOST revoked by this request. */
+  readonly host: string;
+  /** Its identity URI, `secondsite://<vault>/host/<name>`. */
+  readonly identity: string;
+  /** false when it was already revoked (nothing changed). */
+  readonly changed: boolean;
+  /** The list's version; every change adds one. */
+  readonly version: number;
+  /** Every revoked identity of the vault. */
+  readonly identities: readonly string[];
+  /** Every host of the vault, and whether it has this version. */
+  readonly hosts: readonly RevokedPushView[];
+}
+
 /** One VM of `capacity plan` (R22); byte counts and bytes per second. */
 export interface CapacityVmPlanView {
   readonly vm: string;

@@ -147,6 +147,8 @@ export interface HostInventoryMsg {
   bandwidth?: BandwidthSettingMsg | null;
   /** uint64 as a decimal string; '0' = unlimited. */
   bandwidthNowBytesPerSecond?: string;
+  /** The revoked-host list version the host holds (uint64 as a decimal string); '0' = none. */
+  revokedVersion?: string;
 }
 
 export interface CreateHostVmCommand {
@@ -224,7 +226,8 @@ export interface HostCommand {
     | 'changePoint'
     | 'commitFailover'
     | 'fence'
-    | 'setBandwidth';
+    | 'setBandwidth'
+    | 'setRevoked';
   createVm?: CreateHostVmCommand;
   pairVm?: PairHostVmCommand;
   unpairVm?: { name: string; deleteReplica: boolean };
@@ -244,6 +247,15 @@ export interface HostCommand {
   fence?: { name: string; epoch: string };
   /** R22: the host's replication bandwidth cap (host_control.proto 30). */
   setBandwidth?: BandwidthSettingMsg;
+  /** Issue #7: the vault's revoked host credentials (host_control.proto 31). */
+  setRevoked?: RevokedListMsg;
+}
+
+/** host_control.proto RevokedList; the version as a decimal string (uint64). */
+export interface RevokedListMsg {
+  version: string;
+  identities: string[];
+  fingerprints: string[];
 }
 
 export interface HostCommandResult {

@@ -34,6 +34,8 @@ import type { FailoverService } from '../failover/failover-jobs.ts';
 import type { CapacityService } from '../capacity/capacity-service.ts';
 import type { BandwidthService } from '../replication/bandwidth-service.ts';
 import { capacityRoutes } from './routes-capacity.ts';
+import type { RevocationService } from '../revocation/revocation-service.ts';
+import { revocationRoutes } from './routes-revocation.ts';
 
 export interface ApiOptions {
   readonly vaults: VaultService;
@@ -69,6 +71,8 @@ export interface ApiOptions {
   readonly failover?: FailoverService;
   /** R22: capacity planning and bandwidth control. */
   readonly capacity?: { capacity: CapacityService; bandwidth: BandwidthService };
+  /** Issue #7: revoked host credentials (`host revoke`). */
+  readonly revocation?: RevocationService;
   /** Sees every request body received (the privacy test's trace). */
   readonly trace?: (body: Buffer) => void;
 }
@@ -134,5 +138,6 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   if (opts.plans) planRoutes(app, { vaults: opts.vaults, plans: opts.plans });
   if (opts.failover) failoverRoutes(app, { failover: opts.failover });
   if (opts.capacity) capacityRoutes(app, opts.capacity);
+  if (opts.revocation) revocationRoutes(app, opts.revocation);
   return app;
 }

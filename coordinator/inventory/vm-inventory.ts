@@ -93,6 +93,8 @@ export interface HostRecord {
   readonly ticketPort?: number;
   /** R22: the replication bandwidth cap the host reports (absent from older hosts). */
   readonly bandwidth?: { setting: BandwidthSettingMsg; nowBytesPerSecond: number };
+  /** Issue #7: the revoked-host list version the host holds (0 or absent: none). */
+  readonly revokedVersion?: number;
 }
 
 const num = (v: string | number | undefined | null): number => Number(v ?? 0) || 0;
@@ -168,6 +170,7 @@ function recordOf(vaultId: string, server: string, r: HostInventoryReport, at: s
     address: r.address ?? '',
     certPort: r.certPort ?? 0,
     ticketPort: r.ticketPort ?? 0,
+    revokedVersion: num(r.inventory?.revokedVersion),
     ...(r.inventory?.bandwidth
       ? {
           bandwidth: {

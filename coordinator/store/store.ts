@@ -30,6 +30,8 @@
  *   v/<vaultId>/plan/<lower name>   → PlanRecord   a recovery plan (R28)
  *   v/<vaultId>/bandwidth/<lower server>/<host> → BandwidthRecord   a host's replication
  *                                                  bandwidth cap (R22), pushed to the host
+ *   v/<vaultId>/revoked             → RevokedRecord  the vault's revoked host credentials
+ *                                                  (issue #7), pushed to every host
  *
  * Invariant: every state change is written (synchronously, for LevelDB) before the caller
  * acknowledges it to anyone; a batch is all-or-nothing.
@@ -84,6 +86,7 @@ export const keys = Object.freeze({
   bandwidth: (vaultId: string, server: string, host: string) =>
     `v/${vaultId}/bandwidth/${server.toLowerCase()}/${host}`,
   bandwidthPrefix: (vaultId: string) => `v/${vaultId}/bandwidth/`,
+  revoked: (vaultId: string) => `v/${vaultId}/revoked`,
   planPrefix: (vaultId: string) => `v/${vaultId}/plan/`,
 });
 

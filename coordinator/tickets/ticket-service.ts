@@ -12,6 +12,9 @@
  *    current epoch and the item is not disabled; the ticket is issued under Q's current key
  *    (10 h, renewable to 7 days), its session key sealed for H under H's own key
  *    (common/tickets/grant.ts). A renewal keeps the session key up to renew-till.
+ *  - neither is answered for a revoked host (revocation-service.ts), nor is a ticket granted
+ *    for a revoked peer: SS_REVOKED. Tickets already issued are refused by the peer host
+ *    itself, which holds the same list (set_revoked).
  * Nothing secret is logged: identities, versions and times only.
  */
 import { z } from 'zod';
@@ -62,6 +65,8 @@ export interface TicketServiceDeps {
   readonly item: (vaultId: string, vm: string) => Promise<ItemRecord | undefined>;
   /** Whether provider `server` reports host `host` (the coordinator's host records). */
   readonly reports: (vaultId: string, server: string, host: string) => Promise<boolean>;
+  /** Whether host identity `uri` is revoked in the vault (absent: nothing is). */
+  readonly revoked?: (vaultId: string, uri: string) => Promise<boolean>;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -104,6 +109,7 @@ export class TicketService {
           { host },
         );
       }
+      await this.assertNotRevoked(asker, host);
       if (request.body === 'registerKey' && request.registerKey) {
         const key = bytes(request.registerKey.key);
         if (key.length !== KEY_BYTES) {
@@ -140,6 +146,14 @@ export class TicketService {
     }
   }
 
+  /** SS_REVOKED when `host` of the asker's vault is on the vault's revoked list. */
+  private async assertNotRevoked(asker: Asker, host: string): Promise<void> {
+    const uri = formatIdentity(hostIdentity(asker.vaultName, host.toLowerCase()));
+    if (this.d.revoked && (await this.d.revoked(asker.vaultId, uri))) {
+      throw new SecondsiteError('SS_REVOKED', `host ${host} has been revoked`, { host: uri });
+    }
+  }
+
   /** Checks the pairing, then issues (or renews) the ticket and seals it for the asker. */
   private async grant(
     asker: Asker,
@@ -168,6 +182,7 @@ export class TicketService {
         epoch: item.epoch,
       });
     }
+    await this.assertNotRevoked(asker, t.peerHost);
     const peerKey = await this.d.keys.current(asker.vaultId, t.peerHost);
     const ownKey = await this.d.keys.current(asker.vaultId, host);
     if (!peerKey || !sameServer(peerKey.server, peer.server) || !ownKey) {

@@ -180,6 +180,8 @@ export function reportedVm(
 export interface RelayLab {
   readonly lab: ProviderLab;
   readonly api: ApiClient;
+  /** The coordinator's admin.json, for `secondsite … --config`. */
+  readonly adminFile: string;
   readonly provider: StartedProvider;
   readonly a: LinkedHost;
   readonly b: LinkedHost;
@@ -189,6 +191,8 @@ export interface RelayLab {
 /** Starts the relay lab on the site file `site` writes (stopping what started if a step fails). */
 export async function startRelayLab(
   site: (lab: ProviderLab) => string = writeRelaySite,
+  /** hv-a's and hv-b's loopback addresses (a test's own range). */
+  ips: { a: string; b: string } = { a: '127.0.1.1', b: '127.0.2.1' },
 ): Promise<RelayLab> {
   const lab = new ProviderLab();
   const hosts: LinkedHost[] = [];
@@ -200,10 +204,10 @@ export async function startRelayLab(
       key: await lab.key(c.api, 'prod'),
       site: site(lab),
     });
-    hosts.push(await startLinkedHost(lab, provider, 'hv-a', '127.0.1.1'));
-    hosts.push(await startLinkedHost(lab, provider, 'hv-b', '127.0.2.1'));
+    hosts.push(await startLinkedHost(lab, provider, 'hv-a', ips.a));
+    hosts.push(await startLinkedHost(lab, provider, 'hv-b', ips.b));
     const [a, b] = hosts as [LinkedHost, LinkedHost];
-    return { lab, api: c.api, provider, a, b, relay: relayer(provider) };
+    return { lab, api: c.api, adminFile: c.adminFile, provider, a, b, relay: relayer(provider) };
   } catch (e) {
     await stopRelayLab(lab, ...hosts);
     throw e;

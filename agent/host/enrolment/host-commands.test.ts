@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { PairHostVmCommand } from '../../../common/wire/host-control-messages.ts';
+import { RevocationList } from '../../common/revocation.ts';
 import type { ReplicationOps } from '../replication/replication-ops.ts';
 import type { VmManager } from '../vm/vm-manager.ts';
 import { HostCommandLog } from './command-log.ts';
@@ -119,6 +120,27 @@ describe('relayed commands on the host', () => {
     ]);
     await again.run(list);
     expect(calls).toEqual(['pause vm1 true', 'resync vm1', 'points vm1', 'points vm1']);
+  });
+
+  it('set_revoked keeps the newest list in revoked.json (0600); older or malformed change nothing', async () => {
+    const file = join(dir, 'revoked.json');
+    const revoked = new RevocationList(file);
+    const ops = { ...fakeOps().ops, revoked } as ReplicationOps;
+    const cmds = hostCommands(vms, await HostCommandLog.open(dir), { ops, vault: 'prod' });
+    const A = 'secondsite://prod/host/hv-a';
+    const list = (id: string, version: string, identities: string[]) => ({
+      commandId: id,
+      kind: 'setRevoked' as const,
+      setRevoked: { version, identities, fingerprints: [] },
+    });
+    expect((await cmds.run(list('r2', '2', [A]))).error).toBeNull();
+    expect((await cmds.run(list('r1', '1', []))).error).toBeNull(); // late: ignored
+    const bad = await cmds.run(list('rx', 'two', [A]));
+    expect(bad.error).toMatchObject({ code: 'SS_BAD_INPUT' });
+    expect(revoked.current()).toEqual({ version: 2, identities: [A], fingerprints: [] });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const reloaded = new RevocationList(file);
+    expect(reloaded.isRevoked({ uri: A, fingerprint: 'x' })).toBe(true);
   });
 
   it('refuses replication commands on a link without replication', async () => {

@@ -18,6 +18,7 @@ import type {
   HostCommand,
   HostCommandResult,
 } from '../../../common/wire/host-control-messages.ts';
+import type { RevokedList } from '../../common/revocation.ts';
 import { pointToMsg } from '../control/host-local-mapping.ts';
 import type { FailoverOps, FailoverOutcome } from '../failover/failover-ops.ts';
 import type { PairRequest, ReplicationOps } from '../replication/replication-ops.ts';
@@ -288,7 +289,26 @@ function replicationHandlers(ops: ReplicationOps, vault: string): Record<string,
       ops.bandwidth.set(settingFromMsg(c.setBandwidth, 'setBandwidth'));
       return {};
     },
+    // Issue #7: the vault's revoked host credentials (kept in revoked.json); a list not newer
+    // than the one held changes nothing, so resends and late duplicates are harmless.
+    setRevoked: async (c) => {
+      if (!ops.revoked) throw new SecondsiteError('SS_CONFLICT', 'this host keeps no revoked list');
+      ops.revoked.replace(revokedList(c.setRevoked));
+      return {};
+    },
   };
+}
+
+const revokedSchema = z.object({
+  version: digits,
+  identities: z.array(z.string().min(1).max(300)).max(10_000),
+  fingerprints: z.array(z.string().min(1).max(200)).max(10_000),
+});
+
+/** set_revoked as the revocation list takes it. */
+function revokedList(body: unknown): RevokedList {
+  const l = parse(revokedSchema, body, 'setRevoked');
+  return { version: Number(l.version), identities: l.identities, fingerprints: l.fingerprints };
 }
 
 export function hostCommands(

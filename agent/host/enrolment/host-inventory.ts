@@ -31,6 +31,7 @@ export async function hostInventory(
   return {
     vms: [...own, ...tests].sort((a, b) => a.name.localeCompare(b.name)),
     ...bandwidthReport(ops),
+    revokedVersion: String(ops?.revoked?.current().version ?? 0),
   };
 }
 

@@ -14,6 +14,7 @@
  *
  * States: created → listening (run) → closed (shutdown).
  */
+import type { RevocationCheck } from '../../common/revocation.ts';
 import { closeSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAllZero } from '../../../common/bytes/all-zero.ts';
@@ -82,7 +83,13 @@ export class Receiver {
   }
 
   /** The replication server on `address:port` with this receiver behind it. */
-  server(opts: { address: string; port: number; tls: TlsSource }): ReplicationServer {
+  server(opts: {
+    address: string;
+    port: number;
+    tls: TlsSource;
+    /** The vault's revoked credentials: refused on both ports, per call and per segment. */
+    revoked?: RevocationCheck;
+  }): ReplicationServer {
     return createReplicationServer({
       ...opts,
       clock: this.o.clock,

@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
+import type { RevocationCheck } from '../../common/revocation.ts';
 import type { ReplayCache } from '../../../common/tickets/replay-cache.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
@@ -41,6 +42,11 @@ export interface HostReplicationOptions {
   readonly log: Logger;
   /** Points pinned when a replica store opens (agent/host/failover: views kept over a restart). */
   readonly pins?: (vm: string) => Readonly<Record<string, string>>;
+  /**
+   * The vault's revoked host credentials (set_revoked, agent/common/revocation.ts): callers it
+   * names are refused on both ports (8084 and 8083 share one server) on their next call.
+   */
+  readonly revoked?: RevocationCheck;
   /** The host's replication bandwidth cap (bandwidth-limiter.ts); absent: unlimited. */
   readonly bandwidth?: HostBandwidth;
   /**
@@ -144,8 +150,14 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
     log,
   });
   let server: ReplicationServer | undefined;
-  if (tls && o.address) server = receiver.server({ address: o.address, port: o.port, tls });
-  else log.info({ tlsDir: o.tlsDir, address: o.address }, 'replication port not served');
+  if (tls && o.address) {
+    server = receiver.server({
+      address: o.address,
+      port: o.port,
+      tls,
+      ...(o.revoked ? { revoked: o.revoked } : {}),
+    });
+  } else log.info({ tlsDir: o.tlsDir, address: o.address }, 'replication port not served');
   // 8083: the same grpc-js server behind the AP exchange (ticket-server.ts).
   const ticketServer: TicketServer | undefined =
     server && o.tickets && o.address

@@ -42,6 +42,7 @@ import { replicaDir } from './receiver.ts';
 import type { ReplicationStatus } from './sender.ts';
 import type { HostBandwidth } from './bandwidth-limiter.ts';
 import type { ChurnKeeper } from '../vm/churn-file.ts';
+import type { RevocationList } from '../../common/revocation.ts';
 
 /** What the operations need of replication (replication-host.ts); absent: pairings only. */
 export interface OpsReplication {
@@ -74,6 +75,8 @@ export interface ReplicationOps {
   readonly failover?: FailoverOps;
   /** The host's replication bandwidth cap (set_bandwidth; the inventory reports it). */
   readonly bandwidth?: HostBandwidth;
+  /** The vault's revoked host credentials (set_revoked; the inventory reports the version). */
+  readonly revoked?: RevocationList;
   /** Measured guest write churn per VM and disk (the inventory reports it). */
   readonly churn?: Pick<ChurnKeeper, 'snapshot'>;
   /**

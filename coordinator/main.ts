@@ -41,6 +41,7 @@ import { BandwidthService } from './replication/bandwidth-service.ts';
 import { RevocationService } from './revocation/revocation-service.ts';
 import { CapacityService } from './capacity/capacity-service.ts';
 import { protectionJobTypes } from './replication/protection-jobs.ts';
+import { policyApplyJobType } from './replication/policy-apply-job.ts';
 import { messageTrace } from './replication/message-trace.ts';
 import { targetSiteOf } from './inventory/fabric.ts';
 import { sameServer } from './domain/mapping.ts';
@@ -171,7 +172,11 @@ async function serve(
   const registry = jobTypes(config.testJobs, log, {
     register: registerJobType({ vaults, inventory, signer: providerSigner(config.dataDir), clock }),
     cloudSync: cloudSyncJobType({ hub, inventory }),
-    protection: [...protectionJobTypes(protection), ...failoverJobTypes(failoverOps)],
+    protection: [
+      ...protectionJobTypes(protection),
+      policyApplyJobType(protection),
+      ...failoverJobTypes(failoverOps),
+    ],
   });
   const jobs = new JobRunner({ store, registry, clock, log: log.child({ component: 'jobs' }) });
   late.runner = jobs;

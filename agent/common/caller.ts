@@ -35,6 +35,11 @@ export interface Caller {
   readonly fingerprint: string;
 }
 
+/** The port whose authentication made this caller: 8083 (a ticket) or 8084 (a certificate). */
+export function channelOf(caller: Caller): 'certificate' | 'ticket' {
+  return caller.fingerprint.startsWith('ticket:') ? 'ticket' : 'certificate';
+}
+
 /** What a gRPC server call offers (grpc-js `ServerSurfaceCall.getAuthContext`, `getPeer`). */
 export interface AuthContextSource {
   getAuthContext(): { sslPeerCertificate?: PeerCertificate | undefined } | undefined;

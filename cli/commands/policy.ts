@@ -1,13 +1,23 @@
-/** `secondsite policy create | list | associate` (R11, R12; CLI.md "Policies and mappings"). */
+/**
+ * `secondsite policy create | list | update | associate` (R11, R12; CLI.md "Policies and
+ * mappings"). `update` changes settings of a policy, in use or not; when its protected items'
+ * hosts must take the change (auth, port, cycles, retention, compression) it starts the job
+ * "policy.apply" and follows it like the replication commands (`--no-wait` returns at once).
+ */
 import type { Command } from 'commander';
 import type {
   AssociationView,
+  JobView,
   PolicyCreateRequest,
+  PolicyUpdateRequest,
+  PolicyUpdateView,
   PolicyView,
 } from '../../common/api-client/index.ts';
+import { SecondsiteError } from '../../common/errors/errors.ts';
 import { withAdminFlags, withApiClient, type AdminFlags } from '../admin-config.ts';
 import { printJson, table } from '../output/table.ts';
 import { namingFlags } from './flag-errors.ts';
+import { report, waitForJob } from './job.ts';
 
 /** Request field → the flag that sets it, so refusals name what the user typed. */
 const CREATE_FLAGS: Readonly<Record<keyof PolicyCreateRequest, string>> = {
@@ -24,6 +34,25 @@ const CREATE_FLAGS: Readonly<Record<keyof PolicyCreateRequest, string>> = {
   exportPath: '--export-path',
   importPath: '--import-path',
 };
+
+/** `policy update`: the settings a policy may change (coordinator/domain/policy.ts). */
+const UPDATE_FLAGS: Readonly<Record<keyof PolicyUpdateRequest | 'name', string>> = {
+  name: '--name',
+  auth: '--auth',
+  port: '--port',
+  copyFrequency: '--copy-frequency',
+  retentionHours: '--retention-hours',
+  appConsistentHours: '--app-consistent-hours',
+  compression: '--compression',
+  deleteReplicaOnDisable: '--delete-replica-on-disable',
+};
+
+type UpdateFlags = AdminFlags & {
+  vault: string;
+  name: string;
+  wait: boolean;
+  timeout?: string;
+} & { -readonly [K in keyof PolicyUpdateRequest]?: string };
 
 const ASSOCIATE_FLAGS = {
   policy: '--policy',
@@ -45,6 +74,34 @@ function createRequest(flags: CreateFlags): PolicyCreateRequest {
   // R11 calls app-consistent snapshots "off" or 1-12 hours; the API spells off as 0.
   if (req['appConsistentHours'] === 'off') req['appConsistentHours'] = '0';
   return req as unknown as PolicyCreateRequest;
+}
+
+function updateRequest(flags: UpdateFlags): PolicyUpdateRequest {
+  const req: Record<string, string> = {};
+  for (const field of Object.keys(UPDATE_FLAGS) as (keyof typeof UPDATE_FLAGS)[]) {
+    const value = field === 'name' ? undefined : flags[field];
+    if (value !== undefined) req[field] = value;
+  }
+  if (req['appConsistentHours'] === 'off') req['appConsistentHours'] = '0';
+  return req as PolicyUpdateRequest;
+}
+
+/** Prints the update; with a job, follows it (JSON: `{policy, changed, job}`, job finished). */
+async function reportUpdate(u: PolicyUpdateView, flags: UpdateFlags): Promise<void> {
+  let job: JobView | null = u.job;
+  if (!flags.json) {
+    const what = u.changed.length === 0 ? 'nothing changed' : `changed ${u.changed.join(', ')}`;
+    process.stdout.write(`policy ${u.policy.name}: ${what}\n${policiesTable([u.policy])}`);
+    if (job !== null) process.stdout.write(`job ${job.id} (${job.type}) started\n`);
+  }
+  if (job !== null && flags.wait) job = await waitForJob(job.id, flags);
+  if (flags.json) {
+    printJson({ ...u, job });
+    if (job !== null && (job.state === 'failed' || job.state === 'cancelled')) {
+      process.stderr.write(`job ${job.id} ${job.state}\n`);
+      process.exitCode = 1;
+    }
+  } else if (job !== null) report(job, flags);
 }
 
 function initialText(p: PolicyView): string {
@@ -115,6 +172,37 @@ export function registerPolicyCommands(program: Command): void {
       const policies = await withApiClient(flags.config, (api) => api.listPolicies(flags.vault));
       if (flags.json) printJson(policies);
       else process.stdout.write(policiesTable(policies));
+    });
+
+  withAdminFlags(policy.command('update'))
+    .description(
+      'change settings of a policy; its protected items move to the new settings (a job)',
+    )
+    .requiredOption('--vault <name>', 'vault name')
+    .requiredOption('--name <policy>', 'policy name')
+    .option('--auth <type>', 'certificate (port 8084) | kerberos (port 8083): the channel')
+    .option('--port <n>', 'replication port (default: the new auth’s, 8084 or 8083)')
+    .option('--copy-frequency <f>', '30s | 5m | 15m')
+    .option('--retention-hours <n>', 'hours of recovery points kept, 0-24')
+    .option('--app-consistent-hours <n>', 'off (0) or 1-12, less than the retention')
+    .option('--compression <on|off>', 'compress data on the wire')
+    .option('--delete-replica-on-disable <on|off>', 'delete the replica VM on disable')
+    .option('--no-wait', 'print the job id and return at once')
+    .option('--timeout <duration>', 'give up waiting after this long (e.g. 10m)')
+    .action(async (flags: UpdateFlags) => {
+      const req = updateRequest(flags);
+      if (Object.keys(req).length === 0) {
+        const settings = Object.values(UPDATE_FLAGS).filter((f) => f !== '--name');
+        throw new SecondsiteError(
+          'SS_BAD_INPUT',
+          `nothing to update: give at least one of ${settings.join(', ')}`,
+          { flags: settings },
+        );
+      }
+      const u = await namingFlags(UPDATE_FLAGS, () =>
+        withApiClient(flags.config, (api) => api.updatePolicy(flags.vault, flags.name, req)),
+      );
+      await reportUpdate(u, flags);
     });
 
   withAdminFlags(policy.command('associate'))

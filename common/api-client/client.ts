@@ -12,6 +12,8 @@ import type {
   MapKind,
   MapView,
   PolicyCreateRequest,
+  PolicyUpdateRequest,
+  PolicyUpdateView,
   PolicyView,
   JobView,
   KeyFileView,
@@ -69,6 +71,12 @@ export interface ApiClient {
   syncCloud(vault: string, server: string, cloud: string): Promise<JobView>;
   createPolicy(vault: string, policy: PolicyCreateRequest): Promise<PolicyView>;
   listPolicies(vault: string): Promise<PolicyView[]>;
+  /** Changes a policy's settings; returns the job that re-pairs its items, if any, at once. */
+  updatePolicy(
+    vault: string,
+    policy: string,
+    change: PolicyUpdateRequest,
+  ): Promise<PolicyUpdateView>;
   /** Pairs SERVER/CLOUD source (primary) with target (secondary) under a policy. */
   associatePolicy(
     vault: string,
@@ -212,6 +220,8 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     createPolicy: (vault, policy) => call('POST', `/vaults/${seg(vault)}/policies`, policy),
     listPolicies: async (vault) =>
       (await call<{ policies: PolicyView[] }>('GET', `/vaults/${seg(vault)}/policies`)).policies,
+    updatePolicy: (vault, policy, change) =>
+      call('PATCH', `/vaults/${seg(vault)}/policies/${seg(policy)}`, change),
     associatePolicy: (vault, policy, pair) =>
       call('POST', `/vaults/${seg(vault)}/policies/${seg(policy)}/associations`, pair),
     createMap: (vault, kind, map) => call('POST', `/vaults/${seg(vault)}/${kind}-maps`, map),

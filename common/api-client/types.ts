@@ -126,6 +126,8 @@ export interface PolicyView {
   readonly deleteReplicaOnDisable: boolean;
   readonly initial: InitialReplicationView;
   readonly createdAt: string;
+  /** When `policy update` last changed it (absent until then). */
+  readonly updatedAt?: string;
   /** SERVER/CLOUD pairs: source (primary) → target (secondary). */
   readonly associations: readonly { sourceCloud: string; targetCloud: string }[];
 }
@@ -148,6 +150,29 @@ export interface PolicyCreateRequest {
   readonly initial?: string;
   readonly exportPath?: string;
   readonly importPath?: string;
+}
+
+/**
+ * `policy update`'s fields (coordinator/domain/policy.ts UPDATABLE_FIELDS), loose as at create;
+ * omitted fields keep their value.
+ */
+export interface PolicyUpdateRequest {
+  readonly auth?: string;
+  readonly port?: string | number;
+  readonly copyFrequency?: string;
+  readonly retentionHours?: string | number;
+  readonly appConsistentHours?: string | number;
+  readonly compression?: string | boolean;
+  readonly deleteReplicaOnDisable?: string | boolean;
+}
+
+/** What `policy update` changed, and the job that re-pairs its protected items (if any). */
+export interface PolicyUpdateView {
+  readonly policy: PolicyView;
+  /** Fields whose value changed (none when the update repeated the current values). */
+  readonly changed: readonly string[];
+  /** "policy.apply": pairs each protected item again with the new settings; null when none. */
+  readonly job: JobView | null;
 }
 
 /** `policy associate` (CLI.md). */

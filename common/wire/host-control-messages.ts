@@ -85,6 +85,9 @@ export interface ReplicationStatusMsg {
   /** Absent from hosts built before they existed. */
   resyncBytesCompared?: string;
   resyncBytesSent?: string;
+  /** Replica: segments applied since the agent started, per channel (8084 / 8083). */
+  segmentsViaCertificate?: string;
+  segmentsViaTicket?: string;
 }
 
 export interface HostVmMsg {

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { badInput } from '../../common/errors/errors.ts';
 
 export interface RouteSpec<P, Q, B, R> {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly url: string;
   readonly params?: z.ZodType<P>;
   readonly query?: z.ZodType<Q>;

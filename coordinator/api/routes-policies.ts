@@ -1,13 +1,19 @@
 /** Replication policies and their cloud pairs (R11, R12). */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { AssociationView, PolicyView } from '../../common/api-client/types.ts';
+import type {
+  AssociationView,
+  PolicyUpdateView,
+  PolicyView,
+} from '../../common/api-client/types.ts';
 import { SecondsiteError } from '../../common/errors/errors.ts';
 import { formatQualified } from '../domain/mapping.ts';
 import type { AssociationRecord, PolicyRecord } from '../policies/policy-records.ts';
 import type { PolicyService } from '../policies/policy-service.ts';
+import type { ProtectionService } from '../replication/protection-service.ts';
 import type { VaultService } from '../vaults/vault-service.ts';
 import { route } from './route.ts';
+import { jobView } from './views.ts';
 
 const vaultParams = z.object({ vault: z.string() }).strict();
 
@@ -33,6 +39,20 @@ const policyBody = z
   .partial()
   .strict();
 
+/** `policy update`: only the fields a policy may change (domain UPDATABLE_FIELDS). */
+const policyUpdateBody = z
+  .object({
+    auth: z.unknown(),
+    port: z.unknown(),
+    copyFrequency: z.unknown(),
+    retentionHours: z.unknown(),
+    appConsistentHours: z.unknown(),
+    compression: z.unknown(),
+    deleteReplicaOnDisable: z.unknown(),
+  })
+  .partial()
+  .strict();
+
 export function policyView(p: PolicyRecord, all: readonly AssociationRecord[]): PolicyView {
   return {
     name: p.name,
@@ -46,6 +66,7 @@ export function policyView(p: PolicyRecord, all: readonly AssociationRecord[]): 
     deleteReplicaOnDisable: p.deleteReplicaOnDisable,
     initial: p.initial,
     createdAt: p.createdAt,
+    ...(p.updatedAt === undefined ? {} : { updatedAt: p.updatedAt }),
     associations: all
       .filter((a) => a.policy.toLowerCase() === p.name.toLowerCase())
       .map((a) => ({
@@ -66,9 +87,9 @@ function associationView(a: AssociationRecord): AssociationView {
 
 export function policyRoutes(
   app: FastifyInstance,
-  deps: { vaults: VaultService; policies: PolicyService },
+  deps: { vaults: VaultService; policies: PolicyService; protection?: ProtectionService },
 ): void {
-  const { vaults, policies } = deps;
+  const { vaults, policies, protection } = deps;
   route(app, {
     method: 'POST',
     url: '/api/v1/vaults/:vault/policies',
@@ -104,6 +125,23 @@ export function policyRoutes(
         });
       }
       return policyView(p, await policies.associations(vault.id));
+    },
+  });
+  route(app, {
+    method: 'PATCH',
+    url: '/api/v1/vaults/:vault/policies/:policy',
+    params: z.object({ vault: z.string(), policy: z.string() }).strict(),
+    body: policyUpdateBody,
+    handler: async ({ params, body }): Promise<PolicyUpdateView> => {
+      const vault = await vaults.byName(params.vault);
+      const { record, update } = await policies.update(vault.id, params.policy, body);
+      // Stored first: the job's steps read the policy as stored when they run.
+      const job = update.repair ? await protection?.onPolicyChange(vault.id, record.name) : null;
+      return {
+        policy: policyView(record, await policies.associations(vault.id)),
+        changed: update.changed,
+        job: job == null ? null : jobView(job, vault.name),
+      };
     },
   });
   route(app, {

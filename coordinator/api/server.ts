@@ -133,7 +133,13 @@ export function buildApi(opts: ApiOptions): FastifyInstance {
   if (opts.protection) {
     replicationRoutes(app, { vaults: opts.vaults, protection: opts.protection });
   }
-  if (opts.policies) policyRoutes(app, { vaults: opts.vaults, policies: opts.policies });
+  if (opts.policies) {
+    policyRoutes(app, {
+      vaults: opts.vaults,
+      policies: opts.policies,
+      ...(opts.protection ? { protection: opts.protection } : {}),
+    });
+  }
   if (opts.maps) mapRoutes(app, { vaults: opts.vaults, maps: opts.maps });
   if (opts.plans) planRoutes(app, { vaults: opts.vaults, plans: opts.plans });
   if (opts.failover) failoverRoutes(app, { failover: opts.failover });

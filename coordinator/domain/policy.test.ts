@@ -3,11 +3,13 @@ import { SecondsiteError, exitCodeFor } from '../../common/errors/errors.ts';
 import {
   checkAssociation,
   parseZonedIso,
+  updatePolicy,
   validatePolicy,
   type CloudAssociationView,
   type HostOsView,
   type Policy,
   type PolicyInput,
+  type PolicyUpdateInput,
 } from './policy.ts';
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
@@ -386,5 +388,65 @@ describe('checkAssociation (R6, R12)', () => {
     });
     const r = checkAssociation(gold({ hostVersion: '2012R2' }), silver1, silver2, hosts);
     expect(r).toEqual({ hostVersion: '2012R2', alreadyAssociated: false });
+  });
+});
+
+describe('updatePolicy: what may change on a policy (in use or not)', () => {
+  const scheduled = validatePolicy(
+    { name: 'Gold', copyFrequency: '30s', initial: 'scheduled:2026-11-26T00:00:00Z' },
+    NOW,
+  );
+  const updateRefusal = (input: PolicyUpdateInput): SecondsiteError => {
+    try {
+      updatePolicy(scheduled, input);
+    } catch (e) {
+      if (e instanceof SecondsiteError) return e;
+      throw e;
+    }
+    throw new Error('expected a refusal');
+  };
+
+  it('moves to kerberos with its default port and asks for the hosts to be paired again', () => {
+    const u = updatePolicy(scheduled, { auth: 'kerberos' });
+    expect(u.policy).toEqual({ ...scheduled, auth: 'kerberos', port: 8083 });
+    expect(u.changed).toEqual(['auth', 'port']);
+    expect(u.repair).toBe(true);
+    const back = updatePolicy(u.policy, { auth: 'certificate' });
+    expect([back.policy.auth, back.policy.port]).toEqual(['certificate', 8084]);
+  });
+
+  it('keeps an explicit port with a new auth, and the port when the auth stays', () => {
+    expect(updatePolicy(scheduled, { auth: 'kerberos', port: '9083' }).policy.port).toBe(9083);
+    const custom = updatePolicy(scheduled, { port: 9084 }).policy;
+    expect(updatePolicy(custom, { auth: 'certificate', compression: 'off' }).policy.port).toBe(
+      9084,
+    );
+  });
+
+  it('the same values again change nothing; the coordinator-only field needs no re-pair', () => {
+    expect(updatePolicy(scheduled, { auth: 'certificate', port: '8084' })).toMatchObject({
+      changed: [],
+      repair: false,
+    });
+    expect(updatePolicy(scheduled, { deleteReplicaOnDisable: 'on' })).toMatchObject({
+      changed: ['deleteReplicaOnDisable'],
+      repair: false,
+    });
+  });
+
+  it('does not re-check the scheduled start that may have passed since create', () => {
+    const later = updatePolicy(scheduled, { retentionHours: '4' }).policy;
+    expect(later.initial).toBe(scheduled.initial);
+    expect(later.retentionHours).toBe(4);
+  });
+
+  it('refuses bad values naming the field, with the same rules as create', () => {
+    expect(updateRefusal({ auth: 'ntlm' }).details['field']).toBe('auth');
+    expect(updateRefusal({ port: '0' }).details['field']).toBe('port');
+    expect(updateRefusal({ copyFrequency: '1m' }).details['field']).toBe('copyFrequency');
+    // The merged policy is checked: app-consistent must stay below the retention.
+    const e = updateRefusal({ appConsistentHours: '2' });
+    expect([e.details['field'], exitCodeFor(e)]).toEqual(['appConsistentHours', 2]);
+    expect(updateRefusal({}).details['field']).toBe('policy');
   });
 });

@@ -157,12 +157,20 @@ function initialOf(input: PolicyInput, now: number): InitialReplication {
   throw badInput('initial', `"${String(v)}" is not one of ${INITIAL_ALLOWED}`);
 }
 
-/** Validates every R11 field; `now` decides whether a scheduled start is in the future. */
-export function validatePolicy(input: PolicyInput, now: number): Policy {
-  const name = text('name', input.name, NAME_MAX);
-  if (name.includes('/')) throw badInput('name', 'must not contain "/"');
-  const hostVersion =
-    input.hostVersion === undefined ? null : text('hostVersion', input.hostVersion, 40);
+/** The R11 settings a policy keeps in force while in use (all but name, host version, initial). */
+type Settings = Pick<
+  Policy,
+  | 'auth'
+  | 'port'
+  | 'copyFrequency'
+  | 'retentionHours'
+  | 'appConsistentHours'
+  | 'compression'
+  | 'deleteReplicaOnDisable'
+>;
+
+/** Validates the settings of `input` (create and update share it), defaults filled in. */
+function validateSettings(input: PolicyInput): Settings {
   const auth = oneOf('auth', input.auth, AUTH_TYPES, 'certificate');
   const port =
     input.port === undefined
@@ -196,9 +204,7 @@ export function validatePolicy(input: PolicyInput, now: number): Policy {
       { retentionHours },
     );
   }
-  return Object.freeze({
-    name,
-    hostVersion,
+  return {
     auth,
     port,
     copyFrequency,
@@ -206,7 +212,86 @@ export function validatePolicy(input: PolicyInput, now: number): Policy {
     appConsistentHours,
     compression: onOff('compression', input.compression, true),
     deleteReplicaOnDisable: onOff('deleteReplicaOnDisable', input.deleteReplicaOnDisable, false),
+  };
+}
+
+/** Validates every R11 field; `now` decides whether a scheduled start is in the future. */
+export function validatePolicy(input: PolicyInput, now: number): Policy {
+  const name = text('name', input.name, NAME_MAX);
+  if (name.includes('/')) throw badInput('name', 'must not contain "/"');
+  const hostVersion =
+    input.hostVersion === undefined ? null : text('hostVersion', input.hostVersion, 40);
+  const settings = validateSettings(input);
+  return Object.freeze({
+    name,
+    hostVersion,
+    ...settings,
     initial: Object.freeze(initialOf(input, now)),
+  });
+}
+
+/**
+ * What `policy update` may change, on a policy in use or not: every setting that the hosts
+ * can take over without starting replication afresh. auth and port move replication to the
+ * other channel (the hosts keep their replication state, docs/security.md "Channel choice");
+ * copyFrequency and appConsistentHours re-schedule the source's cycles; retentionHours makes
+ * the replica keep points longer or shorter; compression applies from the next chunk;
+ * deleteReplicaOnDisable is the coordinator's alone. Not changeable: the name (the key), the
+ * host version (pinned by the hosts already associated: checkAssociation's rule) and the
+ * initial replication method (it only applies when a VM is enabled; create another policy).
+ */
+export const UPDATABLE_FIELDS = [
+  'auth',
+  'port',
+  'copyFrequency',
+  'retentionHours',
+  'appConsistentHours',
+  'compression',
+  'deleteReplicaOnDisable',
+] as const;
+export type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
+export type PolicyUpdateInput = { readonly [K in UpdatableField]?: unknown };
+
+/** Settings the hosts of protected items hold (pair_vm carries them); the rest stays here. */
+export const HOST_FIELDS: readonly UpdatableField[] = UPDATABLE_FIELDS.filter(
+  (f) => f !== 'deleteReplicaOnDisable',
+);
+
+export interface PolicyUpdate {
+  readonly policy: Policy;
+  /** Fields whose value differs from the current policy, in UPDATABLE_FIELDS order. */
+  readonly changed: readonly UpdatableField[];
+  /** Some field the hosts hold changed: protected items must be paired again. */
+  readonly repair: boolean;
+}
+
+/**
+ * The policy after an update (pure), validated by the same rules as at create, on the merged
+ * settings (so appConsistentHours < retentionHours holds across an update of either). A new
+ * auth without a port takes that auth's default port, as at create. Giving no field is bad
+ * input; giving the current values changes nothing (`changed` empty).
+ */
+export function updatePolicy(current: Policy, input: PolicyUpdateInput): PolicyUpdate {
+  const given = UPDATABLE_FIELDS.filter((f) => input[f] !== undefined);
+  if (given.length === 0) {
+    throw badInput(
+      'policy',
+      `nothing to update; give at least one of ${UPDATABLE_FIELDS.join(', ')}`,
+    );
+  }
+  const authChanges = input.auth !== undefined && input.auth !== current.auth;
+  const merged: PolicyInput = {
+    ...Object.fromEntries(UPDATABLE_FIELDS.map((f) => [f, current[f]])),
+    ...Object.fromEntries(given.map((f) => [f, input[f]])),
+    ...(authChanges && input.port === undefined ? { port: undefined } : {}),
+  };
+  const settings = validateSettings(merged);
+  const policy: Policy = Object.freeze({ ...current, ...settings });
+  const changed = UPDATABLE_FIELDS.filter((f) => policy[f] !== current[f]);
+  return Object.freeze({
+    policy,
+    changed,
+    repair: changed.some((f) => HOST_FIELDS.includes(f)),
   });
 }
 

@@ -494,6 +494,19 @@ export function pairSettings(policy: Policy, intervalScale = 1): PairSettings {
   };
 }
 
+/**
+ * Item states whose hosts hold a pairing made under the item's policy: a policy change pairs
+ * them again (coordinator/replication/policy-apply-job.ts). Not `enabling` (its job reads the
+ * policy at each step) nor the failover states (their next pairing reads it).
+ */
+export const REPAIRABLE_STATES: readonly ItemState[] = [
+  'initial-replication',
+  'protected',
+  'paused',
+  'resync-required',
+  'resynchronizing',
+];
+
 /** Refuses enabling a VM that another item already holds (names are the items' keys). */
 export function checkNotProtected(existing: ItemRecord | undefined, vm: string): void {
   if (existing !== undefined && existing.state !== 'disabled') {

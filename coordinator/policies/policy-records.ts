@@ -12,6 +12,8 @@ import type { CloudAssociationView, Policy } from '../domain/policy.ts';
 
 export interface PolicyRecord extends Policy {
   readonly createdAt: string;
+  /** When `policy update` last changed a setting; absent until then. */
+  readonly updatedAt?: string;
 }
 
 export interface AssociationRecord {

@@ -236,3 +236,30 @@ describe('PolicyService.associate', () => {
     expect(await policies.associations(V)).toHaveLength(1);
   });
 });
+
+describe('PolicyService.update', () => {
+  it('stores the changed settings with updatedAt; the same values again store nothing', async () => {
+    await policies.create(V, { name: 'Gold', copyFrequency: '30s' });
+    clock.advance(1000);
+    const { record, update } = await policies.update(V, 'gold', { auth: 'kerberos' });
+    expect(update).toMatchObject({ changed: ['auth', 'port'], repair: true });
+    expect(record).toMatchObject({ name: 'Gold', auth: 'kerberos', port: 8083 });
+    expect(record.updatedAt).toBe(new Date(Date.UTC(2026, 5, 1) + 1000).toISOString());
+    expect(await policies.get(V, 'Gold')).toEqual(record);
+    const before = await everything();
+    clock.advance(1000);
+    const again = await policies.update(V, 'Gold', { auth: 'kerberos' });
+    expect(again.update.changed).toEqual([]);
+    expect(await everything()).toEqual(before);
+  });
+
+  it('refuses an unknown policy (naming it) and a bad value, storing nothing', async () => {
+    await policies.create(V, { name: 'Gold' });
+    const before = await everything();
+    const unknown = await refusal(policies.update(V, 'Silver', { auth: 'kerberos' }));
+    expect([unknown.code, unknown.details['field']]).toEqual(['SS_BAD_INPUT', 'name']);
+    const bad = await refusal(policies.update(V, 'Gold', { retentionHours: '25' }));
+    expect([bad.code, bad.details['field']]).toEqual(['SS_BAD_INPUT', 'retentionHours']);
+    expect(await everything()).toEqual(before);
+  });
+});

@@ -17,9 +17,12 @@ import {
 } from '../domain/mapping.ts';
 import {
   checkAssociation,
+  updatePolicy,
   validatePolicy,
   type Policy,
   type PolicyInput,
+  type PolicyUpdate,
+  type PolicyUpdateInput,
 } from '../domain/policy.ts';
 import type { CloudRecord, ServerRecord } from '../domain/server.ts';
 import { hostOsViews } from '../inventory/fabric.ts';
@@ -69,6 +72,34 @@ export class PolicyService {
       });
       await this.store.put(keys.policy(vaultId, policy.name), record);
       return record;
+    });
+  }
+
+  /**
+   * Changes settings of a policy, in use or not (domain: updatePolicy says which may change
+   * and validates the merged result). Stored only when something changed; the caller pairs
+   * the policy's items again when `update.repair` (ProtectionService.onPolicyChange).
+   */
+  async update(
+    vaultId: string,
+    name: string,
+    input: PolicyUpdateInput,
+  ): Promise<{ record: PolicyRecord; update: PolicyUpdate }> {
+    return this.serial.run(vaultId, async () => {
+      const current = await this.get(vaultId, name);
+      if (current === undefined) {
+        const known = (await this.list(vaultId)).map((p) => p.name).join(', ') || 'none';
+        throw badInput('name', `no policy named "${name}" in this vault (known: ${known})`);
+      }
+      const update = updatePolicy(current, input);
+      if (update.changed.length === 0) return { record: current, update };
+      const record: PolicyRecord = Object.freeze({
+        ...current,
+        ...update.policy,
+        updatedAt: new Date(this.clock.now()).toISOString(),
+      });
+      await this.store.put(keys.policy(vaultId, current.name), record);
+      return { record, update };
     });
   }
 

@@ -12,33 +12,21 @@
  */
 import { z } from 'zod';
 import { SecondsiteError } from '../../common/errors/errors.ts';
-import type { HostVmMsg, PairHostVmCommand } from '../../common/wire/host-control-messages.ts';
 import { sameServer } from '../domain/mapping.ts';
 import { placeReplica, replanNics, type Placement, type SourceVm } from '../domain/placement.ts';
 import type { VmRecord } from '../inventory/vm-inventory.ts';
-import type { Policy } from '../domain/policy.ts';
 import {
   applyEvent,
   initialCopyDone,
   isExistingReplica,
-  pairSettings,
   type ItemRecord,
 } from '../domain/protection.ts';
 import type { ItemEvent } from '../domain/item-state.ts';
 import type { StepPlan } from '../domain/job.ts';
 import type { JobType, StepContext, StepHandler } from '../jobs/job-types.ts';
-import { sendHostCommand, type HostCommandBody } from './host-relay.ts';
+import { itemSteps, perVmJob, type VmsInput } from './item-steps.ts';
 import { PROTECTION_JOB, type ProtectionService } from './protection-service.ts';
 
-const vmsInput = z
-  .object({
-    vaultId: z.string().min(1),
-    vms: z.array(z.string().min(1)).min(1),
-    /** replication.enable under an offline policy (R15): where the export goes and comes. */
-    offline: z.object({ exportPath: z.string().min(1), importPath: z.string().min(1) }).optional(),
-  })
-  .strict();
-type VmsInput = z.infer<typeof vmsInput>;
 const vmInput = z.object({ vaultId: z.string().min(1), vm: z.string().min(1) }).strict();
 type VmInput = z.infer<typeof vmInput>;
 
@@ -56,37 +44,6 @@ function sourceVmOf(item: ItemRecord, record: VmRecord): SourceVm {
       network: n.network === '' ? null : n.network,
       subnet: n.subnet === '' ? null : n.subnet,
     })),
-  };
-}
-
-/** "place:VM1" → ["place", "VM1"]. */
-function splitStep(name: string): [string, string] {
-  const i = name.indexOf(':');
-  return i < 0 ? [name, ''] : [name.slice(0, i), name.slice(i + 1)];
-}
-
-/** A job type whose steps are `<phase>:<vm>` for each VM, phases in order per VM. */
-function perVmJob(
-  type: string,
-  phases: readonly string[] | ((input: VmsInput, vm: string) => readonly StepPlan[]),
-  handlers: Record<string, (ctx: StepContext<VmsInput>, vm: string) => Promise<unknown>>,
-): JobType<VmsInput> {
-  return {
-    type,
-    input: vmsInput,
-    plan: (input) =>
-      input.vms.flatMap((vm) =>
-        typeof phases === 'function'
-          ? phases(input, vm)
-          : phases.map((p) => ({ name: `${p}:${vm}` })),
-      ),
-    handler: (stepName) => {
-      const [phase] = splitStep(stepName);
-      const h = handlers[phase];
-      return h === undefined
-        ? undefined
-        : (ctx) => h(ctx, splitStep(ctx.job.steps[ctx.stepIndex]?.name ?? '')[1]);
-    },
   };
 }
 
@@ -125,77 +82,7 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
   const { deps } = svc;
   const now = (): number => deps.clock.now();
 
-  const policyOf = async (item: ItemRecord): Promise<Policy> => {
-    const p = await deps.policies.get(item.vaultId, item.policy);
-    if (p === undefined) {
-      throw new SecondsiteError('SS_NOT_FOUND', `policy "${item.policy}" of ${item.vm} is gone`, {
-        policy: item.policy,
-      });
-    }
-    return p;
-  };
-
-  const hostCmd = (
-    ctx: StepContext<{ vaultId: string }>,
-    item: ItemRecord,
-    side: 'source' | 'target',
-    command: HostCommandBody,
-    suffix = '',
-  ): Promise<{ vm?: HostVmMsg | null }> => {
-    const host = side === 'source' ? item.sourceHost : item.targetHost;
-    if (host === null) {
-      throw new SecondsiteError('SS_CONFLICT', `${item.vm} has no target host yet`, {
-        vm: item.vm,
-      });
-    }
-    const step = ctx.job.steps[ctx.stepIndex]?.name ?? String(ctx.stepIndex);
-    return sendHostCommand(deps.hub, {
-      vaultId: item.vaultId,
-      server: side === 'source' ? item.sourceServer : item.targetServer,
-      host,
-      commandId: `${ctx.job.id}.${step}.e${item.epoch}${suffix}`,
-      command,
-      signal: ctx.signal,
-    });
-  };
-
-  /** The source VM as its host last reported it. */
-  const sourceRecordOf = async (item: ItemRecord): Promise<VmRecord> => {
-    const record = (await deps.vms.hosts(item.vaultId))
-      .find((h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost)
-      ?.vms.find((v) => v.name === item.vm);
-    if (record === undefined) {
-      throw new SecondsiteError('SS_NOT_FOUND', `${item.vm} is no longer on ${item.sourceHost}`, {
-        vm: item.vm,
-      });
-    }
-    return record;
-  };
-
-  /** pair_vm for the replica side: the source's disk sizes in the placed folders. */
-  const replicaPairing = (
-    item: ItemRecord,
-    policy: Policy,
-    source: VmRecord,
-    nics: Placement['nics'],
-  ): PairHostVmCommand => ({
-    name: item.vm,
-    role: 'replica',
-    peerHost: item.sourceHost,
-    peerAddress: '',
-    epoch: String(item.epoch),
-    disks: source.disks.map((d) => ({
-      sizeBytes: String(d.sizeBytes),
-      path: item.placement?.disks.find((p) => p.index === d.index)?.path ?? '',
-    })),
-    // Not connected (an unmapped network) is an adapter with an empty network.
-    nics: nics.map((n) => ({
-      network: n.network ?? '',
-      subnet: n.network === null ? '' : (n.subnet ?? ''),
-    })),
-    startInitialCopy: false,
-    ...pairSettings(policy, svc.timeScale),
-  });
+  const { policyOf, hostCmd, sourceRecordOf, replicaPairing, primaryPairing } = itemSteps(svc);
 
   /** Applies a state event unless the item is already where the event leads. */
   const toState = async (vaultId: string, vm: string, event: ItemEvent, target: string) =>
@@ -268,33 +155,7 @@ export function protectionJobTypes(svc: ProtectionService): JobType<unknown>[] {
     'pair-primary': async (ctx, vm) => {
       const item = await svc.items.require(ctx.input.vaultId, vm);
       const policy = await policyOf(item);
-      const target = (await deps.vms.hosts(item.vaultId)).find(
-        (h) => sameServer(h.server, item.targetServer) && h.host === item.targetHost,
-      );
-      const port = policy.auth === 'certificate' ? target?.certPort : target?.ticketPort;
-      if (target?.address === undefined || target.address === '' || !port) {
-        throw new SecondsiteError(
-          'SS_UNAVAILABLE',
-          `target host ${item.targetHost ?? '?'} has not reported its replication address; ` +
-            'check that its host agent runs and is connected to its provider',
-          { host: item.targetHost },
-        );
-      }
-      const pairVm: PairHostVmCommand = {
-        name: vm,
-        role: 'primary',
-        peerHost: item.targetHost ?? '',
-        peerAddress: `${target.address}:${port}`,
-        epoch: String(item.epoch),
-        disks: [],
-        nics: [],
-        startInitialCopy: policy.initial.method === 'network',
-        ...pairSettings(policy, svc.timeScale),
-        // R19: the replica exists at the target: compare hashes, send only what differs.
-        ...(item.onboard ? { baseline: 'resync' } : {}),
-        // Policy auth "kerberos": tickets from the ticket service, on the target's ticket port.
-        ...(policy.auth === 'kerberos' ? { ticketAuth: true } : {}),
-      };
+      const pairVm = await primaryPairing(item, policy);
       await hostCmd(ctx, item, 'source', { pairVm });
       await toState(item.vaultId, vm, 'initial-started', 'initial-replication');
       return {

@@ -25,6 +25,7 @@ import {
   itemView,
   newItem,
   observe,
+  REPAIRABLE_STATES,
   scheduledStartDue,
   withJobError,
   type ItemRecord,
@@ -91,6 +92,7 @@ export const PROTECTION_JOB = Object.freeze({
   resume: 'replication.resume',
   resync: 'replication.resync',
   reconnect: 'replication.reconnect-nics',
+  policyApply: 'policy.apply',
 });
 
 export interface RecoveryPointView {
@@ -378,6 +380,27 @@ export class ProtectionService {
       vaultId: change.vaultId,
       type: PROTECTION_JOB.reconnect,
       input: { vaultId: change.vaultId, vms },
+    });
+  }
+
+  /**
+   * A policy's host-held settings changed (`policy update`): its items whose hosts hold a
+   * pairing are paired again under their epoch (policy-apply-job.ts); undefined when none.
+   */
+  async onPolicyChange(vaultId: string, policy: string): Promise<Job | undefined> {
+    const vms = (await this.items.list(vaultId))
+      .filter(
+        (i) =>
+          i.policy.toLowerCase() === policy.toLowerCase() &&
+          i.placement !== null &&
+          REPAIRABLE_STATES.includes(i.state),
+      )
+      .map((i) => i.vm);
+    if (vms.length === 0) return undefined;
+    return this.requireJobs().submit({
+      vaultId,
+      type: PROTECTION_JOB.policyApply,
+      input: { vaultId, vms },
     });
   }
 

@@ -1,8 +1,10 @@
 /**
  * Helpers for the 8083 tests: a pass-through TCP tap that records every byte between a client
- * and a port (to search the wire for plaintext).
+ * and a port (to search the wire for plaintext), and the credentials' JSON form for the
+ * faketime skew driver (ticket-skew-driver.ts).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { ClientCredentials } from '../../common/tickets/ticket.ts';
 
 export interface Tap {
   readonly port: number;
@@ -46,5 +48,38 @@ export async function startTap(target: number): Promise<Tap> {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/** The argument of test/helpers/ticket-skew-driver.ts (JSON; the ticket's Buffers as base64). */
+export interface SkewDriverInput {
+  readonly port: number;
+  readonly expectedPeer: string;
+  readonly credentials: {
+    readonly client: string;
+    readonly server: string;
+    readonly ticket: { server: string; keyVersion: number; sealedBody: string };
+    readonly sessionKey: string;
+    readonly endTime: number;
+  };
+}
+
+export function encodeCredentials(c: ClientCredentials): SkewDriverInput['credentials'] {
+  return {
+    client: c.client,
+    server: c.server,
+    ticket: { ...c.ticket, sealedBody: c.ticket.sealedBody.toString('base64') },
+    sessionKey: c.sessionKey.toString('base64'),
+    endTime: c.endTime,
+  };
+}
+
+export function decodeCredentials(c: SkewDriverInput['credentials']): ClientCredentials {
+  return {
+    client: c.client,
+    server: c.server,
+    ticket: { ...c.ticket, sealedBody: Buffer.from(c.ticket.sealedBody, 'base64') },
+    sessionKey: Buffer.from(c.sessionKey, 'base64'),
+    endTime: c.endTime,
   };
 }

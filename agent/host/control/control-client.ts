@@ -67,6 +67,10 @@ export interface ReplicationJson {
   lastShippedAt: string | null;
   /** Primary: the initial copy's progress (bytes durable on the replica), once one ran. */
   copy?: { bytesDone: number; bytesTotal: number };
+  /** Primary: the last resync this agent ran (bytes hashed and compared, bytes sent), if any. */
+  resync?: { bytesCompared: number; bytesSent: number };
+  /** Replica: segments applied since the agent started, by channel (8084 / 8083). */
+  segmentsVia?: { certificate: number; ticket: number };
 }
 
 function replicationFromMsg(r: ReplicationStatusMsg): ReplicationJson {
@@ -83,6 +87,22 @@ function replicationFromMsg(r: ReplicationStatusMsg): ReplicationJson {
     lastShippedAt: at > 0 ? new Date(at).toISOString() : null,
     ...(Number(r.copyBytesTotal ?? 0) > 0
       ? { copy: { bytesDone: Number(r.copyBytesDone), bytesTotal: Number(r.copyBytesTotal) } }
+      : {}),
+    ...(Number(r.resyncBytesCompared ?? 0) > 0 || Number(r.resyncBytesSent ?? 0) > 0
+      ? {
+          resync: {
+            bytesCompared: Number(r.resyncBytesCompared),
+            bytesSent: Number(r.resyncBytesSent),
+          },
+        }
+      : {}),
+    ...(r.role === 'replica'
+      ? {
+          segmentsVia: {
+            certificate: Number(r.segmentsViaCertificate ?? 0),
+            ticket: Number(r.segmentsViaTicket ?? 0),
+          },
+        }
       : {}),
   };
 }

@@ -39,6 +39,8 @@ function replicationToMsg(
     copyBytesTotal: String(r.copy?.bytesTotal ?? 0),
     resyncBytesCompared: String(r.resync?.bytesCompared ?? 0),
     resyncBytesSent: String(r.resync?.bytesSent ?? 0),
+    segmentsViaCertificate: String(r.segmentsVia?.certificate ?? 0),
+    segmentsViaTicket: String(r.segmentsVia?.ticket ?? 0),
   };
 }
 

@@ -21,7 +21,7 @@ import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import { SecondsiteError, badInput } from '../../../common/errors/errors.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
-import type { Caller } from '../../common/caller.ts';
+import { channelOf, type Caller } from '../../common/caller.ts';
 import type { RecoveryPointRecord } from '../journal/types.ts';
 import { openReplicaStore } from '../recovery/replica-store.ts';
 import type { ReplicaStore } from '../recovery/types.ts';
@@ -74,6 +74,8 @@ interface OpenStore {
 export class Receiver {
   private readonly stores = new Map<string, Promise<OpenStore>>();
   private readonly lastApplyAt = new Map<string, number>();
+  /** Segments applied per VM since start, by channel (a policy's auth change moves them). */
+  private readonly via = new Map<string, { certificate: number; ticket: number }>();
   /** VMs being unpaired: their stores may not open. */
   private readonly retired = new Set<string>();
   private readonly log: Logger;
@@ -104,6 +106,9 @@ export class Receiver {
           const outcome = await store.apply(seg);
           if (outcome === 'applied') {
             this.lastApplyAt.set(ctx.vmId, this.o.clock.now());
+            const via = this.via.get(ctx.vmId) ?? { certificate: 0, ticket: 0 };
+            via[channelOf(ctx.caller)] += 1;
+            this.via.set(ctx.vmId, via);
             await store.prune();
           }
           return outcome;
@@ -189,9 +194,17 @@ export class Receiver {
   }
 
   /** Status of a replica VM for `host vm list`. */
-  async status(vm: string): Promise<{ lastApplied: number; lastApplyAt?: number }> {
+  async status(vm: string): Promise<{
+    lastApplied: number;
+    lastApplyAt?: number;
+    segmentsVia: { certificate: number; ticket: number };
+  }> {
     const store = await this.store(vm);
-    return { lastApplied: store.lastApplied, lastApplyAt: this.lastApplyAt.get(vm) };
+    return {
+      lastApplied: store.lastApplied,
+      lastApplyAt: this.lastApplyAt.get(vm),
+      segmentsVia: { ...(this.via.get(vm) ?? { certificate: 0, ticket: 0 }) },
+    };
   }
 
   /** Writes disk `disk` as it was at `pointId` to `outPath`; resolves with the bytes written. */

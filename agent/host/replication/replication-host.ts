@@ -206,6 +206,7 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
         lastAckedSeq: s?.lastApplied ?? 0,
         lastError: '',
         lastShippedAt: s?.lastApplyAt ?? 0,
+        ...(s ? { segmentsVia: s.segmentsVia } : {}),
       };
     },
     refresh: () => pool.refresh(),

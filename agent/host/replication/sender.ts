@@ -68,6 +68,11 @@ export interface ReplicationStatus {
    * (all-zero chunks travel as zero extents and are not counted).
    */
   readonly resync?: { readonly bytesCompared: number; readonly bytesSent: number };
+  /**
+   * Replica only: segments applied here since the agent started, by the channel they came on
+   * (8084 certificates, 8083 tickets).
+   */
+  readonly segmentsVia?: { readonly certificate: number; readonly ticket: number };
 }
 
 export interface SenderOptions {

@@ -250,6 +250,12 @@ export interface ItemView {
       share: number;
     }[];
   } | null;
+  /**
+   * R22: block bytes of the VM's cycles the target host applied since its agent started (not
+   * the initial copy or a resync), raw and as they travelled (compressed); null when the target
+   * reports none.
+   */
+  readonly received?: { readonly rawBytes: number; readonly wireBytes: number } | null;
 }
 
 export type ReplicationPriority = 'high' | 'normal' | 'low';

@@ -39,6 +39,8 @@ function replicationToMsg(
     copyBytesTotal: String(r.copy?.bytesTotal ?? 0),
     resyncBytesCompared: String(r.resync?.bytesCompared ?? 0),
     resyncBytesSent: String(r.resync?.bytesSent ?? 0),
+    receivedRawBytes: String(r.received?.rawBytes ?? 0),
+    receivedWireBytes: String(r.received?.wireBytes ?? 0),
   };
 }
 

@@ -72,6 +72,11 @@ interface OpenStore {
 export class Receiver {
   private readonly stores = new Map<string, Promise<OpenStore>>();
   private readonly lastApplyAt = new Map<string, number>();
+  /**
+   * Block bytes of the segments applied per VM since this agent started (duplicates, initial
+   * copies and resyncs not counted): what replication carried here for its cycles (R22).
+   */
+  private readonly received = new Map<string, { rawBytes: number; wireBytes: number }>();
   /** VMs being unpaired: their stores may not open. */
   private readonly retired = new Set<string>();
   private readonly log: Logger;
@@ -90,12 +95,17 @@ export class Receiver {
       handlers: {
         lastApplied: async (vmId) => (await this.store(vmId)).lastApplied,
         newestPointId: async (vmId) => (await this.store(vmId)).latest()?.id ?? '',
-        applySegment: async (ctx, seg) => {
+        applySegment: async (ctx, seg, sizes) => {
           this.checkEpoch(ctx);
           const store = await this.store(ctx.vmId);
           const outcome = await store.apply(seg);
           if (outcome === 'applied') {
             this.lastApplyAt.set(ctx.vmId, this.o.clock.now());
+            const n = this.received.get(ctx.vmId) ?? { rawBytes: 0, wireBytes: 0 };
+            this.received.set(ctx.vmId, {
+              rawBytes: n.rawBytes + sizes.rawBytes,
+              wireBytes: n.wireBytes + sizes.wireBytes,
+            });
             await store.prune();
           }
           return outcome;
@@ -181,9 +191,17 @@ export class Receiver {
   }
 
   /** Status of a replica VM for `host vm list`. */
-  async status(vm: string): Promise<{ lastApplied: number; lastApplyAt?: number }> {
+  async status(vm: string): Promise<{
+    lastApplied: number;
+    lastApplyAt?: number;
+    received: { rawBytes: number; wireBytes: number };
+  }> {
     const store = await this.store(vm);
-    return { lastApplied: store.lastApplied, lastApplyAt: this.lastApplyAt.get(vm) };
+    return {
+      lastApplied: store.lastApplied,
+      lastApplyAt: this.lastApplyAt.get(vm),
+      received: this.received.get(vm) ?? { rawBytes: 0, wireBytes: 0 },
+    };
   }
 
   /** Writes disk `disk` as it was at `pointId` to `outPath`; resolves with the bytes written. */

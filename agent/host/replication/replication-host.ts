@@ -186,6 +186,7 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
         lastAckedSeq: s?.lastApplied ?? 0,
         lastError: '',
         lastShippedAt: s?.lastApplyAt ?? 0,
+        ...(s ? { received: s.received } : {}),
       };
     },
     refresh: () => pool.refresh(),

@@ -65,6 +65,12 @@ export interface ReplicationStatus {
    * (all-zero chunks travel as zero extents and are not counted).
    */
   readonly resync?: { readonly bytesCompared: number; readonly bytesSent: number };
+  /**
+   * Replica only: block bytes of the segments applied since this agent started, raw and as
+   * they travelled (compressed chunks at their compressed size); initial copies and resyncs
+   * are not counted (receiver.ts).
+   */
+  readonly received?: { readonly rawBytes: number; readonly wireBytes: number };
 }
 
 export interface SenderOptions {

@@ -305,6 +305,12 @@ export interface CapacityVmPlanView {
   readonly churnPeakBytesPerHour: number;
   /** The peak churn of one copy interval (raw bytes). */
   readonly peakBytesPerInterval: number;
+  /**
+   * Bytes sent per raw byte: 1 when the policy does not compress; else what replication
+   * measured for the VM (`compressionMeasured`) or the plan's assumed ratio.
+   */
+  readonly compressionRatio: number;
+  readonly compressionMeasured: boolean;
   /** Bandwidth needed to keep the copy frequency (after compression). */
   readonly requiredBytesPerSecond: number;
   /** The long-run average bandwidth (after compression). */

@@ -251,7 +251,7 @@ export interface ItemView {
     }[];
   } | null;
   /**
-   * R22: block bytes of the VM's cycles the target host applied since its agent started (not
+   * R22: block bytes of the VM's cycles the target host received since its agent started (not
    * the initial copy or a resync), raw and as they travelled (compressed); null when the target
    * reports none.
    */

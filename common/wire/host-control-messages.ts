@@ -75,7 +75,7 @@ export interface ReplicationStatusMsg {
   /** Absent from hosts built before they existed. */
   resyncBytesCompared?: string;
   resyncBytesSent?: string;
-  /** Replica: block bytes of applied cycles since the agent started, raw and on the wire. */
+  /** Replica: block bytes of cycles received since the agent started, raw and on the wire. */
   receivedRawBytes?: string;
   receivedWireBytes?: string;
 }

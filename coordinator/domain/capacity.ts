@@ -8,7 +8,7 @@
  *     interval (30 s → 1 minute, 5 m → 5 minutes, 15 m → 15 minutes): bursts shorter than that
  *     window are averaged over it. × the compression ratio when the policy compresses: the
  *     ratio replication measured for the VM (bytes on the wire / raw bytes of the cycles its
- *     replica host applied) once at least MIN_MEASURED_RAW_BYTES were carried, else the
+ *     replica host received) once at least MIN_MEASURED_RAW_BYTES were carried, else the
  *     assumed one (0.5 unless given). Churn counts every guest write; cycles ship only the
  *     last version of a block rewritten within one interval, so for such workloads the need
  *     is an upper bound;
@@ -31,7 +31,7 @@ export type Priority = 'high' | 'normal' | 'low';
 /** The compression ratio assumed when a policy compresses (compressed / raw). */
 export const DEFAULT_COMPRESSION_RATIO = 0.5;
 /**
- * A VM's measured compression is used once its replica applied this many raw bytes of
+ * A VM's measured compression is used once its replica received this many raw bytes of
  * cycles: a few chunks (1 MiB each) say little about the data's compressibility.
  */
 export const MIN_MEASURED_RAW_BYTES = 16 * 1024 * 1024;
@@ -63,7 +63,7 @@ export interface CapacityVmInput {
   readonly priority: Priority;
   readonly disks: readonly { readonly index: number; readonly sizeBytes: number }[];
   /**
-   * What replication carried for it: block bytes of the cycles its replica host applied since
+   * What replication carried for it: block bytes of the cycles its replica host received since
    * that agent started, raw and on the wire. Absent for a candidate or an older host.
    */
   readonly sent?: { readonly rawBytes: number; readonly wireBytes: number } | null;

@@ -148,7 +148,7 @@ export interface ReplicationFacts {
   /** R22: ms the replication waited for the host's bandwidth cap over the last minute. */
   readonly bandwidthWaitMs?: number;
   /**
-   * R22, replica: block bytes of the cycles applied since its agent started, raw and as they
+   * R22, replica: block bytes of the cycles received since its agent started, raw and as they
    * travelled (absent from older hosts).
    */
   readonly received?: { readonly rawBytes: number; readonly wireBytes: number };

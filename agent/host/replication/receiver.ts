@@ -73,8 +73,9 @@ export class Receiver {
   private readonly stores = new Map<string, Promise<OpenStore>>();
   private readonly lastApplyAt = new Map<string, number>();
   /**
-   * Block bytes of the segments applied per VM since this agent started (duplicates, initial
-   * copies and resyncs not counted): what replication carried here for its cycles (R22).
+   * Block bytes of the cycles' chunks received per VM since this agent started, counted as
+   * they arrive (a resent segment again; initial copies and resyncs not at all): what
+   * replication carried here (R22), raw and on the wire.
    */
   private readonly received = new Map<string, { rawBytes: number; wireBytes: number }>();
   /** VMs being unpaired: their stores may not open. */
@@ -95,20 +96,22 @@ export class Receiver {
       handlers: {
         lastApplied: async (vmId) => (await this.store(vmId)).lastApplied,
         newestPointId: async (vmId) => (await this.store(vmId)).latest()?.id ?? '',
-        applySegment: async (ctx, seg, sizes) => {
+        applySegment: async (ctx, seg) => {
           this.checkEpoch(ctx);
           const store = await this.store(ctx.vmId);
           const outcome = await store.apply(seg);
           if (outcome === 'applied') {
             this.lastApplyAt.set(ctx.vmId, this.o.clock.now());
-            const n = this.received.get(ctx.vmId) ?? { rawBytes: 0, wireBytes: 0 };
-            this.received.set(ctx.vmId, {
-              rawBytes: n.rawBytes + sizes.rawBytes,
-              wireBytes: n.wireBytes + sizes.wireBytes,
-            });
             await store.prune();
           }
           return outcome;
+        },
+        chunkReceived: (vm, rawBytes, wireBytes) => {
+          const n = this.received.get(vm) ?? { rawBytes: 0, wireBytes: 0 };
+          this.received.set(vm, {
+            rawBytes: n.rawBytes + rawBytes,
+            wireBytes: n.wireBytes + wireBytes,
+          });
         },
         initialCopyTarget: (ctx) => this.copyTarget(ctx),
         resyncTarget: (ctx) => this.resyncTarget(ctx),

@@ -24,20 +24,12 @@ export interface SegmentHeaderFields {
   readonly totalBytes: number;
 }
 
-/** A segment's block bytes: raw, and as its chunk payloads travelled (compressed or not). */
-export interface SegmentSizes {
-  readonly rawBytes: number;
-  readonly wireBytes: number;
-}
-
 export class SegmentAssembler {
   readonly header: SegmentHeaderFields;
   private readonly segment: Omit<IncomingSegment, 'extents'>;
   private readonly extents: Extent[] = [];
   private readonly hash: SegmentDigest;
   private bytes = 0;
-  /** Payload bytes as they travelled (compressed chunks count their compressed size). */
-  private wire = 0;
   /** Extents counted, kept or not (after a failure nothing is kept). */
   private seen = 0;
   private failure: SecondsiteError | undefined;
@@ -77,7 +69,6 @@ export class SegmentAssembler {
       throw new SecondsiteError('SS_PROTOCOL', `segment ${seq} has more than ${totalBytes} bytes`);
     }
     this.bytes += msg.rawLength;
-    this.wire += msg.payload.length;
     this.seen += msg.extents.length;
     if (this.failure) return; // already refused: count the rest, keep nothing
     let pieces: Extent[];
@@ -96,11 +87,6 @@ export class SegmentAssembler {
       this.hash.add(p);
       this.extents.push(p);
     }
-  }
-
-  /** Block bytes so far: raw (as applied) and on the wire (chunk payloads as received). */
-  get sizes(): SegmentSizes {
-    return { rawBytes: this.bytes, wireBytes: this.wire };
   }
 
   private checkOrder(pieces: readonly Extent[]): void {

@@ -66,9 +66,9 @@ export interface ReplicationStatus {
    */
   readonly resync?: { readonly bytesCompared: number; readonly bytesSent: number };
   /**
-   * Replica only: block bytes of the segments applied since this agent started, raw and as
-   * they travelled (compressed chunks at their compressed size); initial copies and resyncs
-   * are not counted (receiver.ts).
+   * Replica only: block bytes of the cycles' chunks received since this agent started, raw
+   * and as they travelled (compressed chunks at their compressed size); initial copies and
+   * resyncs are not counted (receiver.ts).
    */
   readonly received?: { readonly rawBytes: number; readonly wireBytes: number };
 }

@@ -17,7 +17,7 @@ import type { IncomingSegment } from '../recovery/segment-check.ts';
 import { safeInt } from '../replication/chunk-codec.ts';
 import { negotiate, type Agreement, type HelloFields } from '../replication/protocol.ts';
 import { nextShipState, stepOf, type ShipState } from '../replication/ship-dispatch.ts';
-import { SegmentAssembler, type SegmentSizes } from '../replication/segment-assembler.ts';
+import { SegmentAssembler } from '../replication/segment-assembler.ts';
 import type {
   AckMsg,
   HelloMsg,
@@ -45,13 +45,13 @@ export interface ReplicationHandlers {
   /**
    * Applies a verified segment exactly once and resolves only when it is durable (the
    * recovery store's `apply`). A SecondsiteError becomes a REJECTED ack with its code.
-   * `sizes`: the segment's block bytes, raw and as received (for the replica's counters).
    */
-  applySegment(
-    ctx: StreamContext,
-    seg: IncomingSegment,
-    sizes: SegmentSizes,
-  ): Promise<'applied' | 'duplicate'>;
+  applySegment(ctx: StreamContext, seg: IncomingSegment): Promise<'applied' | 'duplicate'>;
+  /**
+   * A chunk of a segment arrived (before it is checked): its raw bytes and its payload as it
+   * travelled, for the replica's count of what replication carried (R22).
+   */
+  chunkReceived?(vmId: string, rawBytes: number, wireBytes: number): void;
 }
 
 /** Pairing check: may `caller` replicate `vmId` to this host? */
@@ -142,8 +142,12 @@ class ShipSession {
       this.assembler = new SegmentAssembler(start, ctx.agreement);
     },
     chunk: (f) => {
-      if ('chunk' in f && f.chunk && this.assembler) this.assembler.addChunk(f.chunk);
-      else throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
+      if (!('chunk' in f) || !f.chunk || !this.assembler) {
+        throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
+      }
+      this.assembler.addChunk(f.chunk);
+      const { rawLength, payload } = f.chunk;
+      this.deps.handlers.chunkReceived?.(this.context().vmId, rawLength, payload.length);
     },
     end: async (f) => {
       const assembler = this.assembler;
@@ -159,7 +163,7 @@ class ShipSession {
     const seq = assembler.header.seq;
     try {
       const seg = assembler.finish({ segmentDigest: digest });
-      const outcome = await this.deps.handlers.applySegment(ctx, seg, assembler.sizes);
+      const outcome = await this.deps.handlers.applySegment(ctx, seg);
       const expectedSeq = (await this.deps.handlers.lastApplied(ctx.vmId)) + 1;
       ctx.log.debug({ seq, outcome }, 'segment acked');
       const name = outcome === 'applied' ? 'ACK_OUTCOME_APPLIED' : 'ACK_OUTCOME_DUPLICATE';

@@ -3,7 +3,7 @@ import type { CapacityPlanView, ItemView, JobView } from '../../../common/api-cl
 import { replicationPort } from '../../helpers/replication-lab.ts';
 import { startDaemon, type Daemon } from '../../helpers/secondsite-cli.ts';
 import { SiteLab } from '../../helpers/site-lab.ts';
-import { goldPolicy, itemOf, nbdOf, startTwoSites } from '../../helpers/two-site-protection.ts';
+import { goldPolicy, nbdOf, startTwoSites } from '../../helpers/two-site-protection.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 /** This scenario's own addresses (New York, Chicago): no other test uses them. */

@@ -77,6 +77,12 @@ function itemText(i: ItemView): string {
         ]),
     ...(i.priority && i.priority !== 'normal' ? [`  priority ${i.priority}`] : []),
     ...churnLines(i),
+    ...(i.received && i.received.rawBytes > 0
+      ? [
+          `  received by the target since its agent started: ${i.received.wireBytes} bytes ` +
+            `(${i.received.rawBytes} before compression)`,
+        ]
+      : []),
     ...i.errors.map((e) => `  ${e.code}: ${e.message}\n    what to do: ${e.action}`),
   ];
   return `${lines.join('\n')}\n`;

@@ -275,6 +275,12 @@ export interface ItemView {
       share: number;
     }[];
   } | null;
+  /**
+   * R22: block bytes of the VM's cycles the target host received since its agent started (not
+   * the initial copy or a resync), raw and as they travelled (compressed); null when the target
+   * reports none.
+   */
+  readonly received?: { readonly rawBytes: number; readonly wireBytes: number } | null;
 }
 
 export type ReplicationPriority = 'high' | 'normal' | 'low';
@@ -355,6 +361,12 @@ export interface CapacityVmPlanView {
   readonly churnPeakBytesPerHour: number;
   /** The peak churn of one copy interval (raw bytes). */
   readonly peakBytesPerInterval: number;
+  /**
+   * Bytes sent per raw byte: 1 when the policy does not compress; else what replication
+   * measured for the VM (`compressionMeasured`) or the plan's assumed ratio.
+   */
+  readonly compressionRatio: number;
+  readonly compressionMeasured: boolean;
   /** Bandwidth needed to keep the copy frequency (after compression). */
   readonly requiredBytesPerSecond: number;
   /** The long-run average bandwidth (after compression). */

@@ -88,6 +88,9 @@ export interface ReplicationStatusMsg {
   /** Replica: segments applied since the agent started, per channel (8084 / 8083). */
   segmentsViaCertificate?: string;
   segmentsViaTicket?: string;
+  /** Replica: block bytes of cycles received since the agent started, raw and on the wire. */
+  receivedRawBytes?: string;
+  receivedWireBytes?: string;
 }
 
 export interface HostVmMsg {

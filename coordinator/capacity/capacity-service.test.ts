@@ -3,6 +3,7 @@ import { FakeClock } from '../../common/time/clock.ts';
 import type { HostVmMsg } from '../../common/wire/host-control-messages.ts';
 import { VmInventory } from '../inventory/vm-inventory.ts';
 import { PolicyService } from '../policies/policy-service.ts';
+import { newItem } from '../domain/protection.ts';
 import { ItemRepo } from '../replication/item-repo.ts';
 import { openMemoryStore } from '../store/level-store.ts';
 import { VaultService } from '../vaults/vault-service.ts';
@@ -60,8 +61,9 @@ async function setup() {
       ],
     },
   });
-  const service = new CapacityService({ vaults, vms, items: new ItemRepo(store), policies });
-  return { service };
+  const items = new ItemRepo(store);
+  const service = new CapacityService({ vaults, vms, items, policies });
+  return { service, vault, vms, items, policies };
 }
 
 describe('CapacityService.plan', () => {
@@ -101,5 +103,63 @@ describe('CapacityService.plan', () => {
       ['db', null],
       ['idle', null],
     ]);
+  });
+
+  it('a protected VM: its compression as its replica host counted what it received', async () => {
+    const { service, vault, vms, items, policies } = await setup();
+    await policies.create(vault.id, { name: 'zip', copyFrequency: '5m', compression: 'on' });
+    await items.put({
+      ...newItem({
+        vaultId: vault.id,
+        vm: 'db',
+        policy: 'zip',
+        sourceServer: 'NY',
+        sourceCloud: 'Gold',
+        sourceHost: 'ny-hv1',
+        targetServer: 'CHI',
+        targetCloud: 'Gold2',
+        epoch: 1,
+        now: 0,
+      }),
+      targetHost: 'chi-hv1',
+    });
+    const received = (raw: number, wire: number): HostVmMsg => ({
+      ...vm('db', null),
+      replication: {
+        role: 'replica',
+        peer: '',
+        state: 'idle',
+        lastAckedSeq: '9',
+        lastError: '',
+        lastShippedAtMs: '0',
+        peerAddress: '',
+        epoch: '1',
+        baseline: 'zero',
+        copyBytesDone: '0',
+        copyBytesTotal: '0',
+        receivedRawBytes: String(raw),
+        receivedWireBytes: String(wire),
+      },
+      role: 'replica',
+    });
+    const target = (raw: number, wire: number) =>
+      vms.report(vault.id, 'CHI', {
+        host: 'chi-hv1',
+        hostGroup: 'g',
+        cloud: 'Gold2',
+        connected: true,
+        inventory: { vms: [received(raw, wire)] },
+      });
+    const db = async () => (await service.plan('prod', {})).vms.find((v) => v.vm === 'db')!;
+    // Before the replica reports anything: the assumed ratio, 10 MB/s raw → 5 MB/s.
+    expect(await db()).toMatchObject({ requiredBytesPerSecond: 5 * MB, compressionRatio: 0.5 });
+    // 100 MB of cycles that travelled at 80 MB: 10 MB/s raw needs 8 MB/s.
+    await target(100 * MB, 80 * MB);
+    expect(await db()).toMatchObject({
+      protected: true,
+      requiredBytesPerSecond: 8 * MB,
+      compressionRatio: 0.8,
+      compressionMeasured: true,
+    });
   });
 });

@@ -6,6 +6,8 @@
  * Which VMs: every VM a host reports that is not a replica or a test copy. Its policy: its
  * item's when it is protected; else --policy; else the policy its cloud is associated with
  * as a source; else none. With --policy, protected VMs of other policies are left out.
+ * A protected VM's compression is what its replica host counted it received (raw and on the
+ * wire), once enough was carried (domain/capacity.ts).
  */
 import { SecondsiteError, badInput } from '../../common/errors/errors.ts';
 import type { CapacityPlanView } from '../../common/api-client/types.ts';
@@ -49,7 +51,8 @@ export class CapacityService {
     }
     const items = (await this.d.items.list(vault.id)).filter((i) => i.state !== 'disabled');
     const inputs: CapacityVmInput[] = [];
-    for (const h of await this.d.vms.hosts(vault.id)) {
+    const hosts = await this.d.vms.hosts(vault.id);
+    for (const h of hosts) {
       if (cloud && !(sameServer(h.server, cloud.server) && h.cloud === cloud.name)) continue;
       for (const vm of h.vms) {
         if (vm.role === 'replica' || vm.role === 'test' || vm.replication?.role === 'replica') {
@@ -87,6 +90,12 @@ export class CapacityService {
           priority: item?.priority ?? 'normal',
           disks: vm.disks.map((d) => ({ index: d.index, sizeBytes: d.sizeBytes })),
           churn: vm.churn ?? null,
+          // What replication carried for it: its replica host's count.
+          sent: item
+            ? (hosts
+                .find((t) => sameServer(t.server, item.targetServer) && t.host === item.targetHost)
+                ?.vms.find((t) => t.name === vm.name)?.replication?.received ?? null)
+            : null,
         });
       }
     }

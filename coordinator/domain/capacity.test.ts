@@ -95,6 +95,36 @@ describe('planCapacity', () => {
     expect(plan.compressionRatio).toBe(0.5);
   });
 
+  it('uses the compression replication measured for the VM once it carried enough', () => {
+    const web = (sent: CapacityVmInput['sent'], compression = true) =>
+      vm({
+        vm: 'web',
+        policy: { name: 'p', copyFrequency: '30s', retentionHours: 1, compression },
+        churn: { windowMinutes: 60, disks: [churn({ peakMinuteBytes: 600 * MB })] },
+        sent,
+      });
+    // Incompressible data: the chunks travelled raw, so 10 MB/s of churn needs 10 MB/s.
+    const [random] = planCapacity([web({ rawBytes: 200 * MB, wireBytes: 200 * MB })]).vms;
+    expect(random).toMatchObject({
+      requiredBytesPerSecond: 10 * MB,
+      compressionRatio: 1,
+      compressionMeasured: true,
+      initialCopySeconds: 1000, // 100 GB at the default 100 MB/s
+    });
+    const [text] = planCapacity([web({ rawBytes: 200 * MB, wireBytes: 50 * MB })]).vms;
+    expect(text).toMatchObject({ requiredBytesPerSecond: 2.5 * MB, compressionRatio: 0.25 });
+    // Too little carried to say: the assumed ratio.
+    const [young] = planCapacity([web({ rawBytes: 1 * MB, wireBytes: 1 * MB })]).vms;
+    expect(young).toMatchObject({
+      requiredBytesPerSecond: 5 * MB,
+      compressionRatio: 0.5,
+      compressionMeasured: false,
+    });
+    // A policy that does not compress sends the raw bytes, whatever was measured.
+    const [off] = planCapacity([web({ rawBytes: 200 * MB, wireBytes: 50 * MB }, false)]).vms;
+    expect(off).toMatchObject({ requiredBytesPerSecond: 10 * MB, compressionRatio: 1 });
+  });
+
   it('caps undo data by the disk size', () => {
     const plan = planCapacity([
       vm({

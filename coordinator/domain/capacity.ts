@@ -6,7 +6,12 @@
  *   - bandwidth to keep the copy frequency: the peak churn of one interval, sent within the
  *     interval. The peak is taken over the smallest measured window that is at least the
  *     interval (30 s → 1 minute, 5 m → 5 minutes, 15 m → 15 minutes): bursts shorter than that
- *     window are averaged over it. × the compression ratio when the policy compresses;
+ *     window are averaged over it. × the compression ratio when the policy compresses: the
+ *     ratio replication measured for the VM (bytes on the wire / raw bytes of the cycles its
+ *     replica host received) once at least MIN_MEASURED_RAW_BYTES were carried, else the
+ *     assumed one (0.5 unless given). Churn counts every guest write; cycles ship only the
+ *     last version of a block rewritten within one interval, so for such workloads the need
+ *     is an upper bound;
  *   - the initial copy time: the disks' virtual size (sparse disks send less: an upper bound)
  *     × the compression ratio, at the link's bandwidth;
  *   - replica storage for the retention window: the replica disks plus the undo data, which is
@@ -25,6 +30,11 @@ export type Priority = 'high' | 'normal' | 'low';
 
 /** The compression ratio assumed when a policy compresses (compressed / raw). */
 export const DEFAULT_COMPRESSION_RATIO = 0.5;
+/**
+ * A VM's measured compression is used once its replica received this many raw bytes of
+ * cycles: a few chunks (1 MiB each) say little about the data's compressibility.
+ */
+export const MIN_MEASURED_RAW_BYTES = 16 * 1024 * 1024;
 /** The link bandwidth assumed when none is given: 100 MB/s. */
 export const DEFAULT_LINK_BYTES_PER_SECOND = 100_000_000;
 
@@ -52,6 +62,11 @@ export interface CapacityVmInput {
   } | null;
   readonly priority: Priority;
   readonly disks: readonly { readonly index: number; readonly sizeBytes: number }[];
+  /**
+   * What replication carried for it: block bytes of the cycles its replica host received since
+   * that agent started, raw and on the wire. Absent for a candidate or an older host.
+   */
+  readonly sent?: { readonly rawBytes: number; readonly wireBytes: number } | null;
   /** Null: the host never reported churn for it. */
   readonly churn: {
     readonly windowMinutes: number;
@@ -132,19 +147,22 @@ export function planCapacity(
       notCarried: vms.filter((p) => !p.carried).map((p) => p.vm),
     },
     assumptions: [
-      `compression: a compressing policy sends ${ratio} of the raw bytes`,
+      `compression: a compressing policy sends the share of the raw bytes replication ` +
+        `measured for the VM, or ${ratio} before it carried ${MIN_MEASURED_RAW_BYTES / 1048576} MiB`,
       'bandwidth to keep the copy frequency: the peak churn over the smallest measured window ' +
         '(1, 5, 15 or 60 minutes) at least as long as the interval; disks peak together',
       'initial copy: the disks\u2019 virtual size (sparse disks send less)',
       'undo data: average churn per hour × retention hours, capped by each disk\u2019s size',
-      'churn: guest data writes over the last 24 hours as the source host measured them',
+      'churn: guest data writes over the last 24 hours as the source host measured them; ' +
+        'a block rewritten within one interval is sent once, so rewrites make the need an upper bound',
     ],
   };
 }
 
 function planVm(v: CapacityVmInput, link: number, ratio: number): CapacityVmPlan {
   const diskBytes = v.disks.reduce((n, d) => n + d.sizeBytes, 0);
-  const factor = v.policy?.compression ? ratio : 1;
+  const measured = measuredRatio(v.sent);
+  const factor = v.policy?.compression ? (measured ?? ratio) : 1;
   const churn = v.churn?.disks ?? [];
   const intervalMs = v.policy ? COPY_FREQUENCY_MS[v.policy.copyFrequency] : 0;
   const avgPerHour = churn.reduce((n, d) => n + d.avgBytesPerHour, 0);
@@ -176,6 +194,8 @@ function planVm(v: CapacityVmInput, link: number, ratio: number): CapacityVmPlan
     churnAvgBytesPerHour: avgPerHour,
     churnPeakBytesPerHour: peakPerHour,
     peakBytesPerInterval: Math.round((rawPeakRate * intervalMs) / 1000),
+    compressionRatio: factor,
+    compressionMeasured: v.policy?.compression === true && measured !== null,
     requiredBytesPerSecond: Math.round(rawPeakRate * factor),
     averageBytesPerSecond: Math.round((avgPerHour / 3600) * factor),
     initialCopySeconds: Math.round((diskBytes * factor) / link),
@@ -184,6 +204,13 @@ function planVm(v: CapacityVmInput, link: number, ratio: number): CapacityVmPlan
     carried: true,
     note,
   };
+}
+
+/** Wire bytes per raw byte of what replication carried; null when too little to tell. */
+function measuredRatio(sent: CapacityVmInput['sent']): number | null {
+  if (!sent || sent.rawBytes < MIN_MEASURED_RAW_BYTES) return null;
+  // A chunk that does not shrink travels raw: never above 1 (rounded for the JSON).
+  return Math.round(Math.min(1, sent.wireBytes / sent.rawBytes) * 1000) / 1000;
 }
 
 /** Bytes/s as MB/s with up to two decimals. */

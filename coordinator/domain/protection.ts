@@ -147,6 +147,11 @@ export interface ReplicationFacts {
   readonly paused: boolean;
   /** R22: ms the replication waited for the host's bandwidth cap over the last minute. */
   readonly bandwidthWaitMs?: number;
+  /**
+   * R22, replica: block bytes of the cycles received since its agent started, raw and as they
+   * travelled (absent from older hosts).
+   */
+  readonly received?: { readonly rawBytes: number; readonly wireBytes: number };
 }
 
 /** What one host reported about the item's VM (from a HostInventoryReport). */
@@ -361,7 +366,13 @@ export function itemView(
   item: ItemRecord,
   copyFrequency: CopyFrequency,
   now: number,
-  opts: { windowMs?: number; timeScale?: number; churn?: ChurnMeasurement } = {},
+  opts: {
+    windowMs?: number;
+    timeScale?: number;
+    churn?: ChurnMeasurement;
+    /** What the target host received for the VM's cycles (its report). */
+    received?: ReplicationFacts['received'];
+  } = {},
 ): ItemView {
   const report = itemHealth({
     windowMs: opts.windowMs ?? DEFAULT_MONITORING_WINDOW_MS,
@@ -461,6 +472,7 @@ export function itemView(
           },
     priority: item.priority ?? 'normal',
     churn: opts.churn ? churnAttribution(opts.churn) : null,
+    received: opts.received ? { ...opts.received } : null,
   };
 }
 

@@ -125,6 +125,14 @@ function replicationOf(vm: HostVmMsg): VmReplicationRecord {
     paused: vm.paused ?? false,
     protected: vm.protected ?? false,
     bandwidthWaitMs: num(vm.bandwidthWaitMs),
+    ...(role === 'replica'
+      ? {
+          received: {
+            rawBytes: num(r?.receivedRawBytes),
+            wireBytes: num(r?.receivedWireBytes),
+          },
+        }
+      : {}),
   };
 }
 

@@ -244,12 +244,18 @@ export class ProtectionService {
 
   private async view(item: ItemRecord): Promise<ItemView> {
     const policy = await this.deps.policies.get(item.vaultId, item.policy);
-    // R22 churn attribution: the source host's measurement of the VM.
-    const churn = (await this.deps.vms.hosts(item.vaultId))
-      .find((h) => sameServer(h.server, item.sourceServer) && h.host === item.sourceHost)
-      ?.vms.find((v) => v.name === item.vm)?.churn;
+    const hosts = await this.deps.vms.hosts(item.vaultId);
+    const vmOn = (server: string, host: string | null) =>
+      hosts
+        .find((h) => sameServer(h.server, server) && h.host === host)
+        ?.vms.find((v) => v.name === item.vm);
+    // R22 churn attribution: the source host's measurement of the VM; what replication
+    // carried: the target host's count.
+    const churn = vmOn(item.sourceServer, item.sourceHost)?.churn;
+    const received = vmOn(item.targetServer, item.targetHost)?.replication?.received;
     return itemView(item, policy?.copyFrequency ?? '5m', this.deps.clock.now(), {
       ...(churn ? { churn } : {}),
+      ...(received ? { received } : {}),
       timeScale: this.timeScale,
       ...(this.deps.monitoringWindowMs === undefined
         ? {}

@@ -73,6 +73,8 @@ function replicationMsg(v: VmView, r: ReplicationStatus | undefined): Replicatio
     resyncBytesSent: String(r?.resync?.bytesSent ?? 0),
     segmentsViaCertificate: String(r?.segmentsVia?.certificate ?? 0),
     segmentsViaTicket: String(r?.segmentsVia?.ticket ?? 0),
+    receivedRawBytes: String(r?.received?.rawBytes ?? 0),
+    receivedWireBytes: String(r?.received?.wireBytes ?? 0),
   };
 }
 

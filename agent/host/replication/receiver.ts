@@ -76,6 +76,12 @@ export class Receiver {
   private readonly lastApplyAt = new Map<string, number>();
   /** Segments applied per VM since start, by channel (a policy's auth change moves them). */
   private readonly via = new Map<string, { certificate: number; ticket: number }>();
+  /**
+   * Block bytes of the cycles' chunks received per VM since this agent started, counted as
+   * they arrive (a resent segment again; initial copies and resyncs not at all): what
+   * replication carried here (R22), raw and on the wire.
+   */
+  private readonly received = new Map<string, { rawBytes: number; wireBytes: number }>();
   /** VMs being unpaired: their stores may not open. */
   private readonly retired = new Set<string>();
   private readonly log: Logger;
@@ -112,6 +118,13 @@ export class Receiver {
             await store.prune();
           }
           return outcome;
+        },
+        chunkReceived: (vm, rawBytes, wireBytes) => {
+          const n = this.received.get(vm) ?? { rawBytes: 0, wireBytes: 0 };
+          this.received.set(vm, {
+            rawBytes: n.rawBytes + rawBytes,
+            wireBytes: n.wireBytes + wireBytes,
+          });
         },
         initialCopyTarget: (ctx) => this.copyTarget(ctx),
         resyncTarget: (ctx) => this.resyncTarget(ctx),
@@ -198,12 +211,14 @@ export class Receiver {
     lastApplied: number;
     lastApplyAt?: number;
     segmentsVia: { certificate: number; ticket: number };
+    received: { rawBytes: number; wireBytes: number };
   }> {
     const store = await this.store(vm);
     return {
       lastApplied: store.lastApplied,
       lastApplyAt: this.lastApplyAt.get(vm),
       segmentsVia: { ...(this.via.get(vm) ?? { certificate: 0, ticket: 0 }) },
+      received: this.received.get(vm) ?? { rawBytes: 0, wireBytes: 0 },
     };
   }
 

@@ -207,6 +207,7 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
         lastError: '',
         lastShippedAt: s?.lastApplyAt ?? 0,
         ...(s ? { segmentsVia: s.segmentsVia } : {}),
+        ...(s ? { received: s.received } : {}),
       };
     },
     refresh: () => pool.refresh(),

@@ -73,6 +73,12 @@ export interface ReplicationStatus {
    * (8084 certificates, 8083 tickets).
    */
   readonly segmentsVia?: { readonly certificate: number; readonly ticket: number };
+  /**
+   * Replica only: block bytes of the cycles' chunks received since this agent started, raw
+   * and as they travelled (compressed chunks at their compressed size); initial copies and
+   * resyncs are not counted (receiver.ts).
+   */
+  readonly received?: { readonly rawBytes: number; readonly wireBytes: number };
 }
 
 export interface SenderOptions {

@@ -47,6 +47,11 @@ export interface ReplicationHandlers {
    * recovery store's `apply`). A SecondsiteError becomes a REJECTED ack with its code.
    */
   applySegment(ctx: StreamContext, seg: IncomingSegment): Promise<'applied' | 'duplicate'>;
+  /**
+   * A chunk of a segment arrived (before it is checked): its raw bytes and its payload as it
+   * travelled, for the replica's count of what replication carried (R22).
+   */
+  chunkReceived?(vmId: string, rawBytes: number, wireBytes: number): void;
 }
 
 /** Pairing check: may `caller` replicate `vmId` to this host? */
@@ -140,8 +145,12 @@ class ShipSession {
       this.startedAt = performance.now();
     },
     chunk: (f) => {
-      if ('chunk' in f && f.chunk && this.assembler) this.assembler.addChunk(f.chunk);
-      else throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
+      if (!('chunk' in f) || !f.chunk || !this.assembler) {
+        throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
+      }
+      this.assembler.addChunk(f.chunk);
+      const { rawLength, payload } = f.chunk;
+      this.deps.handlers.chunkReceived?.(this.context().vmId, rawLength, payload.length);
     },
     end: async (f) => {
       const assembler = this.assembler;

@@ -55,12 +55,21 @@ export interface CopyBegin {
 }
 
 const DEFAULT_FLUSH = 64 << 20;
+/** Bytes of data writes in flight on the thread pool at most. */
+const WRITE_WINDOW = 16 << 20;
 
 export class InitialCopyTarget {
   private mark: CopyWatermark | undefined;
   /** Where the next chunk must start; ahead of the durable watermark between flushes. */
   private next: GridCursor = { disk: 0, offset: 0 };
   private unflushed = 0;
+  /**
+   * Data writes issued on the thread pool and not yet done (they never reject; a failure is
+   * kept in `flushError`). A flush waits for all of them before its fdatasync, so the
+   * watermark never covers a write still in flight; at most WRITE_WINDOW bytes are.
+   */
+  private readonly writing = new Set<Promise<void>>();
+  private writingBytes = 0;
   /** The flush in flight (never rejects; a failure is kept in `flushError`). */
   private flushing: Promise<void> = Promise.resolve();
   private flushError: unknown;
@@ -115,7 +124,7 @@ export class InitialCopyTarget {
     for (const c of chunks) {
       this.checkNext(c, m.diskSizes);
       const disk = this.o.disks[c.disk]!;
-      if (c.data !== null) disk.writeSync(c.offset, c.data);
+      if (c.data !== null) await this.issueWrite(disk, c.offset, c.data);
       else if (!this.holesFrom || before(c, this.holesFrom)) disk.zeroSync(c.offset, c.length);
       this.next = { disk: c.disk, offset: c.offset + c.length };
       this.unflushed += c.length;
@@ -125,6 +134,25 @@ export class InitialCopyTarget {
         this.startFlush();
       }
     }
+  }
+
+  /** Starts a data write on the thread pool; waits while WRITE_WINDOW bytes are in flight. */
+  private async issueWrite(disk: RawDisk, offset: number, data: Buffer): Promise<void> {
+    while (this.writingBytes + data.length > WRITE_WINDOW && this.writing.size > 0) {
+      await Promise.race(this.writing);
+    }
+    this.throwFlushError();
+    this.writingBytes += data.length;
+    const w: Promise<void> = disk
+      .writeAsync(offset, data)
+      .catch((e: unknown) => {
+        this.flushError ??= e;
+      })
+      .finally(() => {
+        this.writing.delete(w);
+        this.writingBytes -= data.length;
+      });
+    this.writing.add(w);
   }
 
   /** Makes everything written durable and moves the watermark there. */
@@ -145,7 +173,10 @@ export class InitialCopyTarget {
     const m = this.expectMark();
     const at = this.next;
     this.unflushed = 0;
+    const issued = [...this.writing];
     this.flushing = (async () => {
+      await Promise.all(issued); // every write up to `at` has reached the page cache
+      if (this.flushError !== undefined) return;
       await Promise.all(this.o.disks.map((d) => d.syncAsync()));
       this.persist({ ...m, cursor: at });
     })().catch((e: unknown) => {

@@ -17,6 +17,7 @@ import {
   readSync,
   writeSync,
   constants,
+  write,
 } from 'node:fs';
 import type { BlockDevice } from '../nbd/block-device.ts';
 
@@ -67,6 +68,24 @@ export class RawDisk implements BlockDevice {
     let done = 0;
     while (done < data.length) {
       done += writeSync(this.handle(), data, done, data.length - done, offset + done);
+    }
+  }
+
+  /**
+   * The same write on the thread pool: the event loop keeps receiving while the kernel copies
+   * (page-cache writes ran at ~0.33 GB/s on this machine's loaded replica host, and done
+   * synchronously they were half the initial copy's time on the replica's only thread). `data`
+   * must stay untouched until the promise settles.
+   */
+  async writeAsync(offset: number, data: Buffer): Promise<void> {
+    const fd = this.handle();
+    let done = 0;
+    while (done < data.length) {
+      done += await new Promise<number>((resolve, reject) =>
+        write(fd, data, done, data.length - done, offset + done, (e, n) =>
+          e ? reject(e) : resolve(n),
+        ),
+      );
     }
   }
 

@@ -224,7 +224,8 @@ export interface HostCommand {
     | 'changePoint'
     | 'commitFailover'
     | 'fence'
-    | 'setBandwidth';
+    | 'setBandwidth'
+    | 'setTrustBundle';
   createVm?: CreateHostVmCommand;
   pairVm?: PairHostVmCommand;
   unpairVm?: { name: string; deleteReplica: boolean };
@@ -244,6 +245,8 @@ export interface HostCommand {
   fence?: { name: string; epoch: string };
   /** R22: the host's replication bandwidth cap (host_control.proto 30). */
   setBandwidth?: BandwidthSettingMsg;
+  /** The provider's trust bundle: vault root, then its CAs (host_control.proto 32). */
+  setTrustBundle?: { bundlePem: string };
 }
 
 export interface HostCommandResult {

@@ -11,6 +11,11 @@ import forge from 'node-forge';
 import { parseCertPem } from './forge-pki.ts';
 import { fingerprintOfPem } from './inspect.ts';
 
+/** Each certificate of a PEM bundle as its own PEM block, in order. */
+export function certificatesOf(pem: string): string[] {
+  return blocksOf(pem);
+}
+
 function blocksOf(pem: string): string[] {
   if (pem.trim() === '') return [];
   return forge.pem

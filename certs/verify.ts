@@ -105,6 +105,14 @@ function permittedUriHosts(cert: ForgeCert): string[] | undefined {
   return hosts;
 }
 
+/**
+ * The URI hosts (vaults) a CA's nameConstraints permit: undefined when it has none; throws
+ * for constraint kinds we never issue. For callers comparing two CAs' limits (provider pins).
+ */
+export function permittedVaultsOf(cert: ForgeCert): string[] | undefined {
+  return permittedUriHosts(cert);
+}
+
 function checkNameConstraints(leaf: ForgeCert, issuer: ForgeCert): void {
   const hosts = permittedUriHosts(issuer);
   if (!hosts) return;

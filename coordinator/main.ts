@@ -31,7 +31,7 @@ import { cloudSyncJobType } from './inventory/cloud-sync-job.ts';
 import { InventoryService } from './inventory/inventory-service.ts';
 import { VmInventory } from './inventory/vm-inventory.ts';
 import { KeyService } from './registration/key-service.ts';
-import { providerSigner } from './registration/provider-signer.ts';
+import { providerSigner, type ProviderSignerOptions } from './registration/provider-signer.ts';
 import { registerJobType } from './registration/registration-job.ts';
 import { RegistrationService } from './registration/registration-service.ts';
 import { PolicyService } from './policies/policy-service.ts';
@@ -65,6 +65,8 @@ export interface StartedCoordinator {
 export interface StartDeps {
   readonly clock?: Clock;
   readonly log?: Logger;
+  /** Lifetime of provider CAs; tests shorten it to run a CA rotation. @default a year */
+  readonly providerCaLifetimeMs?: number;
 }
 
 /** The URL clients use: a wildcard listen address is reached through loopback. */
@@ -115,7 +117,9 @@ async function serve(
   store: Store,
   clock: Clock,
   log: Logger,
+  signerOptions: ProviderSignerOptions = {},
 ): Promise<Omit<StartedCoordinator, 'stop'> & { close(): Promise<void> }> {
+  const signer = providerSigner(config.dataDir, signerOptions);
   const pki = await ensurePki({ dataDir: config.dataDir, host: config.listen.host, clock, log });
   const admin = await ensureAdminToken({ store, dataDir: config.dataDir, clock, log });
   const vaults = new VaultService(store, clock);
@@ -170,7 +174,7 @@ async function serve(
     caFingerprint: fingerprintOfPem(pki.caCertPem),
   });
   const registry = jobTypes(config.testJobs, log, {
-    register: registerJobType({ vaults, inventory, signer: providerSigner(config.dataDir), clock }),
+    register: registerJobType({ vaults, inventory, signer, clock }),
     cloudSync: cloudSyncJobType({ hub, inventory }),
     protection: [
       ...protectionJobTypes(protection),
@@ -250,6 +254,7 @@ async function serve(
     vaults,
     inventory,
     vms,
+    providerCa: (a) => signer.signSuccessorCa(a),
     clock,
     log: log.child({ component: 'agent-channel' }),
     ...(trace === undefined ? {} : { trace }),
@@ -313,7 +318,11 @@ export async function startCoordinator(
   try {
     store = await openLevelStore(join(config.dataDir, 'store'));
     await upgradeSchema(store);
-    const served = await serve(config, store, clock, log);
+    const served = await serve(config, store, clock, log, {
+      ...(deps.providerCaLifetimeMs === undefined
+        ? {}
+        : { caLifetimeMs: deps.providerCaLifetimeMs }),
+    });
     log.info({ url: served.url, dataDir: config.dataDir }, 'coordinator started');
     const opened = store;
     return {

@@ -9,6 +9,10 @@
  *   <data>/identity/ca.key      0600     the intermediate CA key (signs host certificates)
  *   <data>/identity/ca.crt               the intermediate CA certificate (limited to the vault)
  *   <data>/identity/root-ca.crt          the coordinator's root CA (pinned by fingerprint)
+ *   <data>/identity/next-ca.key 0600     during a CA rotation: the successor's key, written
+ *   <data>/identity/next-ca.crt          before its certificate (whose presence means "a
+ *                                        successor exists"); at the old CA's end both are
+ *                                        copied over ca.key/ca.crt, then removed
  *   <data>/identity/pending.json 0600    a registration in progress: its id, keys and CSRs,
  *                                        so a retry after a crash sends the same request
  */
@@ -103,4 +107,37 @@ export async function loadPending(dataDir: string): Promise<PendingRegistration 
 export async function savePending(dataDir: string, p: PendingRegistration): Promise<void> {
   await mkdir(dirOf(dataDir), { recursive: true, mode: 0o700 });
   await writeSecretFile(join(dirOf(dataDir), 'pending.json'), JSON.stringify(p));
+}
+
+export interface CaPair {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/** The successor CA of a rotation in progress, if any. */
+export async function loadNextCa(dataDir: string): Promise<CaPair | undefined> {
+  const dir = dirOf(dataDir);
+  const certPem = await readOptional(join(dir, 'next-ca.crt'));
+  const keyPem = await readOptional(join(dir, 'next-ca.key'));
+  return certPem === undefined || keyPem === undefined ? undefined : { certPem, keyPem };
+}
+
+/** Key first (0600), certificate last: a successor without its key never looks present. */
+export async function saveNextCa(dataDir: string, ca: CaPair): Promise<void> {
+  const dir = dirOf(dataDir);
+  await writeSecretFile(join(dir, 'next-ca.key'), ca.keyPem);
+  await writePublicFile(join(dir, 'next-ca.crt'), ca.certPem);
+}
+
+/**
+ * The successor becomes the CA. Each write is atomic but the two are not one: a crash between
+ * leaves next-ca.* in place, and the retire step (the old CA has expired) runs again at the
+ * next start and repeats this, so a mismatched ca.key/ca.crt pair is always finished.
+ */
+export async function promoteNextCa(dataDir: string, ca: CaPair): Promise<void> {
+  const dir = dirOf(dataDir);
+  await writeSecretFile(join(dir, 'ca.key'), ca.keyPem);
+  await writePublicFile(join(dir, 'ca.crt'), ca.certPem);
+  await rm(join(dir, 'next-ca.crt'), { force: true });
+  await rm(join(dir, 'next-ca.key'), { force: true });
 }

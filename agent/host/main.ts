@@ -86,7 +86,12 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
             ...(agent.tickets ? { tickets: agent.tickets } : {}),
             version: HOST_VERSION,
             log,
-            ...(creds ? { tls: creds.tls } : {}),
+            ...(creds
+              ? {
+                  tls: creds.tls,
+                  trust: { pins: () => creds.pins.fingerprints(), apply: (b) => creds.trust(b) },
+                }
+              : {}),
           });
     log.info({ data: config.dataDir, standalone: config.standalone }, 'host agent starting');
     const linkDone = link?.run(stop.signal);

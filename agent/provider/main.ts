@@ -25,7 +25,13 @@ export interface StartedProvider {
 
 export async function startProvider(
   options: ProviderOptions,
-  deps: { log?: Logger; backoff?: BackoffOptions; signal?: AbortSignal } = {},
+  deps: {
+    log?: Logger;
+    backoff?: BackoffOptions;
+    signal?: AbortSignal;
+    /** The CA rotation's check period (tests shorten it). */
+    caRotation?: { checkEveryMs?: number };
+  } = {},
 ): Promise<StartedProvider> {
   const config = compileProviderConfig(options);
   const site = loadSite(config.sitePath);
@@ -39,6 +45,7 @@ export async function startProvider(
       log,
       ...(deps.backoff === undefined ? {} : { backoff: deps.backoff }),
       ...(deps.signal === undefined ? {} : { signal: deps.signal }),
+      ...(deps.caRotation === undefined ? {} : { caRotation: deps.caRotation }),
     });
     const running = new AbortController();
     const done = agent.run(running.signal);

@@ -1,9 +1,12 @@
 /**
  * The provider agent as a long-lived part (STYLE.md rule 1): create() registers on the first
  * start (or loads the stored identity), writes the host join token and prepares the channel;
- * run() keeps the channel up until the signal aborts; shutdown() closes it.
+ * run() keeps the channel up and rotates the provider's CA (provider-ca.ts) until the signal
+ * aborts; shutdown() closes them.
  */
+import { createHash } from 'node:crypto';
 import { SecondsiteError } from '../../common/errors/errors.ts';
+import type { HostCommand } from '../../common/wire/host-control-messages.ts';
 import type { Logger } from '../../common/log/log.ts';
 import { loadIdentity, type StoredIdentity } from '../common/identity-store.ts';
 import { createChannelClient, type ChannelClient } from './channel/agent-channel-client.ts';
@@ -15,9 +18,14 @@ import { enrolHost } from './hosts/enrol.ts';
 import { renewHost } from './hosts/renew.ts';
 import { HostRegistry } from './hosts/host-registry.ts';
 import { startHostsServer, type HostsServer } from './hosts/hosts-server.ts';
-import { hostsServerTls } from './hosts/server-tls.ts';
+import { ProviderCa, type SigningCa } from './hosts/provider-ca.ts';
+import {
+  HostsServerCertificates,
+  hostsServerTls,
+  type HostsServerTls,
+} from './hosts/server-tls.ts';
 import { TicketRelay } from './hosts/ticket-relay.ts';
-import { ensureHostJoinToken } from './registration/host-join-token.ts';
+import { ensureHostJoinToken, renameTokenCa } from './registration/host-join-token.ts';
 import { readKeyFile, registerWithRetry } from './registration/register.ts';
 import type { Site } from './site/site-file.ts';
 import { siteInventory } from './site/site-inventory.ts';
@@ -30,6 +38,8 @@ export interface ProviderAgent {
   readonly commands: CommandDispatcher;
   /** The host endpoint (--listen) and what the provider knows of its hosts. */
   readonly hosts: { readonly port: number; readonly registry: HostRegistry };
+  /** The provider's CA across rotations. */
+  readonly ca: ProviderCa;
   run(signal: AbortSignal): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -97,6 +107,8 @@ export async function createProviderAgent(a: {
   backoff?: BackoffOptions;
   /** Stops a registration that waits for an unreachable coordinator. */
   signal?: AbortSignal;
+  /** The CA rotation's check period (tests shorten it). */
+  caRotation?: { checkEveryMs?: number };
 }): Promise<ProviderAgent> {
   const now = a.now ?? Date.now;
   const name = a.config.name ?? a.site.file.server;
@@ -116,7 +128,19 @@ export async function createProviderAgent(a: {
     ...(a.signal === undefined ? {} : { signal: a.signal }),
     ...(a.backoff === undefined ? {} : { backoff: a.backoff }),
   });
-  const tokenPath = await ensureHostJoinToken(a.config.dataDir, identity.caCertPem);
+  const providerCa = await ProviderCa.open({
+    dataDir: a.config.dataDir,
+    identity,
+    requestSuccessor: (csr) => channel.requestProviderCa(csr),
+    onChange: () => publish(),
+    now,
+    log: a.log,
+    ...(a.caRotation?.checkEveryMs === undefined
+      ? {}
+      : { checkEveryMs: a.caRotation.checkEveryMs }),
+  });
+  // The token names the CA the host endpoint presents: the signing one.
+  const tokenPath = await ensureHostJoinToken(a.config.dataDir, providerCa.signing().certPem);
   a.log.info({ tokenPath }, 'host join token ready');
   const registry = new HostRegistry({
     site: () => a.site.file,
@@ -148,14 +172,34 @@ export async function createProviderAgent(a: {
     now,
     log: a.log.child({ component: 'channel' }),
   });
-  const hostsServer = await serveHosts(a.config, identity, a.site, registry, now, a.log, tickets);
+  const serverTls = (): HostsServerTls =>
+    hostsServerTls(identity, a.config.listen.host, now(), providerCa.signing());
+  const serverCerts = new HostsServerCertificates(serverTls());
+  /** A CA rotation step: new server chain, the bundle to every host, the token's CA. */
+  const publish = (): void => {
+    serverCerts.update(serverTls());
+    registry.setTrustBundle(trustBundleCommand(providerCa.bundle()));
+    renameTokenCa(a.config.dataDir, providerCa.signing().certPem).catch((e: unknown) =>
+      a.log.warn({ err: e }, 'cannot update the host join token'),
+    );
+  };
+  registry.setTrustBundle(trustBundleCommand(providerCa.bundle()));
+  const hostsServer = await serveHosts(
+    { config: a.config, identity, site: a.site, registry, now, log: a.log, tickets },
+    providerCa,
+    serverCerts,
+  );
   return {
     identity,
     channel,
     commands,
     hosts: { port: hostsServer.port, registry },
-    run: (signal) => channel.run(signal),
+    ca: providerCa,
+    run: async (signal) => {
+      await Promise.all([channel.run(signal), providerCa.run(signal)]);
+    },
     async shutdown() {
+      await providerCa.shutdown();
       registry.close();
       tickets.close();
       await hostsServer.shutdown();
@@ -164,28 +208,41 @@ export async function createProviderAgent(a: {
   };
 }
 
+/** set_trust_bundle (HostCommand 32), its id naming the bundle so a host applies it once. */
+function trustBundleCommand(bundlePem: string): HostCommand {
+  const digest = createHash('sha256').update(bundlePem).digest('hex').slice(0, 32);
+  return { commandId: `trust-bundle-${digest}`, setTrustBundle: { bundlePem } };
+}
+
+interface HostsContext {
+  readonly config: ProviderConfig;
+  readonly identity: StoredIdentity;
+  readonly site: Site;
+  readonly registry: HostRegistry;
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly tickets: TicketRelay;
+}
+
 /** The host endpoint on --listen: enrolment and the hosts' control streams. */
 function serveHosts(
-  config: ProviderConfig,
-  identity: StoredIdentity,
-  site: Site,
-  registry: HostRegistry,
-  now: () => number,
-  log: Logger,
-  tickets: TicketRelay,
+  c: HostsContext,
+  ca: SigningCa,
+  tls: HostsServerCertificates,
 ): Promise<HostsServer> {
+  const { config, identity, site, now } = c;
   return startHostsServer({
     listen: config.listen,
-    tls: hostsServerTls(identity, config.listen.host, now()),
+    tls,
     vault: identity.info.vault,
     site: () => site.file,
     enrol: (req) =>
-      enrolHost({ dataDir: config.dataDir, identity, site: () => site.file, now }, req),
+      enrolHost({ dataDir: config.dataDir, identity, ca, site: () => site.file, now }, req),
     renew: (caller, peer, req) =>
-      renewHost({ identity, site: () => site.file, now }, caller, peer, req),
-    registry,
-    tickets,
+      renewHost({ identity, ca, site: () => site.file, now }, caller, peer, req),
+    registry: c.registry,
+    tickets: c.tickets,
     clock: { now },
-    log: log.child({ component: 'hosts' }),
+    log: c.log.child({ component: 'hosts' }),
   });
 }

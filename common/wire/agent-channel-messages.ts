@@ -118,7 +118,22 @@ type Body =
   | { body?: 'error'; error: ErrorDetailMsg }
   | { body?: 'hostInventory'; hostInventory: HostInventoryReport }
   | { body?: 'hostTicketRequest'; hostTicketRequest: HostTicketRequest }
-  | { body?: 'hostTicketReply'; hostTicketReply: TicketServiceReplyMsg };
+  | { body?: 'hostTicketReply'; hostTicketReply: TicketServiceReplyMsg }
+  | { body?: 'providerCaRequest'; providerCaRequest: ProviderCaRequest }
+  | { body?: 'providerCaReply'; providerCaReply: ProviderCaReply };
+
+/** agent_channel.proto ProviderCaRequest: a CSR for a successor of the provider's CA. */
+export interface ProviderCaRequest {
+  requestId: string;
+  caCsrPem: string;
+}
+
+/** agent_channel.proto ProviderCaReply: the signed successor, or why not. */
+export interface ProviderCaReply {
+  requestId: string;
+  caCertPem: string;
+  error?: ErrorDetailMsg | null;
+}
 
 /** A host's request to the ticket service, relayed by its provider (agent_channel.proto). */
 export interface HostTicketRequest {

@@ -233,7 +233,8 @@ export interface HostCommand {
     | 'commitFailover'
     | 'fence'
     | 'setBandwidth'
-    | 'setRevoked';
+    | 'setRevoked'
+    | 'setTrustBundle';
   createVm?: CreateHostVmCommand;
   pairVm?: PairHostVmCommand;
   unpairVm?: { name: string; deleteReplica: boolean };
@@ -255,6 +256,8 @@ export interface HostCommand {
   setBandwidth?: BandwidthSettingMsg;
   /** Issue #7: the vault's revoked host credentials (host_control.proto 31). */
   setRevoked?: RevokedListMsg;
+  /** The provider's trust bundle: vault root, then its CAs (host_control.proto 32). */
+  setTrustBundle?: { bundlePem: string };
 }
 
 /** host_control.proto RevokedList; the version as a decimal string (uint64). */

@@ -33,6 +33,7 @@ import type { VmInventory } from '../inventory/vm-inventory.ts';
 import type { ServerRecord, SiteInventory } from '../domain/server.ts';
 import { inventorySchema } from '../registration/registration-job.ts';
 import type { Vault } from '../domain/vault.ts';
+import type { ProviderSigner } from '../registration/provider-signer.ts';
 import type { RegistrationService } from '../registration/registration-service.ts';
 import type { VaultService } from '../vaults/vault-service.ts';
 import type { TicketService } from '../tickets/ticket-service.ts';
@@ -49,6 +50,8 @@ export interface AgentChannelDeps {
   readonly log: Logger;
   /** The vault's ticket service (host_ticket_request); absent: such requests are refused. */
   readonly tickets?: TicketService;
+  /** Signs a successor of a provider's CA (step 8); absent: such requests are refused. */
+  readonly providerCa?: ProviderSigner['signSuccessorCa'];
   /** Sees every frame received, before it is decoded (the privacy test's trace). */
   readonly trace?: (frame: Buffer) => void;
 }
@@ -197,6 +200,29 @@ function providerHandlers(
             ),
           };
       sendTo(ws, { hostTicketReply: reply });
+    },
+    // Step 8: only for the provider this connection authenticated (signIntermediateCsr
+    // refuses a CSR naming any other identity), limited to its vault.
+    providerCaRequest: async (env) => {
+      if (!('providerCaRequest' in env)) return;
+      const { requestId, caCsrPem } = env.providerCaRequest;
+      try {
+        if (!deps.providerCa) {
+          throw new SecondsiteError('SS_UNAVAILABLE', 'this coordinator signs no provider CAs');
+        }
+        const caCertPem = await deps.providerCa({
+          vault: vault.name,
+          identityName: caller.identityName,
+          caCsrPem,
+          now: deps.clock.now(),
+        });
+        deps.log.info({ vault: vault.name, server: server.name }, 'signed a successor provider CA');
+        sendTo(ws, { providerCaReply: { requestId, caCertPem } });
+      } catch (e) {
+        const err = toError(e);
+        deps.log.warn({ code: err.code, msg: err.message }, 'provider CA request refused');
+        sendTo(ws, { providerCaReply: { requestId, caCertPem: '', error: errorDetailOf(err) } });
+      }
     },
     inventoryReport: async (env) => {
       if (!('inventoryReport' in env)) return;

@@ -2,7 +2,8 @@
  * Signs a registering provider's two CSRs with the coordinator's root CA: its TLS client
  * certificate (secondsite://<vault>/provider/<name>) and its intermediate CA, limited to the
  * vault (pathLen 0, URI name constraint), which later signs its hosts' certificates. Keys stay
- * on the provider; only CSRs came here.
+ * on the provider; only CSRs came here. Later, over the provider's authenticated channel,
+ * successors of that CA for its rotation (signSuccessorCa).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { signCsr } from '../../certs/sign.ts';
 /** 90 days, renewed at half-life over the channel (later work). */
 const CLIENT_CERT_DAYS = 90;
 /** A year: host certificates it signs are cut to its lifetime. */
-const PROVIDER_CA_DAYS = 365;
+const PROVIDER_CA_MS = 365 * 86_400_000;
 
 export interface ProviderCertificates {
   readonly clientCertPem: string;
@@ -29,14 +30,50 @@ export interface ProviderSigner {
     caCsrPem: string;
     now: number;
   }): Promise<ProviderCertificates>;
+  /**
+   * A successor of a registered provider's CA (agent_channel.proto step 8), for the provider
+   * the channel authenticated: the CSR must ask for exactly that identity. Same limits and
+   * lifetime as the first.
+   */
+  signSuccessorCa(a: {
+    vault: string;
+    identityName: string;
+    caCsrPem: string;
+    now: number;
+  }): Promise<string>;
 }
 
-export function providerSigner(dataDir: string): ProviderSigner {
+export interface ProviderSignerOptions {
+  /** Lifetime of provider CAs (tests run a rotation in seconds). @default a year */
+  readonly caLifetimeMs?: number;
+}
+
+export function providerSigner(dataDir: string, o: ProviderSignerOptions = {}): ProviderSigner {
+  const caLifetimeMs = o.caLifetimeMs ?? PROVIDER_CA_MS;
+  const root = async (): Promise<{ caCertPem: string; caKeyPem: string }> => {
+    const dir = join(dataDir, 'pki');
+    return {
+      caCertPem: await readFile(join(dir, 'ca.crt'), 'utf8'),
+      caKeyPem: await readFile(join(dir, 'ca.key'), 'utf8'),
+    };
+  };
+  const providerCa = (
+    r: { caCertPem: string; caKeyPem: string },
+    a: { vault: string; identityName: string; caCsrPem: string; now: number },
+  ): string =>
+    signIntermediateCsr({
+      ...r,
+      csrPem: a.caCsrPem,
+      vault: a.vault,
+      identity: providerIdentity(a.vault, a.identityName),
+      commonName: `secondsite provider CA ${a.vault}/${a.identityName}`,
+      notAfter: a.now + caLifetimeMs,
+      now: a.now,
+    });
   return {
+    signSuccessorCa: async (a) => providerCa(await root(), a),
     async sign(a) {
-      const dir = join(dataDir, 'pki');
-      const caCertPem = await readFile(join(dir, 'ca.crt'), 'utf8');
-      const caKeyPem = await readFile(join(dir, 'ca.key'), 'utf8');
+      const { caCertPem, caKeyPem } = await root();
       const identity = providerIdentity(a.vault, a.identityName);
       const clientCertPem = signCsr({
         caCertPem,
@@ -47,16 +84,7 @@ export function providerSigner(dataDir: string): ProviderSigner {
         now: a.now,
         usage: 'client',
       });
-      const providerCaPem = signIntermediateCsr({
-        caCertPem,
-        caKeyPem,
-        csrPem: a.caCsrPem,
-        vault: a.vault,
-        identity,
-        commonName: `secondsite provider CA ${a.vault}/${a.identityName}`,
-        validDays: PROVIDER_CA_DAYS,
-        now: a.now,
-      });
+      const providerCaPem = providerCa({ caCertPem, caKeyPem }, a);
       return { clientCertPem, caCertPem: providerCaPem, rootCaPem: caCertPem };
     },
   };

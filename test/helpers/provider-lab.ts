@@ -37,11 +37,17 @@ export class ProviderLab {
 
   async coordinator(
     data = this.path('coordinator'),
-    opts: { listen?: string; clock?: Clock } = {},
+    opts: { listen?: string; clock?: Clock; providerCaLifetimeMs?: number } = {},
   ): Promise<StartedCoordinator & { api: ApiClient }> {
     const c = await startCoordinator(
       { data, listen: opts.listen ?? '127.0.0.1:0', heartbeatMs: TEST_HEARTBEAT_MS },
-      { log: silentLogger, ...(opts.clock === undefined ? {} : { clock: opts.clock }) },
+      {
+        log: silentLogger,
+        ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+        ...(opts.providerCaLifetimeMs === undefined
+          ? {}
+          : { providerCaLifetimeMs: opts.providerCaLifetimeMs }),
+      },
     );
     let stopped = false;
     const stop = async (): Promise<void> => {
@@ -75,11 +81,14 @@ export class ProviderLab {
     return file;
   }
 
-  async provider(opts: Partial<ProviderOptions> & { data: string }): Promise<StartedProvider> {
+  async provider(
+    opts: Partial<ProviderOptions> & { data: string },
+    deps: { caRotation?: { checkEveryMs?: number } } = {},
+  ): Promise<StartedProvider> {
     const p = await startProvider(
       // Port 0: several providers of one test must not share the default host port.
       { site: NEW_YORK_SITE, listen: '127.0.0.1:0', ...opts },
-      { log: silentLogger, backoff: FAST_BACKOFF },
+      { log: silentLogger, backoff: FAST_BACKOFF, ...deps },
     );
     let stopped = false;
     const stop = async (): Promise<void> => {

@@ -315,8 +315,16 @@ export function hostCommands(
   vms: VmManager,
   log: HostCommandLog,
   replication?: { ops: ReplicationOps; vault: string },
+  /** Pins and installs the provider's trust bundle (provider-pins.ts); absent: refused. */
+  trust?: (bundlePem: string) => Promise<void>,
 ): HostCommands {
   const handlers: Record<string, Handler> = {
+    setTrustBundle: async (c) => {
+      if (!c.setTrustBundle?.bundlePem) throw badInput('setTrustBundle.bundlePem', 'is empty');
+      if (!trust) throw new SecondsiteError('SS_CONFLICT', 'this host keeps no provider pins');
+      await trust(c.setTrustBundle.bundlePem);
+      return {};
+    },
     createVm: async (c) => {
       if (c.createVm === undefined) throw new SecondsiteError('SS_PROTOCOL', 'empty create_vm');
       await createVm(vms, c.createVm);

@@ -6,7 +6,7 @@
  *   <data>/identity/cert.pem         its certificate, then the provider's intermediate CA
  *   <data>/identity/ca.pem           the vault root CA, then the provider's intermediate
  *   <data>/identity/host.json        {vault, name, identity, server, provider,
- *                                     providerCaFingerprint, enrolledAt}
+ *                                     providerCaFingerprint, enrolledAt, providerCaPins?}
  *
  * host.json is written last: its presence means "enrolled", so a crash mid-way leaves a
  * folder that enrols again.
@@ -34,6 +34,13 @@ const infoSchema = z
     provider: z.string(),
     providerCaFingerprint: z.string(),
     enrolledAt: z.string(),
+    /**
+     * The provider CAs pinned now, once a rotation has happened (provider-pins.ts); absent:
+     * only providerCaFingerprint, the enrolment pin.
+     */
+    providerCaPins: z
+      .array(z.object({ fingerprint: z.string(), notAfter: z.number() }).strict())
+      .optional(),
   })
   .strict();
 
@@ -113,4 +120,15 @@ export async function saveHostIdentity(dataDir: string, id: HostIdentity): Promi
   const dir = identityDir(dataDir);
   await installMaterial(dir, id);
   await writePublicFile(join(dir, 'host.json'), `${JSON.stringify(id.info, null, 2)}\n`);
+}
+
+/** Rewrites host.json (atomically) with new pins, and ca.pem with the bundle they allow. */
+export async function savePins(
+  dataDir: string,
+  info: HostIdentityInfo,
+  caPem: string,
+): Promise<void> {
+  const dir = identityDir(dataDir);
+  await writePublicFile(join(dir, 'host.json'), `${JSON.stringify(info, null, 2)}\n`);
+  await writePublicFile(join(dir, 'ca.pem'), caPem);
 }

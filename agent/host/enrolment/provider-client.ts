@@ -47,7 +47,8 @@ export function createProviderClient(a: {
   /** HOST:PORT of the provider's --listen. */
   target: string;
   rootCaPem: string;
-  provider: { vault: string; intermediateFingerprint: string };
+  /** The pinned provider CA: a fingerprint, or the live pins (provider-pins.ts). */
+  provider: { vault: string; intermediateFingerprint: string | (() => readonly string[]) };
   /**
    * The host's key and certificate chain; absent while enrolling. A RotatingTls (whose CA
    * bundle then replaces rootCaPem) makes reconnects present a renewed certificate.

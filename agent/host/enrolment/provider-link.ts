@@ -62,12 +62,18 @@ export async function createProviderLink(a: {
   log: Logger;
   /** The host's credentials, renewed in place (cert-renewer.ts); default: the identity's. */
   tls?: RotatingTls;
+  /**
+   * The live provider CA pins and what installs a pushed trust bundle (host-credentials.ts);
+   * default: the enrolment pin, and set_trust_bundle is refused.
+   */
+  trust?: { pins: () => readonly string[]; apply: (bundlePem: string) => Promise<void> };
 }): Promise<ProviderLink> {
   const log = a.log.child({ component: 'provider-link', provider: a.identity.info.provider });
   const commands = hostCommands(
     a.vms,
     await HostCommandLog.open(a.dataDir),
     a.ops && { ops: a.ops, vault: a.identity.info.vault },
+    a.trust?.apply,
   );
   const deps: ServeDeps = {
     commands,
@@ -83,7 +89,7 @@ export async function createProviderLink(a: {
     rootCaPem: a.identity.caPem,
     provider: {
       vault: a.identity.info.vault,
-      intermediateFingerprint: a.identity.info.providerCaFingerprint,
+      intermediateFingerprint: a.trust?.pins ?? a.identity.info.providerCaFingerprint,
     },
     own: a.tls ?? { keyPem: a.identity.keyPem, certPem: a.identity.certPem },
   });

@@ -118,12 +118,14 @@ function checkChain(
 
 /**
  * The gRPC server check of every connection to the provider (after TLS verified the chain to
- * the root): a provider of our vault, signed by the pinned intermediate.
+ * the root): a provider of our vault, signed by a pinned intermediate. The pins are read per
+ * connection: during a CA rotation they hold the old and the new CA (provider-pins.ts).
  */
 export function checkProvider(
   vault: string,
-  intermediateFingerprint: string,
+  pinned: string | (() => readonly string[]),
 ): (hostname: string, cert: PeerCertificate) => Error | undefined {
+  const pins = typeof pinned === 'string' ? () => [pinned] : pinned;
   return (_hostname, cert) => {
     try {
       const identity = identityFromPeerCertificate(cert);
@@ -134,7 +136,8 @@ export function checkProvider(
         );
       }
       // Node passes the chain it verified (getPeerCertificate(true)): the pin must be in it.
-      if (!presentedChain(cert).some((c) => fingerprintOfDer(c.raw) === intermediateFingerprint)) {
+      const now = pins();
+      if (!presentedChain(cert).some((c) => now.includes(fingerprintOfDer(c.raw)))) {
         return new SecondsiteError(
           'SS_FINGERPRINT_MISMATCH',
           'the provider is not signed by the pinned CA',

@@ -7,14 +7,17 @@
  * are applied once per id (command-handlers.ts) and answered with the same id.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isSecondsiteError } from '../../../common/errors/errors.ts';
+import { randomUUID } from 'node:crypto';
+import { isSecondsiteError, SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import {
   AGENT_PROTOCOL,
   agentChannelCodec,
   decodeEnvelope,
+  errorDetailOf,
   errorFromDetail,
   type AgentEnvelope,
+  type ProviderCaReply,
   type SiteInventoryMsg,
 } from '../../../common/wire/agent-channel-messages.ts';
 import type { TicketServiceReplyMsg } from '../../../common/tickets/messages.ts';
@@ -44,12 +47,21 @@ export interface ChannelClient {
   state(): ChannelState;
   /** Sends a frame when connected (after the welcome); false when it was dropped. */
   send(env: AgentEnvelope): boolean;
+  /**
+   * Step 8: asks the coordinator to sign a successor of this provider's CA; resolves the CA
+   * PEM. Fails at once when not connected, and after REQUEST_MS without an answer.
+   */
+  requestProviderCa(caCsrPem: string): Promise<string>;
   /** Connects and reconnects until the signal aborts. */
   run(signal: AbortSignal): Promise<void>;
   shutdown(): Promise<void>;
 }
 
+/** A CA signature is one small exchange; 30 s covers a slow WAN and a busy coordinator. */
+const REQUEST_MS = 30_000;
+
 export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
+  const waiting = new Map<string, (reply: ProviderCaReply) => void>();
   let state: ChannelState = 'connecting';
   let current: OpenSocket['ws'] | undefined;
   const stop = new AbortController();
@@ -108,6 +120,8 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
         );
       } else if (env.body === 'hostTicketReply' && 'hostTicketReply' in env && welcomed) {
         opts.onTicketReply?.(env.hostTicketReply);
+      } else if (env.body === 'providerCaReply' && 'providerCaReply' in env && welcomed) {
+        waiting.get(env.providerCaReply.requestId)?.(env.providerCaReply);
       } else if (env.body === 'error' && 'error' in env) {
         const err = errorFromDetail(env.error);
         opts.log.warn({ code: err.code, msg: err.message }, 'coordinator refused the channel');
@@ -152,13 +166,39 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
     set('closed');
   }
 
+  function sendNow(env: AgentEnvelope): boolean {
+    const ws = current;
+    if (state !== 'connected' || ws === undefined || ws.readyState !== ws.OPEN) return false;
+    ws.send(agentChannelCodec().encode(env));
+    return true;
+  }
+
   return {
     state: () => state,
-    send(env) {
-      const ws = current;
-      if (state !== 'connected' || ws === undefined || ws.readyState !== ws.OPEN) return false;
-      ws.send(agentChannelCodec().encode(env));
-      return true;
+    send: sendNow,
+    requestProviderCa(caCsrPem) {
+      const requestId = randomUUID();
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiting.delete(requestId);
+          reject(new SecondsiteError('SS_UNAVAILABLE', 'no answer from the coordinator'));
+        }, REQUEST_MS);
+        waiting.set(requestId, (reply) => {
+          clearTimeout(timer);
+          waiting.delete(requestId);
+          if (reply.error) reject(errorFromDetail(reply.error));
+          else resolve(reply.caCertPem);
+        });
+        if (!sendNow({ providerCaRequest: { requestId, caCsrPem } })) {
+          waiting.get(requestId)?.({
+            requestId,
+            caCertPem: '',
+            error: errorDetailOf(
+              new SecondsiteError('SS_UNAVAILABLE', 'not connected to the coordinator'),
+            ),
+          });
+        }
+      });
     },
     run,
     async shutdown() {

@@ -18,6 +18,7 @@ import type {
   HostEnrolRequest,
 } from '../../../common/wire/host-control-messages.ts';
 import type { StoredIdentity } from '../../common/identity-store.ts';
+import type { SigningCa } from './provider-ca.ts';
 import type { SiteFile } from '../site/site-schema.ts';
 
 /** A year, cut by the signer to the intermediate's own end; renewal comes with rotation. */
@@ -26,6 +27,8 @@ const HOST_CERT_DAYS = 365;
 export interface EnrolDeps {
   readonly dataDir: string;
   readonly identity: StoredIdentity;
+  /** The CA that signs now (provider-ca.ts). */
+  readonly ca: SigningCa;
   readonly site: () => SiteFile;
   readonly now: () => number;
 }
@@ -60,7 +63,8 @@ export async function enrolHost(deps: EnrolDeps, req: HostEnrolRequest): Promise
   if (req.address !== '' && isIP(req.address) === 0) {
     throw badInput('address', `"${req.address}" is not an IP address`);
   }
-  const { info, caCertPem, caKeyPem, rootCaPem } = deps.identity;
+  const { info, rootCaPem } = deps.identity;
+  const { certPem: caCertPem, keyPem: caKeyPem } = deps.ca.signing();
   const identity = hostIdentity(info.vault, name);
   const certPem = signCsr({
     caCertPem,

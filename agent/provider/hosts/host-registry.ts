@@ -69,6 +69,19 @@ export class HostRegistry {
     });
   }
 
+  /** The trust bundle command every host is given (provider-ca.ts); none until set. */
+  private trust: HostCommand | undefined;
+
+  /**
+   * The provider's trust bundle changed (a CA rotation): every connected host is told now,
+   * and every host that connects later at its hello. The id names the bundle, so a host
+   * applies each bundle once (its command log) and a resend is answered from the log.
+   */
+  setTrustBundle(command: HostCommand): void {
+    this.trust = command;
+    for (const entry of this.hosts.values()) entry.session?.send({ command });
+  }
+
   /** Step 1: a host said hello (with where peers reach it, when it said). */
   attach(session: HostSession, inventory: HostInventoryMsg, endpoint?: HostEndpointInfo): void {
     const old = this.hosts.get(session.host);
@@ -81,6 +94,7 @@ export class HostRegistry {
       inFlight: new Set(),
     });
     this.opts.log.info({ host: session.host, vms: inventory.vms.length }, 'host connected');
+    if (this.trust !== undefined) session.send({ command: this.trust });
     this.changed(session.host);
     this.relays.attached(session.host, session);
   }

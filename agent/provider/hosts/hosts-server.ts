@@ -29,7 +29,11 @@ import {
 import { callerOf, type Caller } from '../../common/caller.ts';
 import type { SiteFile } from '../site/site-schema.ts';
 import type { HostRegistry, HostSession } from './host-registry.ts';
-import { hostsServerCredentials, type HostsServerTls } from './server-tls.ts';
+import {
+  hostsServerCredentials,
+  type HostsServerCertificates,
+  type HostsServerTls,
+} from './server-tls.ts';
 import type { TicketRelay } from './ticket-relay.ts';
 
 /** A CSR is ~1 KiB, an inventory of hundreds of VMs well under 1 MiB. */
@@ -44,7 +48,7 @@ const enrolSchema = z.object({
 
 export interface HostsServerOptions {
   readonly listen: { readonly host: string; readonly port: number };
-  readonly tls: HostsServerTls;
+  readonly tls: HostsServerTls | HostsServerCertificates;
   readonly vault: string;
   readonly site: () => SiteFile;
   readonly enrol: (req: HostEnrolRequest) => Promise<HostEnrolReply>;

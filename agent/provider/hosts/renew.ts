@@ -15,6 +15,7 @@ import type {
 } from '../../../common/wire/host-control-messages.ts';
 import type { Caller } from '../../common/caller.ts';
 import type { StoredIdentity } from '../../common/identity-store.ts';
+import type { SigningCa } from './provider-ca.ts';
 import type { SiteFile } from '../site/site-schema.ts';
 
 /** As at enrolment (enrol.ts): a year, cut by the signer to the intermediate's own end. */
@@ -22,6 +23,8 @@ export const HOST_CERT_DAYS = 365;
 
 export interface RenewDeps {
   readonly identity: StoredIdentity;
+  /** The CA that signs now and the bundle hosts trust (provider-ca.ts). */
+  readonly ca: SigningCa;
   readonly site: () => SiteFile;
   readonly now: () => number;
 }
@@ -39,7 +42,8 @@ export function renewHost(
   peer: PeerCertificate | undefined,
   req: HostRenewRequest,
 ): HostRenewReply {
-  const { info, caCertPem, caKeyPem, rootCaPem } = deps.identity;
+  const { info } = deps.identity;
+  const { certPem: caCertPem, keyPem: caKeyPem } = deps.ca.signing();
   if (caller.vault !== info.vault || caller.identity.kind !== 'host') {
     throw new SecondsiteError('SS_UNAUTHENTICATED', `${caller.uri} is not a host of this vault`);
   }
@@ -59,5 +63,5 @@ export function renewHost(
     usage: 'both',
     ipAddresses: ipSansOf(peer),
   });
-  return { certPem, intermediatePem: caCertPem, caBundlePem: rootCaPem + caCertPem };
+  return { certPem, intermediatePem: caCertPem, caBundlePem: deps.ca.bundle() };
 }

@@ -30,3 +30,16 @@ export async function ensureHostJoinToken(dataDir: string, providerCaPem: string
   await writeSecretFile(path, `${formatJoinToken({ caFingerprint, secret })}\n`);
   return path;
 }
+
+/**
+ * After a CA rotation activated the successor, the provider presents a chain through the new
+ * CA, so the token names it from then on; the secret (and so its hash) is kept, and a host
+ * given the old token is told by pinProvider to fetch the new one.
+ */
+export async function renameTokenCa(dataDir: string, providerCaPem: string): Promise<void> {
+  const path = join(dataDir, 'host-join-token');
+  const caFingerprint = fingerprintOfPem(providerCaPem);
+  const existing = parseJoinToken(await readFile(path, 'utf8'));
+  if (existing.caFingerprint === caFingerprint) return;
+  await writeSecretFile(path, `${formatJoinToken({ caFingerprint, secret: existing.secret })}\n`);
+}

@@ -108,7 +108,7 @@ describe('VM manager', () => {
     });
     await vms.createVm({ name: 'ok', diskSizes: [MiB], nics: [] });
     await expect(
-      vms.protectVm('ok', { copyFrequencySeconds: 60, appConsistentHours: 0 }),
+      vms.protectVm('ok', { copyFrequencySeconds: 901, appConsistentHours: 0 }),
     ).rejects.toMatchObject({
       code: 'SS_BAD_INPUT',
     });

@@ -29,6 +29,7 @@ import {
   vmRead,
 } from '../../agent/host/main.ts';
 import { NbdClient } from '../../common/nbd/client.ts';
+import { HostLocalClient } from '../../agent/host/control/control-client.ts';
 import { createTestCa } from '../helpers/test-ca.ts';
 import { startInProcessHost, VAULT, type InProcessHost } from '../helpers/replication-lab.ts';
 import { seededRandom, testSeed } from '../helpers/seeded-random.ts';
@@ -84,6 +85,15 @@ describe('replication between two host agents in one process', () => {
       ...peer(b),
     });
     expect(paired.replication).toMatchObject({ role: 'primary', baseline: 'zero' });
+    // The control socket is an edge an administrator uses: policy frequencies only (a
+    // coordinator's pairing may carry a scaled interval, the manager allows that).
+    await expect(
+      HostLocalClient.connect(a.data).protectVm({
+        name: 'vm1',
+        copyFrequencySeconds: 60,
+        appConsistentHours: 0,
+      }),
+    ).rejects.toMatchObject({ code: 'SS_BAD_INPUT', details: { field: 'copyFrequencySeconds' } });
     await vmProtect({ data: a.data, name: 'vm1' });
     const vm = await vmAction('start', { data: a.data, name: 'vm1' });
     const nbd = await NbdClient.connect(vm.disks[0]!.nbd);

@@ -22,6 +22,7 @@ import { toGrpcError } from '../../../common/wire/grpc-errors.ts';
 import type { ReplicationOps } from '../replication/replication-ops.ts';
 import type { VmManager, VmView } from '../vm/vm-manager.ts';
 import { checkSocketPath, layout } from '../vm/layout.ts';
+import { isPolicyFrequency } from '../vm/vm-config.ts';
 import { pointToMsg, vmToMsg } from './host-local-mapping.ts';
 
 const vmRef = z.object({ name: z.string() });
@@ -30,9 +31,12 @@ const createVm = z.object({
   disks: z.array(z.object({ sizeBytes: z.string().regex(/^\d+$/) })),
   nics: z.array(z.object({ network: z.string(), subnet: z.string() })),
 });
+/** A local protect takes the policy frequencies only (the manager allows a scaled pairing's). */
 const protectVm = z.object({
   name: z.string(),
-  copyFrequencySeconds: z.number().int(),
+  copyFrequencySeconds: z
+    .number()
+    .refine(isPolicyFrequency, 'must be 30s, 5m or 15m (30, 300, 900)'),
   appConsistentHours: z.number().int(),
 });
 const cut = z.object({ name: z.string(), appConsistent: z.boolean() });

@@ -194,7 +194,7 @@ export function createReplicationOps(o: {
         const same =
           have?.copyFrequencySeconds === want.copyFrequencySeconds &&
           have.appConsistentHours === want.appConsistentHours;
-        if (!same) view = await vms.protectVm(name, want, { anyInterval: true });
+        if (!same) view = await vms.protectVm(name, want);
       }
       await refresh();
       return find(name) ?? view;

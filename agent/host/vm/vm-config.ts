@@ -71,27 +71,31 @@ export function checkVmName(name: string): string {
 }
 
 /**
- * A local `host vm protect` takes the policy frequencies only. A pairing pushed by the
- * coordinator may carry any whole number of seconds up to 15 min (`anyInterval`): the
- * coordinator validated the policy and scales its interval only when told to
- * (SECONDSITE_TIME_SCALE, for tests and the demo).
+ * What the VM manager accepts: any whole number of seconds up to 15 min, because a pairing
+ * pushed by the coordinator carries the policy's interval scaled when the coordinator is told
+ * to (SECONDSITE_TIME_SCALE, for tests and the demo). The policy frequencies alone (30s, 5m,
+ * 15m) are the rule at the edges an administrator uses: the coordinator's policy validation
+ * and the local control API (`isPolicyFrequency`, control-server.ts).
  */
-export function checkProtection(
-  copyFrequencySeconds: number,
-  appConsistentHours: number,
-  anyInterval = false,
-): void {
-  const ok = anyInterval
-    ? Number.isInteger(copyFrequencySeconds) &&
-      copyFrequencySeconds >= 1 &&
-      copyFrequencySeconds <= 900
-    : (COPY_FREQUENCIES as readonly number[]).includes(copyFrequencySeconds);
-  if (!ok) {
-    throw badInput('copyFrequency', `must be 30s, 5m or 15m, not ${copyFrequencySeconds}s`);
+export function checkProtection(copyFrequencySeconds: number, appConsistentHours: number): void {
+  if (
+    !Number.isInteger(copyFrequencySeconds) ||
+    copyFrequencySeconds < 1 ||
+    copyFrequencySeconds > 900
+  ) {
+    throw badInput(
+      'copyFrequency',
+      `must be a whole number of seconds from 1 to 900, not ${copyFrequencySeconds}`,
+    );
   }
   if (!Number.isInteger(appConsistentHours) || appConsistentHours < 0 || appConsistentHours > 12) {
     throw badInput('appConsistentHours', `must be a whole number from 0 to 12`);
   }
+}
+
+/** A copy frequency an administrator may choose: 30s, 5m or 15m (R11). */
+export function isPolicyFrequency(seconds: number): boolean {
+  return (COPY_FREQUENCIES as readonly number[]).includes(seconds);
 }
 
 /** Where the image of disk `d` is: its own folder when placed (R9), else the VM folder. */

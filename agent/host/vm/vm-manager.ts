@@ -70,7 +70,6 @@ export interface VmManager extends Service {
   protectVm(
     name: string,
     p: { copyFrequencySeconds: number; appConsistentHours: number },
-    opts?: { anyInterval?: boolean },
   ): Promise<VmView>;
   unprotectVm(name: string): Promise<VmView>;
   cut(name: string, kind: CutKind): Promise<RecoveryPointRecord>;
@@ -206,9 +205,8 @@ class Manager implements VmManager {
   async protectVm(
     name: string,
     p: { copyFrequencySeconds: number; appConsistentHours: number },
-    opts: { anyInterval?: boolean } = {},
   ): Promise<VmView> {
-    checkProtection(p.copyFrequencySeconds, p.appConsistentHours, opts.anyInterval);
+    checkProtection(p.copyFrequencySeconds, p.appConsistentHours);
     return this.serial(name, async () => {
       const old = this.configOf(name);
       refuseReplica(this.pairings.get(name), name, 'protected');

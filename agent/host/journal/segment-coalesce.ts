@@ -11,6 +11,7 @@ import {
   scanSegment,
   scanSegmentBuffer,
   type LoadBuffer,
+  type SegmentMemory,
 } from './segment-reader.ts';
 import type { Extent, RecoveryPointRecord, SealedSegment } from './types.ts';
 
@@ -40,22 +41,55 @@ export async function loadCoalescedSegment(
 }
 
 /**
+ * Copies the extents' data back to back, in order, into `into` (at least their total data
+ * length) and returns extents viewing it: chunks of consecutive extents are then one view of
+ * memory, shipped without concatenating (chunk-codec.ts `rawBytesOf`). Into warm, reused memory
+ * the copy runs at memory speed, unlike concatenation into fresh pages per chunk.
+ */
+export function compactExtents(extents: readonly Extent[], into: Buffer): Extent[] {
+  let at = 0;
+  return extents.map((e) => {
+    if (e.data === null) return e;
+    e.data.copy(into, at);
+    const data = into.subarray(at, at + e.data.length);
+    at += e.data.length;
+    return { ...e, data };
+  });
+}
+
+/** Data bytes of a list of extents. */
+export function dataBytes(extents: readonly Extent[]): number {
+  let n = 0;
+  for (const e of extents) if (e.data !== null) n += e.data.length;
+  return n;
+}
+
+/**
  * A shippable segment (VmJournal.shippableSegments) loaded like `loadCoalescedSegment`: from
  * its open name while its seal is finishing, from the sealed name once it was renamed (an open
  * descriptor survives the rename, so only the open itself can miss).
  */
 export async function loadShippableSegment(
   s: SealedSegment,
-  reuse?: LoadBuffer,
+  reuse?: SegmentMemory,
 ): Promise<CoalescedSegment> {
+  const seg = await loadEither(s, reuse?.file);
+  const bytes = dataBytes(seg.extents);
+  // Small extents laid out back to back need no concatenation per chunk; only into kept
+  // memory (a large segment's extents are large writes, which travel without a copy anyway).
+  if (!reuse || bytes > reuse.data.maxBytes || seg.extents.length < 2) return seg;
+  return { ...seg, extents: compactExtents(seg.extents, reuse.data.take(bytes)) };
+}
+
+async function loadEither(s: SealedSegment, file?: LoadBuffer): Promise<CoalescedSegment> {
   if (s.openPath !== undefined) {
     try {
-      return await loadCoalescedSegment(s.openPath, {}, reuse);
+      return await loadCoalescedSegment(s.openPath, {}, file);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
   }
-  return loadCoalescedSegment(s.path, {}, reuse);
+  return loadCoalescedSegment(s.path, {}, file);
 }
 
 function coalesceScan(

@@ -10,9 +10,14 @@ import {
   decodeSealPayload,
   encodeSealPayload,
 } from './segment-format.ts';
-import { loadCoalescedSegment, readCoalescedSegment } from './segment-coalesce.ts';
+import {
+  loadCoalescedSegment,
+  loadShippableSegment,
+  readCoalescedSegment,
+} from './segment-coalesce.ts';
 import {
   LoadBuffer,
+  SegmentMemoryPool,
   loadSegmentFile,
   readSeal,
   readSegment,
@@ -200,5 +205,26 @@ describe('scanning a segment loaded into memory', () => {
     const b = await loadSegmentFile(path, small);
     expect(a.equals(whole) && b.equals(whole)).toBe(true);
     expect(same(b, a)).toBe(false);
+  });
+
+  it('ships from kept memory: the same extents, laid out back to back, and slots bounded', async () => {
+    const { path } = sample(true);
+    const plain = readCoalescedSegment(path);
+    const pool = new SegmentMemoryPool(1, 1 << 20);
+    const slot = pool.borrow()!;
+    expect(pool.borrow()).toBeUndefined(); // one slot: a second sender gets fresh memory
+    const kept = await loadShippableSegment({ seq: 1, path, bytes: 0, point: plain.point }, slot);
+    expect(kept).toEqual(plain);
+    const data = kept.extents.flatMap((e) => (e.data ? [e.data] : []));
+    for (let i = 1; i < data.length; i++) {
+      expect(data[i]!.buffer).toBe(data[0]!.buffer);
+      expect(data[i]!.byteOffset).toBe(data[i - 1]!.byteOffset + data[i - 1]!.length);
+    }
+    pool.giveBack(slot, true);
+    expect(pool.borrow()).toBe(slot);
+    pool.giveBack(slot, false); // a failed stream: the slot is replaced, never reused
+    const next = pool.borrow()!;
+    expect(next).not.toBe(slot);
+    expect(next.file.maxBytes).toBe(1 << 20);
   });
 });

@@ -102,6 +102,43 @@ export class LoadBuffer {
   }
 }
 
+/** The memory one segment in flight uses: the file as read, and its compacted extents. */
+export interface SegmentMemory {
+  readonly file: LoadBuffer;
+  readonly data: LoadBuffer;
+}
+
+/**
+ * A host's reusable segment memory, shared by its senders: at most `slots` segments in flight
+ * at once load into kept memory (each slot up to 2 × `maxBytes`); a sender that finds none free
+ * loads into fresh memory as before. So a host with many VMs keeps at most slots × 2 × maxBytes,
+ * not that much per VM.
+ */
+export class SegmentMemoryPool {
+  private readonly free: SegmentMemory[] = [];
+
+  constructor(slots = 2, maxBytes = 64 << 20) {
+    for (let i = 0; i < slots; i++) {
+      this.free.push({ file: new LoadBuffer(maxBytes), data: new LoadBuffer(maxBytes) });
+    }
+  }
+
+  /** A slot for one segment, until `giveBack`; undefined when all are in use. */
+  borrow(): SegmentMemory | undefined {
+    return this.free.pop();
+  }
+
+  /**
+   * Returns a slot. `clean` false (the segment's stream failed, so a frame viewing it might
+   * still be queued somewhere): the slot is dropped and a new one takes its place.
+   */
+  giveBack(m: SegmentMemory, clean: boolean): void {
+    this.free.push(
+      clean ? m : { file: new LoadBuffer(m.file.maxBytes), data: new LoadBuffer(m.data.maxBytes) },
+    );
+  }
+}
+
 /**
  * Reads a whole segment file into one buffer with reads on the thread pool, so loading a
  * large segment (a cycle of writes, up to the journal cap) does not stop the event loop

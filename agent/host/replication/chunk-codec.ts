@@ -19,11 +19,30 @@ export interface EncodeOptions {
   readonly zstd: boolean;
 }
 
-function rawBytesOf(plan: ChunkPlan): Buffer {
+/**
+ * The chunk's data bytes as one buffer. Parts that lie back to back in one memory block (one
+ * extent, or a segment the sender compacted: segment-coalesce.ts `compactExtents`) are viewed
+ * without a copy; others are concatenated (measured: concatenating 21 MiB of 64 KiB pieces into
+ * fresh memory took 9–21 ms here, a tenth of a delta cycle).
+ */
+export function rawBytesOf(plan: ChunkPlan): Buffer {
   const parts: Buffer[] = [];
   for (const e of plan.extents) if (e.data !== null) parts.push(e.data);
-  // One data extent (the common case for large writes) travels without a copy.
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, plan.rawLength);
+  if (parts.length === 1) return parts[0]!;
+  const first = parts[0];
+  if (first && adjacent(parts)) {
+    return Buffer.from(first.buffer, first.byteOffset, plan.rawLength);
+  }
+  return Buffer.concat(parts, plan.rawLength);
+}
+
+function adjacent(parts: readonly Buffer[]): boolean {
+  for (let i = 1; i < parts.length; i++) {
+    const a = parts[i - 1]!;
+    const b = parts[i]!;
+    if (b.buffer !== a.buffer || b.byteOffset !== a.byteOffset + a.length) return false;
+  }
+  return true;
 }
 
 export function encodeChunk(plan: ChunkPlan, opts: EncodeOptions): ChunkMsg {

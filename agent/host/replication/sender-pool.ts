@@ -7,6 +7,7 @@
  *
  * States: created → running (run) → closed (shutdown).
  */
+import { SegmentMemoryPool } from '../journal/segment-reader.ts';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
@@ -63,6 +64,9 @@ export class SenderPool {
   private waiting: Array<() => void> = [];
   /** The status of each VM's last stopped sender, by `peer epoch`: shown while paused. */
   private readonly last = new Map<string, { key: string; status: ReplicationStatus }>();
+
+  /** Kept segment memory shared by this host's senders (segment-reader.ts). */
+  private readonly memory = new SegmentMemoryPool();
 
   constructor(private readonly o: SenderPoolOptions) {}
 
@@ -170,6 +174,7 @@ export class SenderPool {
       client,
       clock: this.o.clock,
       log,
+      memory: this.memory,
       ...(p.copy ? { copy: { ...p.copy, client } } : {}),
     });
     const abort = new AbortController();

@@ -29,7 +29,7 @@ import type { ErrorCode } from '../../../common/errors/catalogue.ts';
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import { loadShippableSegment } from '../journal/segment-coalesce.ts';
-import { LoadBuffer } from '../journal/segment-reader.ts';
+import type { SegmentMemoryPool } from '../journal/segment-reader.ts';
 import type { VmJournal } from '../journal/types.ts';
 import type { ReplicationClient, ShipStream } from '../transport/replication-client.ts';
 import type { SyncProgress } from '../sync/types.ts';
@@ -95,6 +95,8 @@ export interface SenderOptions {
   readonly pollMs?: number;
   /** Runs the initial copy when the baseline asks for one; without it the sender refuses. */
   readonly copy?: PrimaryCopyOptions;
+  /** The host's kept segment memory (segment-reader.ts); fresh memory per segment without. */
+  readonly memory?: SegmentMemoryPool;
 }
 
 function resyncable(j: VmJournal): j is VmJournal & ResyncJournal {
@@ -109,11 +111,6 @@ export class VmSender {
   private readonly log: Logger;
   /** This sender finished the initial copy (its pairing still says otherwise until replaced). */
   private copied = false;
-  /**
-   * Segments load into this memory: one segment is in flight at a time (the next loads only
-   * after the previous one's ack, when every frame of it has been serialized).
-   */
-  private readonly loadBuffer = new LoadBuffer();
 
   constructor(private readonly o: SenderOptions) {
     this.log = o.log.child({ component: 'sender', vm: o.vm, peer: peerUri(o.pairing) });
@@ -202,12 +199,21 @@ export class VmSender {
         for (const s of unshipped) {
           if (s.seq !== last + 1) this.gap(last, s.seq);
           const t0 = performance.now();
-          const seg = await loadShippableSegment(s, this.loadBuffer);
-          const t1 = performance.now();
-          await stream.ship(
-            { vmId: this.o.vm, seq: s.seq, point: seg.point, extents: seg.extents },
-            { compress: this.o.pairing.compression },
-          );
+          // Borrowed for this segment only: its frames are all serialized once the ack is in.
+          const memory = this.o.memory?.borrow();
+          let t1 = t0;
+          let acked = false;
+          try {
+            const seg = await loadShippableSegment(s, memory);
+            t1 = performance.now();
+            await stream.ship(
+              { vmId: this.o.vm, seq: s.seq, point: seg.point, extents: seg.extents },
+              { compress: this.o.pairing.compression },
+            );
+            acked = true;
+          } finally {
+            if (memory) this.o.memory?.giveBack(memory, acked);
+          }
           const t2 = performance.now();
           // Acknowledged = durably applied there: report it at once; deleting it follows.
           last = s.seq;

@@ -16,7 +16,7 @@ import { SecondsiteError } from '../errors/errors.ts';
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
-const ALGORITHM = 'aes-256-gcm';
+export const ALGORITHM = 'aes-256-gcm';
 
 /** A host's long-term key: random (never from a password), versioned so it can rotate. */
 export interface LongTermKey {

@@ -3,10 +3,10 @@
  * as a child process (bench/serve-replica.ts), the source's client of it, and the disk images
  * the scenarios copy and compare.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { silentLogger } from '../common/log/log.ts';
 import {
@@ -65,6 +65,8 @@ export interface Child {
   readonly port: number;
   /** The 8083 port, when the material carried a ticket key. */
   readonly ticketPort: number | undefined;
+  /** CPU seconds (user + system, all threads) the process has used so far (Linux /proc). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -101,12 +103,33 @@ export async function spawnReplica(
   return {
     port,
     ticketPort,
+    cpuSeconds: () => procCpuSeconds(child.pid),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       await once(child, 'exit');
     },
   };
+}
+
+let clockTicks: number | undefined;
+
+/** utime + stime of a process from /proc/PID/stat, in seconds; 0 when unreadable. */
+function procCpuSeconds(pid: number | undefined): number {
+  try {
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    // Fields after the command name ("pid (comm) state …"): utime and stime are 14th and 15th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds this process has used so far (all threads). */
+export function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 export function replicaClient(port: number, m: Material): ReplicationClient & SyncClient {

@@ -3,10 +3,10 @@
  * as a child process (bench/serve-replica.ts), the source's client of it, and the disk images
  * the scenarios copy and compare.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { silentLogger } from '../common/log/log.ts';
 import {
@@ -14,21 +14,35 @@ import {
   type ReplicationClient,
   type SyncClient,
 } from '../agent/host/transport/replication-client.ts';
+import { ticketChannelCredentials } from '../agent/host/transport/ticket-credentials.ts';
+import { formatIdentity } from '../certs/identity.ts';
+import { generateLongTermKey, type LongTermKey } from '../common/tickets/crypto.ts';
+import { issueTicket } from '../common/tickets/ticket.ts';
 import { createTestCa, hostIdentity } from '../test/helpers/test-ca.ts';
 
 export interface Material {
   caPem: string;
   server: { certPem: string; keyPem: string };
   client: { certPem: string; keyPem: string };
+  /**
+   * The replica host's long-term key (version 1, base64) and identity URI, so its process also
+   * serves 8083. A real host makes its long-term key at enrolment and only the coordinator's
+   * ticket service learns it; the bench plays both roles, generating the key here and handing
+   * it to the replica process as it hands over the test-CA certificates.
+   */
+  ticketKey?: string;
+  serverUri?: string;
 }
 
 const MiB = 2 ** 20;
 export const REPLICA_HOST = hostIdentity('bench', 'hv-b');
 
+export const SOURCE_HOST = hostIdentity('bench', 'hv-a');
+
 export function makeMaterial(): Material {
   const ca = createTestCa();
   const s = ca.issue(REPLICA_HOST);
-  const c = ca.issue(hostIdentity('bench', 'hv-a'));
+  const c = ca.issue(SOURCE_HOST);
   return {
     caPem: ca.rootCertPem,
     server: { certPem: s.chainPem, keyPem: s.keyPem },
@@ -36,8 +50,23 @@ export function makeMaterial(): Material {
   };
 }
 
+/** `m` plus a fresh long-term key for the replica host (its process then serves 8083 too). */
+export function withTicketKey(m: Material): Material & { hostKey: LongTermKey } {
+  const hostKey = generateLongTermKey(1);
+  return {
+    ...m,
+    ticketKey: hostKey.key.toString('base64'),
+    serverUri: formatIdentity(REPLICA_HOST),
+    hostKey,
+  };
+}
+
 export interface Child {
   readonly port: number;
+  /** The 8083 port, when the material carried a ticket key. */
+  readonly ticketPort: number | undefined;
+  /** CPU seconds (user + system, all threads) the process has used so far (Linux /proc). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -58,14 +87,23 @@ export async function spawnReplica(
     ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, ...env, BENCH_MATERIAL: JSON.stringify(m) },
+      env: {
+        ...process.env,
+        ...env,
+        BENCH_MATERIAL: JSON.stringify({ ...m, hostKey: undefined }),
+      },
     },
   );
   const line = await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
   if (line.done) throw new Error('bench/serve-replica.ts exited before answering');
-  const { port } = JSON.parse(line.value as string) as { port: number };
+  const { port, ticketPort } = JSON.parse(line.value as string) as {
+    port: number;
+    ticketPort?: number;
+  };
   return {
     port,
+    ticketPort,
+    cpuSeconds: () => procCpuSeconds(child.pid),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -74,11 +112,58 @@ export async function spawnReplica(
   };
 }
 
+let clockTicks: number | undefined;
+
+/** utime + stime of a process from /proc/PID/stat, in seconds; 0 when unreadable. */
+function procCpuSeconds(pid: number | undefined): number {
+  try {
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    // Fields after the command name ("pid (comm) state …"): utime and stime are 14th and 15th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds this process has used so far (all threads). */
+export function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 export function replicaClient(port: number, m: Material): ReplicationClient & SyncClient {
   return createReplicationClient({
     target: `127.0.0.1:${port}`,
     expectedPeer: REPLICA_HOST,
     tls: { caPem: m.caPem, ...m.client },
+    log: silentLogger,
+  });
+}
+
+/**
+ * The same client over the replica's 8083: a ticket for the source host, issued with the
+ * replica's long-term key (the ticket service's part, played by the bench).
+ */
+export function replicaTicketClient(
+  ticketPort: number,
+  hostKey: LongTermKey,
+): ReplicationClient & SyncClient {
+  const server = formatIdentity(REPLICA_HOST);
+  const creds = issueTicket({
+    client: formatIdentity(SOURCE_HOST),
+    server,
+    serverKey: hostKey,
+    now: Date.now(),
+  });
+  return createReplicationClient({
+    target: `127.0.0.1:${ticketPort}`,
+    expectedPeer: REPLICA_HOST,
+    tls: { caPem: '', certPem: '', keyPem: '' },
+    credentials: ticketChannelCredentials({
+      credentials: () => Promise.resolve(creds),
+      expectedPeer: server,
+    }),
     log: silentLogger,
   });
 }

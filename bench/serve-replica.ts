@@ -12,7 +12,11 @@
  *     A plain node:tls server (same certificates, TLS 1.3) that reads and drops bytes and
  *     answers "done" after BENCH_TLS_BYTES of them: the raw TLS baseline.
  *
- * Prints `{"port": …}` on stdout when ready; runs until SIGTERM.
+ * With `ticketKey` in BENCH_MATERIAL (the replica's long-term key, which the bench generated and
+ * handed over as it does the test-CA certificates; a real host makes its own at enrolment), the
+ * replica mode also serves the ticket port (8083) from the same grpc-js server, on 127.0.0.1:0.
+ *
+ * Prints `{"port": …, "ticketPort": …}` on stdout when ready; runs until SIGTERM.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,12 +26,21 @@ import { systemClock } from '../common/time/clock.ts';
 import { openReplicaStore } from '../agent/host/recovery/replica-store.ts';
 import { InitialCopyTarget } from '../agent/host/sync/initial-copy-target.ts';
 import { ResyncTarget } from '../agent/host/sync/resync-target.ts';
-import { createReplicationServer } from '../agent/host/transport/replication-server.ts';
+import { MemoryReplayStore, ReplayCache } from '../common/tickets/replay-cache.ts';
+import {
+  createReplicationServer,
+  type ReplicationServer,
+} from '../agent/host/transport/replication-server.ts';
+import { createTicketServer, type TicketServer } from '../agent/host/transport/ticket-server.ts';
 import { RawDisk, createSparseImage } from '../agent/host/vm/raw-disk.ts';
 
 interface Material {
   caPem: string;
   server: { certPem: string; keyPem: string };
+  /** The replica host's long-term key (version 1), base64, when 8083 is benchmarked. */
+  ticketKey?: string;
+  /** The replica host's identity URI (what its tickets are for). */
+  serverUri?: string;
 }
 
 const material = JSON.parse(process.env['BENCH_MATERIAL'] ?? '{}') as Material;
@@ -75,12 +88,30 @@ async function serveReplica(dir: string, size: number): Promise<() => Promise<vo
     },
     log: silentLogger,
   });
-  process.stdout.write(`${JSON.stringify({ port: await server.listen() })}\n`);
+  const port = await server.listen();
+  const ticket = material.ticketKey ? serveTicketPort(server.grpcServer) : undefined;
+  const ticketPort = ticket ? await ticket.listen() : undefined;
+  process.stdout.write(`${JSON.stringify({ port, ticketPort })}\n`);
   return async () => {
+    await ticket?.shutdown();
     await server.shutdown();
     await store.close();
     await disk.close();
   };
+}
+
+function serveTicketPort(grpcServer: ReplicationServer['grpcServer']): TicketServer {
+  const key = Buffer.from(material.ticketKey!, 'base64');
+  return createTicketServer({
+    address: '127.0.0.1',
+    port: 0,
+    grpcServer,
+    self: material.serverUri!,
+    keyFor: (version) => (version === 1 ? key : undefined),
+    // In memory: a bench replica lives for one run, so nothing can replay across a restart.
+    replay: new ReplayCache(new MemoryReplayStore(), Date.now()),
+    log: silentLogger,
+  });
 }
 
 async function serveTlsSink(): Promise<() => Promise<void>> {

@@ -1,6 +1,7 @@
 /** Every benchmark scenario, in the order `npm run bench` runs them. */
 import type { Scenario } from '../harness.ts';
 import { initialCopy } from './initial-copy.ts';
+import { initialCopy8083 } from './initial-copy-8083.ts';
 import { nbdFua4k, nbdSeqWrite } from './nbd.ts';
 import { replicaApply } from './replica-apply.ts';
 import { resync } from './resync.ts';
@@ -16,6 +17,7 @@ export const SCENARIOS: Scenario[] = [
   replicaApply,
   delta1pct,
   initialCopy,
+  initialCopy8083,
   resync,
   churnRpo,
   enable10Vms,

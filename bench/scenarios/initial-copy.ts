@@ -17,6 +17,11 @@ import { connect } from 'node:tls';
 import { silentLogger } from '../../common/log/log.ts';
 import { systemClock } from '../../common/time/clock.ts';
 import { openVmJournal } from '../../agent/host/journal/vm-journal.ts';
+import type { VmJournal } from '../../agent/host/journal/types.ts';
+import type {
+  InitialCopyResult,
+  SyncClient,
+} from '../../agent/host/transport/replication-client.ts';
 import { initialCopySource } from '../../agent/host/sync/initial-copy-source.ts';
 import { RawDisk } from '../../agent/host/vm/raw-disk.ts';
 import { median, result, type Scenario } from '../harness.ts';
@@ -34,6 +39,31 @@ import {
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+
+/** One whole initial copy of the journal's disk to the replica behind `client`. */
+export async function copyOnce(
+  client: SyncClient,
+  journal: VmJournal,
+  size: number,
+  copyId: string,
+): Promise<InitialCopyResult> {
+  const res = await client.initialCopy({
+    vmId: 'bench',
+    epoch: 1,
+    copyId,
+    diskSizes: [size],
+    source: (at) =>
+      initialCopySource({
+        journal,
+        diskSizes: [size],
+        ...(at.baseSeq !== undefined ? { baseSeq: at.baseSeq } : {}),
+        from: at.from,
+        log: silentLogger,
+      }),
+  });
+  await journal.markShipped(res.baseSeq);
+  return res;
+}
 
 /** Pushes the image's bytes through raw TLS to a sink process; returns seconds. */
 async function rawTls(path: string, size: number, m: Material): Promise<number> {
@@ -91,22 +121,8 @@ export const initialCopy: Scenario = {
         // Every contender starts with no dirty pages of another one still being written back.
         await timed('sync', []);
         const t0 = process.hrtime.bigint();
-        const res = await client.initialCopy({
-          vmId: 'bench',
-          epoch: 1,
-          copyId: `round-${round}`,
-          diskSizes: [size],
-          source: (at) =>
-            initialCopySource({
-              journal,
-              diskSizes: [size],
-              ...(at.baseSeq !== undefined ? { baseSeq: at.baseSeq } : {}),
-              from: at.from,
-              log: silentLogger,
-            }),
-        });
+        const res = await copyOnce(client, journal, size, `round-${round}`);
         times.ours.push(seconds(t0));
-        await journal.markShipped(res.baseSeq);
         sent = { payload: res.payloadBytes, zero: res.zeroBytes };
         await timed('sync', []);
         times.tls.push(await rawTls(image, size, m));

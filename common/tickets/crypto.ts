@@ -16,7 +16,8 @@ import { SecondsiteError } from '../errors/errors.ts';
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
-const ALGORITHM = 'aes-256-gcm';
+/** The AEAD; the channel (frames.ts) drives it itself, piece by piece, with counter nonces. */
+export const ALGORITHM = 'aes-256-gcm';
 
 /** A host's long-term key: random (never from a password), versioned so it can rotate. */
 export interface LongTermKey {
@@ -90,38 +91,4 @@ export function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer | undefin
     return undefined;
   }
   return body;
-}
-
-/** Seals with an explicit nonce (the channel's counters); the nonce is not included. */
-export function sealWithNonce(
-  key: Buffer,
-  nonce: Buffer,
-  plaintext: Buffer,
-  aad: Buffer,
-): { body: Buffer; tag: Buffer } {
-  const cipher = createCipheriv(ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
-  cipher.setAAD(aad);
-  const body = cipher.update(plaintext);
-  cipher.final();
-  return { body, tag: cipher.getAuthTag() };
-}
-
-/** Opens a `sealWithNonce` body; undefined when it was altered. */
-export function openWithNonce(
-  key: Buffer,
-  nonce: Buffer,
-  body: Buffer,
-  tag: Buffer,
-  aad: Buffer,
-): Buffer | undefined {
-  const decipher = createDecipheriv(ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
-  decipher.setAAD(aad);
-  decipher.setAuthTag(tag);
-  const plain = decipher.update(body);
-  try {
-    decipher.final();
-  } catch {
-    return undefined;
-  }
-  return plain;
 }

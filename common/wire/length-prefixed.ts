@@ -19,13 +19,17 @@ export class FrameReader {
   /** @param maxFrame frames longer than this are a protocol error (a peer gone wrong). */
   constructor(private readonly maxFrame: number) {}
 
-  /** Adds received bytes; returns every frame now complete, in order. */
-  push(chunk: Buffer): Buffer[] {
+  /**
+   * Adds received bytes; returns every frame now complete, in order, or at most `maxFrames` of
+   * them (the rest stays buffered: a handshake reads one frame, then `remaining()` hands the
+   * bytes after it, unparsed, to whatever speaks next on the stream).
+   */
+  push(chunk: Buffer, maxFrames = Infinity): Buffer[] {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const frames: Buffer[] = [];
     for (;;) {
-      if (this.buffered < 4) return frames;
+      if (this.buffered < 4 || frames.length >= maxFrames) return frames;
       const length = this.peekLength();
       if (length > this.maxFrame) {
         throw new SecondsiteError(
@@ -37,6 +41,14 @@ export class FrameReader {
       this.take(4);
       frames.push(this.take(length));
     }
+  }
+
+  /** Takes every buffered byte not yet returned as a frame, as received (no copy). */
+  remaining(): Buffer[] {
+    const rest = this.chunks;
+    this.chunks = [];
+    this.buffered = 0;
+    return rest;
   }
 
   private peekLength(): number {

@@ -14,6 +14,7 @@
 
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Http2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,7 @@ import { issueTicket, type ClientCredentials } from '../../common/tickets/ticket
 import { ticketPeerCount } from '../../common/tickets/ticket-peers.ts';
 import { LOCAL_HELLO } from '../../agent/host/replication/protocol.ts';
 import type { StatusReplyMsg } from '../../agent/host/replication/wire-types.ts';
-import { CLIENT_OPTIONS } from '../../agent/host/transport/grpc-options.ts';
+import { CLIENT_OPTIONS, FLOW_CONTROL_WINDOW } from '../../agent/host/transport/grpc-options.ts';
 import {
   createReplicationClient,
   type ReplicationClient,
@@ -43,7 +44,7 @@ import {
 } from '../../agent/host/transport/replication-server.ts';
 import { replicationService } from '../../agent/host/transport/replication-service.ts';
 import { ShipStream } from '../../agent/host/transport/ship-client.ts';
-import { readHandshake } from '../../agent/host/transport/ticket-channel.ts';
+import { SealedStream, readHandshake } from '../../agent/host/transport/ticket-channel.ts';
 import {
   connectTicketChannel,
   ticketChannelCredentials,
@@ -260,7 +261,8 @@ describe('ticket port 8083', () => {
     closers.push(() => tap.close());
     const next = sink.lastApplied(VM) + 1;
     await ship(ticketClient(tap.port, ticketFor(SENDER_URI)), next, 72, marker);
-    const plain = Buffer.concat(sealed.mock.calls.map(([data]) => data));
+    // Each call seals one buffer or a batch written together.
+    const plain = Buffer.concat(sealed.mock.calls.flatMap(([data]) => data));
     sealed.mockRestore();
     // Control: the marker was in what was sealed (so the search below can fail).
     expect(plain.indexOf(marker)).toBeGreaterThanOrEqual(0);
@@ -268,6 +270,26 @@ describe('ticket port 8083', () => {
     expect(wire.length).toBeGreaterThan(9 << 20);
     expect(wire.indexOf(marker)).toBe(-1);
     expect(wire.indexOf(marker.subarray(0, 12))).toBe(-1);
+  });
+
+  it('raises the HTTP/2 receive window of 8083 sessions as it does on 8084', async () => {
+    await status(ticketClient(ticketPort, ticketFor(SENDER_URI)));
+    const sessions = (server.grpcServer as unknown as { sessions: Map<Http2Session, unknown> })
+      .sessions;
+    const ticketSessions = (): Http2Session[] =>
+      [...sessions.keys()].filter(
+        (h) => (h.socket as unknown as { stream?: unknown }).stream instanceof SealedStream,
+      );
+    // The connection window (8 MiB less what the call used), and the streams' window setting.
+    await waitFor(
+      () =>
+        ticketSessions().length > 0 &&
+        ticketSessions().every(
+          (h) =>
+            (h.state.localWindowSize ?? 0) > FLOW_CONTROL_WINDOW / 2 &&
+            h.localSettings.initialWindowSize === FLOW_CONTROL_WINDOW,
+        ),
+    );
   });
 
   it('forgets a connection once it closes', async () => {

@@ -14,7 +14,7 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
-import { FrameOpener, FrameSealer, MAX_SEALED_FRAME } from '../../../common/tickets/frames.ts';
+import { FrameOpener, FrameSealer } from '../../../common/tickets/frames.ts';
 import {
   HANDSHAKE_MAX_FRAME,
   codecs,
@@ -29,9 +29,7 @@ export interface HandshakeFrame {
   /** The frame's bytes as sent (hashed into the reply and the channel keys). */
   readonly bytes: Buffer;
   readonly message: TicketHandshakeMsg;
-  /** The reader, holding whatever arrived after the frame (the first sealed frames). */
-  readonly reader: FrameReader;
-  /** Frames already split off after this one. */
+  /** Bytes that arrived after the frame (the first sealed frames), as received. */
   readonly rest: Buffer[];
 }
 
@@ -42,15 +40,12 @@ export function writeHandshake(socket: Socket, message: TicketHandshakeMsg): Buf
   return bytes;
 }
 
-/**
- * Reads one handshake frame. The reader allows sealed-frame sizes (it is handed on to the
- * channel), so the handshake's own, smaller limit is checked here.
- */
+/** Reads one handshake frame (at most HANDSHAKE_MAX_FRAME bytes) and what followed it. */
 export function readHandshake(
   socket: Socket,
-  reader = new FrameReader(MAX_SEALED_FRAME),
   timeoutMs = HANDSHAKE_TIMEOUT_MS,
 ): Promise<HandshakeFrame> {
+  const reader = new FrameReader(HANDSHAKE_MAX_FRAME);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
       () => done(new SecondsiteError('SS_TIMEOUT', 'ticket handshake timed out')),
@@ -68,19 +63,16 @@ export function readHandshake(
     function onData(chunk: Buffer): void {
       let frames: Buffer[];
       try {
-        frames = reader.push(chunk);
+        frames = reader.push(chunk, 1);
       } catch (e) {
         return done(e as Error);
       }
-      const [first, ...rest] = frames;
+      const [first] = frames;
       if (!first) return;
       socket.pause();
-      if (first.length > HANDSHAKE_MAX_FRAME) {
-        return done(new SecondsiteError('SS_PROTOCOL', 'handshake frame too large'));
-      }
       try {
         const message = codecs.handshake().decode(first);
-        done(undefined, { bytes: first, message, reader, rest });
+        done(undefined, { bytes: first, message, rest: reader.remaining() });
       } catch {
         done(new SecondsiteError('SS_PROTOCOL', 'malformed handshake frame'));
       }
@@ -104,11 +96,21 @@ export interface SealedStreamOptions {
   readonly socket: Socket;
   readonly sendKey: Buffer;
   readonly receiveKey: Buffer;
-  readonly reader: FrameReader;
+  /** Bytes that followed the handshake (readHandshake's `rest`). */
   readonly rest: Buffer[];
   /** What grpc-js reports as the peer (the server uses a ticket-peers key). */
   readonly remoteAddress: string;
 }
+
+/**
+ * How much sealed data may wait in the socket's own buffer (what the kernel has not taken yet)
+ * before a write is acknowledged to the stream above. node:http2 writes one batch at a time
+ * (about 1 MiB) and prepares the next only once the previous one is acknowledged; waiting for
+ * the socket to drain completely (the socket's 16 KiB high-water mark is below one frame)
+ * made sealing, HTTP/2 framing and the kernel's sending take turns instead of overlapping.
+ * 2 MiB keeps one batch queued behind the one being sent; memory per connection stays small.
+ */
+const SEND_AHEAD_BYTES = 2 * 1024 * 1024;
 
 export class SealedStream extends Duplex {
   readonly remoteAddress: string;
@@ -122,8 +124,8 @@ export class SealedStream extends Duplex {
     this.socket = o.socket;
     this.remoteAddress = o.remoteAddress;
     this.sealer = new FrameSealer(o.sendKey);
-    this.opener = new FrameOpener(o.receiveKey, o.reader);
-    this.socket.on('data', (chunk: Buffer) => this.receive(() => this.opener.push(chunk)));
+    this.opener = new FrameOpener(o.receiveKey);
+    this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
     this.socket.on('end', () => {
       if (!this.opener.closedCleanly) this.destroy(truncated());
     });
@@ -131,13 +133,14 @@ export class SealedStream extends Duplex {
     this.socket.on('close', () => {
       if (!this.destroyed && !this.opener.closedCleanly) this.destroy(truncated());
     });
-    if (o.rest.length > 0) this.receive(() => this.opener.openAll(o.rest));
+    for (const chunk of o.rest) this.receive(chunk);
   }
 
-  private receive(open: () => ReturnType<FrameOpener['push']>): void {
+  private receive(chunk: Buffer): void {
+    if (this.destroyed) return;
     let frames;
     try {
-      frames = open();
+      frames = this.opener.push(chunk);
     } catch (e) {
       this.destroy(e as Error);
       return;
@@ -156,19 +159,17 @@ export class SealedStream extends Duplex {
     chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
     callback: (error?: Error | null) => void,
   ): void {
-    let ok = true;
+    let sealed: Buffer[];
     try {
-      this.socket.cork();
-      for (const { chunk } of chunks) {
-        for (const b of this.sealer.data(chunk)) ok = this.socket.write(b) && ok;
-      }
+      sealed = this.sealer.data(chunks.map((c) => c.chunk));
     } catch (e) {
       callback(e as Error);
       return;
-    } finally {
-      this.socket.uncork();
     }
-    if (ok) callback();
+    this.socket.cork();
+    for (const b of sealed) this.socket.write(b);
+    this.socket.uncork();
+    if (this.socket.writableLength <= SEND_AHEAD_BYTES) callback();
     else this.socket.once('drain', () => callback());
   }
 

@@ -80,7 +80,6 @@ export async function connectTicketChannel(
     socket,
     sendKey: keys.clientToServer,
     receiveKey: keys.serverToClient,
-    reader: hs.reader,
     rest: hs.rest,
     remoteAddress: socket.remoteAddress ?? '',
   });

@@ -155,7 +155,6 @@ export function createTicketServer(opts: TicketServerOptions): TicketServer {
       socket,
       sendKey: keys.serverToClient,
       receiveKey: keys.clientToServer,
-      reader: hs.reader,
       rest: hs.rest,
       remoteAddress: key,
     });

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { lockDataFolder } from '../../common/lifecycle/data-lock.ts';
 import { abortOnSignals } from '../../common/lifecycle/lifecycle.ts';
 import { createLogger, type Logger } from '../../common/log/log.ts';
+import type { Clock } from '../../common/time/clock.ts';
 import { compileProviderConfig, type ProviderOptions } from './config.ts';
 import type { BackoffOptions } from './domain/backoff.ts';
 import { createProviderAgent, type ProviderAgent } from './provider-agent.ts';
@@ -31,11 +32,14 @@ export async function startProvider(
     signal?: AbortSignal;
     /** The CA rotation's check period (tests shorten it). */
     caRotation?: { checkEveryMs?: number };
+    /** The agent's time: certificates it signs, CA rotation steps. @default systemClock */
+    clock?: Clock;
   } = {},
 ): Promise<StartedProvider> {
   const config = compileProviderConfig(options);
   const site = loadSite(config.sitePath);
   const log = deps.log ?? createLogger({ name: 'provider' });
+  const clock = deps.clock;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDataFolder(config.dataDir);
   try {
@@ -46,6 +50,7 @@ export async function startProvider(
       ...(deps.backoff === undefined ? {} : { backoff: deps.backoff }),
       ...(deps.signal === undefined ? {} : { signal: deps.signal }),
       ...(deps.caRotation === undefined ? {} : { caRotation: deps.caRotation }),
+      ...(clock === undefined ? {} : { now: () => clock.now() }),
     });
     const running = new AbortController();
     const done = agent.run(running.signal);

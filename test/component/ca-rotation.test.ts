@@ -4,6 +4,16 @@
  * LIFE_MS instead of a year. The provider registered at t0, so its first CA's issued life is
  * [t0, t0 + LIFE]: prepared at 1/2, active at 5/6, old until its end.
  *
+ * Time: TLS checks certificates against the wall clock, so the old CA's end is waited for in
+ * real time (LIFE after t0). Its half-life and 5/6 are not: the coordinator and the provider
+ * run on one LeapClock that the test moves to each of them (and just short of each first,
+ * where nothing may happen); the clock then stands there until the wall clock catches up, so
+ * the provider stays in the overlap (old and new both valid, the new one signing) from the
+ * leap to 5/6 until the old CA's real end, when it retires the old CA by the clock TLS uses.
+ * The coordinator dates the successor by it too: issued at the half-life, it ends LIFE/2
+ * after the old CA, as it would without the leaps (the 5-minute backdate keeps it valid by
+ * the wall clock at once).
+ *
  * 1. Host A enrols (leaf of the first CA) and keeps its control stream; it does not renew.
  * 2. Prepared: the provider has a successor signed by the coordinator over its channel and
  *    pushes {root, old, new}; host A pins both (host.json, ca.pem). Negative step: successors
@@ -26,7 +36,7 @@ import { formatIdentity, parseIdentity, type Identity } from '../../certs/identi
 import { certFacts, fingerprintOfPem } from '../../certs/inspect.ts';
 import { certificatesOf } from '../../certs/trust-bundle.ts';
 import { silentLogger } from '../../common/log/log.ts';
-import { systemClock } from '../../common/time/clock.ts';
+import { LeapClock, systemClock } from '../../common/time/clock.ts';
 import { ensureEnrolled } from '../../agent/host/enrolment/enrol.ts';
 import {
   createHostCredentials,
@@ -60,8 +70,16 @@ import {
 import { createTestCa, hostIdentity, providerIdentity } from '../helpers/test-ca.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
-/** Long enough that the 1/6 overlap (25 s) holds an enrolment and two replications. */
-const LIFE_MS = 150_000;
+/**
+ * The test's real length: the old CA's end is waited for. Everything from the provider's
+ * registration to the end of the overlap step (two enrolments, a successor, two replications,
+ * two looks short of a step: ~7 s alone on the machine) must fit before it; 45 s leaves a
+ * loaded machine six times that.
+ */
+const LIFE_MS = 45_000;
+/** How long the provider is given, at a moment just short of a step, to take it wrongly. */
+const SHORT_OF_STEP_MS = 1_000;
+const CHECK_EVERY_MS = 100;
 const VM = 'vm-1';
 const SIZE = 4 << 20;
 const SEED = Number(process.env['SEED'] ?? Date.now() % 1e9);
@@ -77,6 +95,8 @@ let credsA: HostCredentials;
 let oldFp: string;
 let newFp: string;
 let oldEnd: number;
+/** The coordinator's and the provider's time (see the file comment). */
+const clock = new LeapClock();
 const stops: Array<() => Promise<void> | void> = [];
 
 const target = (): string => `127.0.0.1:${ny.agent.hosts.port}`;
@@ -97,17 +117,18 @@ function enrol(name: string): Promise<HostIdentity> {
 
 beforeAll(async () => {
   lab = new ProviderLab();
-  const c = await lab.coordinator(undefined, { providerCaLifetimeMs: LIFE_MS });
+  const c = await lab.coordinator(undefined, { providerCaLifetimeMs: LIFE_MS, clock });
   rootPem = c.caCertPem;
   rootKeyPem = readFileSync(join(lab.path('coordinator'), 'pki', 'ca.key'), 'utf8');
   await c.api.createVault('prod');
   ny = await lab.provider(
     { data: lab.path('ny'), key: await lab.key(c.api, 'prod') },
-    { caRotation: { checkEveryMs: 250 } },
+    { caRotation: { checkEveryMs: CHECK_EVERY_MS }, clock },
   );
   providerName = (parseIdentity(ny.agent.identity.info.identity) as { name: string }).name;
   oldFp = fingerprintOfPem(ny.agent.ca.signing().certPem);
   oldEnd = certFacts(ny.agent.ca.signing().certPem).notAfter;
+  expect(oldEnd).toBeLessThanOrEqual(Date.now() + LIFE_MS); // the injected life, not a year
   // Step 1: host A, with its control stream and the same credentials main.ts builds.
   idA = await enrol('ny-hv1');
   credsA = createHostCredentials({
@@ -152,6 +173,22 @@ afterAll(async () => {
   await lab?.cleanup();
 });
 
+/** The old CA's half-life and 5/6, on its issued life [oldEnd - LIFE, oldEnd]. */
+const halfLife = (): number => oldEnd - LIFE_MS / 2;
+const fiveSixths = (): number => oldEnd - LIFE_MS / 6;
+
+/**
+ * Moves the provider to just short of a step and lets it look several times: nothing may
+ * change yet (a negative step; a wait cannot make it pass wrongly, only a step taken early
+ * can make it fail).
+ */
+async function shortOf(at: number, unchanged: () => void): Promise<void> {
+  clock.leapTo(at - SHORT_OF_STEP_MS);
+  const until = Date.now() + 5 * CHECK_EVERY_MS;
+  await waitFor(() => Date.now() > until, { what: 'five CA checks', intervalMs: CHECK_EVERY_MS });
+  unchanged();
+}
+
 function foreignCa(
   vault: string,
   holder: Identity,
@@ -169,36 +206,40 @@ function foreignCa(
 }
 
 describe('provider CA rotation', () => {
-  it(
-    'prepared: the successor is pushed and host A pins {old, new}',
-    async () => {
-      expect(issuerOf(idA.certPem)).toBe(oldFp);
-      expect(credsA.pins.fingerprints()).toEqual([oldFp]);
-      const bundle = await waitFor(
-        () => {
-          const b = ny.agent.ca.bundle();
-          return certificatesOf(b).length === 3 && b;
-        },
-        { what: 'a successor CA', timeoutMs: LIFE_MS, intervalMs: 250 },
-      );
-      newFp = fingerprintOfPem(certificatesOf(bundle)[2]!);
-      expect(fingerprintOfPem(ny.agent.ca.signing().certPem)).toBe(oldFp); // not active yet
-      expect(existsSync(join(ny.dataDir, 'identity', 'next-ca.crt'))).toBe(true);
-      await waitFor(() => credsA.pins.fingerprints().includes(newFp), { what: 'host A pins' });
-      expect(credsA.pins.fingerprints()).toEqual([oldFp, newFp]);
-      const hostJson = JSON.parse(
-        readFileSync(join(identityDir(lab.path('ny-hv1')), 'host.json'), 'utf8'),
-      ) as { providerCaPins: { fingerprint: string }[] };
-      expect(hostJson.providerCaPins.map((p) => p.fingerprint)).toEqual([oldFp, newFp]);
-      const caPem = readFileSync(join(identityDir(lab.path('ny-hv1')), 'ca.pem'), 'utf8');
-      expect(
-        certificatesOf(caPem)
-          .map((p) => fingerprintOfPem(p))
-          .slice(1),
-      ).toEqual([oldFp, newFp]);
-    },
-    LIFE_MS + 30_000,
-  );
+  it('prepared: the successor is pushed and host A pins {old, new}', async () => {
+    expect(issuerOf(idA.certPem)).toBe(oldFp);
+    expect(credsA.pins.fingerprints()).toEqual([oldFp]);
+    await shortOf(halfLife(), () => {
+      expect(certificatesOf(ny.agent.ca.bundle()).map((p) => fingerprintOfPem(p))).toEqual([
+        fingerprintOfPem(rootPem),
+        oldFp,
+      ]);
+      expect(existsSync(join(ny.dataDir, 'identity', 'next-ca.crt'))).toBe(false);
+    });
+    clock.leapTo(halfLife());
+    const bundle = await waitFor(
+      () => {
+        const b = ny.agent.ca.bundle();
+        return certificatesOf(b).length === 3 && b;
+      },
+      { what: 'a successor CA', timeoutMs: 30_000, intervalMs: CHECK_EVERY_MS },
+    );
+    newFp = fingerprintOfPem(certificatesOf(bundle)[2]!);
+    expect(fingerprintOfPem(ny.agent.ca.signing().certPem)).toBe(oldFp); // not active yet
+    expect(existsSync(join(ny.dataDir, 'identity', 'next-ca.crt'))).toBe(true);
+    await waitFor(() => credsA.pins.fingerprints().includes(newFp), { what: 'host A pins' });
+    expect(credsA.pins.fingerprints()).toEqual([oldFp, newFp]);
+    const hostJson = JSON.parse(
+      readFileSync(join(identityDir(lab.path('ny-hv1')), 'host.json'), 'utf8'),
+    ) as { providerCaPins: { fingerprint: string }[] };
+    expect(hostJson.providerCaPins.map((p) => p.fingerprint)).toEqual([oldFp, newFp]);
+    const caPem = readFileSync(join(identityDir(lab.path('ny-hv1')), 'ca.pem'), 'utf8');
+    expect(
+      certificatesOf(caPem)
+        .map((p) => fingerprintOfPem(p))
+        .slice(1),
+    ).toEqual([oldFp, newFp]);
+  }, 60_000);
 
   it('refuses a successor of another vault, another provider or another root', async () => {
     const otherRoot = createTestCa();
@@ -224,43 +265,44 @@ describe('provider CA rotation', () => {
 
   let idB: HostIdentity;
 
-  it(
-    'active: the successor signs; host B gets a new-CA leaf; A’s pins follow',
-    async () => {
-      await waitFor(() => fingerprintOfPem(ny.agent.ca.signing().certPem) === newFp, {
-        what: 'the successor active',
-        timeoutMs: LIFE_MS,
-        intervalMs: 100,
+  it('active: the successor signs; host B gets a new-CA leaf; A’s pins follow', async () => {
+    await shortOf(fiveSixths(), () => {
+      expect(fingerprintOfPem(ny.agent.ca.signing().certPem)).toBe(oldFp);
+      expect(readFileSync(tokenFile(), 'utf8')).not.toContain(newFp);
+    });
+    clock.leapTo(fiveSixths());
+    await waitFor(() => fingerprintOfPem(ny.agent.ca.signing().certPem) === newFp, {
+      what: 'the successor active',
+      timeoutMs: 30_000,
+      intervalMs: CHECK_EVERY_MS,
+    });
+    await waitFor(() => readFileSync(tokenFile(), 'utf8').includes(newFp), {
+      what: 'the join token naming the successor',
+    });
+    idB = await enrol('ny-hv2');
+    expect(issuerOf(idB.certPem)).toBe(newFp);
+    expect(issuerOf(idA.certPem)).toBe(oldFp);
+    // A new connection of host A meets the successor's server certificate.
+    const csr = createKeyAndCsr({ identity: hostIdentity('prod', 'ny-hv1') }).csrPem;
+    const connect = (pin: string | (() => readonly string[])) =>
+      createProviderClient({
+        target: target(),
+        rootCaPem: rootPem,
+        provider: { vault: 'prod', intermediateFingerprint: pin },
+        own: { keyPem: idA.keyPem, certPem: idA.certPem },
       });
-      await waitFor(() => readFileSync(tokenFile(), 'utf8').includes(newFp), {
-        what: 'the join token naming the successor',
+    const pinned = connect(() => credsA.pins.fingerprints());
+    const enrolmentPinOnly = connect(oldFp);
+    try {
+      await expect(pinned.renew(csr)).resolves.toMatchObject({
+        intermediatePem: expect.any(String),
       });
-      idB = await enrol('ny-hv2');
-      expect(issuerOf(idB.certPem)).toBe(newFp);
-      expect(issuerOf(idA.certPem)).toBe(oldFp);
-      // A new connection of host A meets the successor's server certificate.
-      const csr = createKeyAndCsr({ identity: hostIdentity('prod', 'ny-hv1') }).csrPem;
-      const connect = (pin: string | (() => readonly string[])) =>
-        createProviderClient({
-          target: target(),
-          rootCaPem: rootPem,
-          provider: { vault: 'prod', intermediateFingerprint: pin },
-          own: { keyPem: idA.keyPem, certPem: idA.certPem },
-        });
-      const pinned = connect(() => credsA.pins.fingerprints());
-      const enrolmentPinOnly = connect(oldFp);
-      try {
-        await expect(pinned.renew(csr)).resolves.toMatchObject({
-          intermediatePem: expect.any(String),
-        });
-        await expect(enrolmentPinOnly.renew(csr)).rejects.toBeDefined();
-      } finally {
-        pinned.close();
-        enrolmentPinOnly.close();
-      }
-    },
-    LIFE_MS + 30_000,
-  );
+      await expect(enrolmentPinOnly.renew(csr)).rejects.toBeDefined();
+    } finally {
+      pinned.close();
+      enrolmentPinOnly.close();
+    }
+  }, 60_000);
 
   const servers: Record<string, { server: ReplicationServer; port: number }> = {};
   const clients: ReplicationClient[] = [];
@@ -335,8 +377,11 @@ describe('provider CA rotation', () => {
     const b = { name: 'ny-hv2', tls: materialOf(idB) };
     await replicate(a, b);
     await replicate(b, a);
-    // The old CA was still valid throughout, so both leaves were in their overlap.
+    // The old CA was still valid throughout, so both leaves were in their overlap; and the
+    // provider was in it too: the successor signing, the old CA still in the bundle.
     expect(Date.now()).toBeLessThan(oldEnd);
+    expect(fingerprintOfPem(ny.agent.ca.signing().certPem)).toBe(newFp);
+    expect(certificatesOf(ny.agent.ca.bundle()).map((p) => fingerprintOfPem(p))).toContain(oldFp);
   }, 60_000);
 
   it(
@@ -344,7 +389,7 @@ describe('provider CA rotation', () => {
     async () => {
       await waitFor(() => Date.now() > oldEnd + 1_000, {
         what: 'the old CA’s end',
-        timeoutMs: LIFE_MS,
+        timeoutMs: LIFE_MS + 30_000,
         intervalMs: 250,
       });
       const portB = servers['ny-hv2']!.port;

@@ -1,19 +1,23 @@
 /**
  * A minimal HTTP CONNECT proxy for tests: tunnels TCP to the requested host:port and counts
  * the tunnels it opened, so a test can prove traffic went through it. `refuse` answers every
- * CONNECT with 407 instead.
+ * CONNECT with 407 instead. `hold()` drops what the far end sends back, in every tunnel, until
+ * `release()`: a one-way silent partition (requests arrive, answers are lost).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface TestProxy {
   readonly url: string;
   readonly targets: string[];
+  hold(): void;
+  release(): void;
   close(): Promise<void>;
 }
 
 export async function startConnectProxy(opts: { refuse?: boolean } = {}): Promise<TestProxy> {
   const targets: string[] = [];
   const sockets = new Set<Socket>();
+  let holding = false;
   const server: Server = createServer((client) => {
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
@@ -40,7 +44,11 @@ export async function startConnectProxy(opts: { refuse?: boolean } = {}): Promis
       upstream.on('error', () => client.destroy());
       upstream.once('connect', () => {
         client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        client.pipe(upstream).pipe(client);
+        client.pipe(upstream);
+        upstream.on('data', (d: Buffer) => {
+          if (!holding) client.write(d);
+        });
+        upstream.on('end', () => client.end());
       });
     };
     client.on('data', onData);
@@ -50,6 +58,8 @@ export async function startConnectProxy(opts: { refuse?: boolean } = {}): Promis
   return {
     url: `http://127.0.0.1:${port}`,
     targets,
+    hold: () => void (holding = true),
+    release: () => void (holding = false),
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();

@@ -83,7 +83,7 @@ export class ProviderLab {
 
   async provider(
     opts: Partial<ProviderOptions> & { data: string },
-    deps: { caRotation?: { checkEveryMs?: number } } = {},
+    deps: { caRotation?: { checkEveryMs?: number }; clock?: Clock } = {},
   ): Promise<StartedProvider> {
     const p = await startProvider(
       // Port 0: several providers of one test must not share the default host port.

@@ -49,7 +49,8 @@ export interface ChannelClient {
   send(env: AgentEnvelope): boolean;
   /**
    * Step 8: asks the coordinator to sign a successor of this provider's CA; resolves the CA
-   * PEM. Fails at once when not connected, and after REQUEST_MS without an answer.
+   * PEM. Fails at once when not connected, as soon as the connection it went out on closes
+   * (the answer would come back on that one only), and after REQUEST_MS without an answer.
    */
   requestProviderCa(caCsrPem: string): Promise<string>;
   /** Connects and reconnects until the signal aborts. */
@@ -60,8 +61,25 @@ export interface ChannelClient {
 /** A CA signature is one small exchange; 30 s covers a slow WAN and a busy coordinator. */
 const REQUEST_MS = 30_000;
 
+/** A request that got no answer from the coordinator (SS_UNAVAILABLE: retried later). */
+function failed(requestId: string, reason: 'not-connected' | 'channel-closed'): ProviderCaReply {
+  const why =
+    reason === 'not-connected'
+      ? 'not connected to the coordinator'
+      : 'the channel closed before the coordinator answered';
+  return {
+    requestId,
+    caCertPem: '',
+    error: errorDetailOf(new SecondsiteError('SS_UNAVAILABLE', why, { reason })),
+  };
+}
+
 export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
-  const waiting = new Map<string, (reply: ProviderCaReply) => void>();
+  /** Requests in flight, by id, with the connection each went out on. */
+  const waiting = new Map<
+    string,
+    { readonly ws: OpenSocket['ws'] | undefined; settle(reply: ProviderCaReply): void }
+  >();
   let state: ChannelState = 'connecting';
   let current: OpenSocket['ws'] | undefined;
   const stop = new AbortController();
@@ -121,7 +139,7 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
       } else if (env.body === 'hostTicketReply' && 'hostTicketReply' in env && welcomed) {
         opts.onTicketReply?.(env.hostTicketReply);
       } else if (env.body === 'providerCaReply' && 'providerCaReply' in env && welcomed) {
-        waiting.get(env.providerCaReply.requestId)?.(env.providerCaReply);
+        waiting.get(env.providerCaReply.requestId)?.settle(env.providerCaReply);
       } else if (env.body === 'error' && 'error' in env) {
         const err = errorFromDetail(env.error);
         opts.log.warn({ code: err.code, msg: err.message }, 'coordinator refused the channel');
@@ -129,6 +147,11 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
     });
     await new Promise<void>((resolve) => ws.once('close', () => resolve()));
     clearInterval(beat);
+    // The coordinator answers on the connection a request came in on: with it gone, none
+    // will come, and waiting out REQUEST_MS would only delay the caller's retry.
+    for (const [requestId, w] of waiting) {
+      if (w.ws === ws) w.settle(failed(requestId, 'channel-closed'));
+    }
     return welcomed;
   }
 
@@ -181,22 +204,23 @@ export function createChannelClient(opts: ChannelClientOptions): ChannelClient {
       return new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiting.delete(requestId);
-          reject(new SecondsiteError('SS_UNAVAILABLE', 'no answer from the coordinator'));
+          reject(
+            new SecondsiteError('SS_UNAVAILABLE', 'no answer from the coordinator', {
+              reason: 'no-answer',
+            }),
+          );
         }, REQUEST_MS);
-        waiting.set(requestId, (reply) => {
-          clearTimeout(timer);
-          waiting.delete(requestId);
-          if (reply.error) reject(errorFromDetail(reply.error));
-          else resolve(reply.caCertPem);
+        waiting.set(requestId, {
+          ws: current,
+          settle(reply) {
+            clearTimeout(timer);
+            waiting.delete(requestId);
+            if (reply.error) reject(errorFromDetail(reply.error));
+            else resolve(reply.caCertPem);
+          },
         });
         if (!sendNow({ providerCaRequest: { requestId, caCsrPem } })) {
-          waiting.get(requestId)?.({
-            requestId,
-            caCertPem: '',
-            error: errorDetailOf(
-              new SecondsiteError('SS_UNAVAILABLE', 'not connected to the coordinator'),
-            ),
-          });
+          waiting.get(requestId)?.settle(failed(requestId, 'not-connected'));
         }
       });
     },

@@ -2,7 +2,7 @@
  * Replica store behaviours on real files: exactly-once apply (duplicates, gaps, malformed
  * segments), revert, commit, rebase, corrupt undo data, and reads during an in-flight apply.
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryLevel } from 'memory-level';
@@ -11,6 +11,9 @@ import { silentLogger } from '../../common/log/log.ts';
 import { FakeClock } from '../../common/time/clock.ts';
 import type { LevelLike } from '../../agent/host/recovery/recovery-db.ts';
 import { openReplicaStore } from '../../agent/host/recovery/replica-store.ts';
+import { syncReader } from '../../agent/host/recovery/old-contents-reader.ts';
+import { writeUndoFile } from '../../agent/host/recovery/undo-file.ts';
+import { UndoStager } from '../../agent/host/recovery/undo-stager.ts';
 import type { IncomingSegment, ReplicaStore } from '../../agent/host/recovery/types.ts';
 import type { RawDisk } from '../../agent/host/vm/raw-disk.ts';
 import {
@@ -112,6 +115,105 @@ function nonEmpty(f: Fixture, seq: number): IncomingSegment {
   expect(s.extents.length).toBeGreaterThan(0);
   return s;
 }
+
+/** Feeds `seg`'s extents to a staging in pieces of `per` (as chunks would arrive). */
+async function stage(f: Fixture, seg: IncomingSegment, per: number) {
+  const staging = f.store.stageUndo(seg.seq);
+  expect(staging).toBeDefined();
+  for (let i = 0; i < seg.extents.length; i += per) {
+    await staging!.add(seg.extents.slice(i, i + per));
+  }
+  return staging!;
+}
+
+describe('undo staging (apply step 1 while the segment arrives)', () => {
+  it('writes the very undo file the apply would, in any split of the chunks', async () => {
+    const f = await fixture();
+    const seg = nonEmpty(f, 1);
+    const reader = syncReader(f.disks);
+    const made = (sub: string) => {
+      const d = join(f.dir, sub);
+      mkdirSync(d);
+      return d;
+    };
+    const plainDir = made('plain');
+    const plain = await writeUndoFile({
+      dir: plainDir,
+      seq: 1,
+      extents: seg.extents,
+      diskCount: SIZES.length,
+      reader,
+      buffer: Buffer.alloc(2 * MiB),
+    });
+    for (const per of [1, 2, 3, 1000]) {
+      const stager = new UndoStager({
+        dir: made(`staged-${per}`),
+        seq: 1,
+        diskCount: SIZES.length,
+        reader,
+        buffer: Buffer.alloc(2 * MiB),
+      });
+      for (let i = 0; i < seg.extents.length; i += per) {
+        await stager.add(seg.extents.slice(i, i + per));
+      }
+      const staged = await stager.finish();
+      expect(staged.bytes).toBe(plain.bytes);
+      expect(readFileSync(staged.path).equals(readFileSync(plain.path)), `split ${per}`).toBe(true);
+    }
+  });
+
+  it('applies through stagings: disks and every point as without them', async () => {
+    const f = await fixture();
+    for (let seq = 1; seq <= 6; seq++) {
+      const seg = f.seg(seq); // some are empty: their staging is given up, no file made
+      await stage(f, seg, [1, 2, 3, 5, 8, 1000][seq - 1]!);
+      expect(await f.store.apply(seg)).toBe('applied');
+    }
+    expectDisksAt(f, 6);
+    for (let seq = 1; seq <= 6; seq++) expectPointReads(f, seq);
+    const nonEmptyCount = [1, 2, 3, 4, 5, 6].filter((q) => f.seg(q).extents.length > 0).length;
+    expect(f.store.stats().stagedApplies).toBe(nonEmptyCount);
+  });
+
+  it('is dropped when another change ran since it began, and the apply is still right', async () => {
+    const f = await fixture();
+    await applyUpTo(f, 3);
+    // Staged against the disks at point 3, then a revert to point 2 changes them: the apply
+    // of the new segment 3 must not use old contents read before the revert.
+    await f.store.revertTo('p-2');
+    const seg3 = { ...f.seg(3), point: { ...f.seg(3).point, id: 'p-3b' } };
+    expect(f.store.stageUndo(4)).toBeUndefined(); // not the next segment
+    const staging = f.store.stageUndo(3)!;
+    await staging.add(seg3.extents.slice(0, 2));
+    await f.store.prune(); // a mutation (nothing to prune): the staging no longer counts
+    await staging.add(seg3.extents.slice(2));
+    expect(await f.store.apply(seg3)).toBe('applied');
+    expect(f.store.stats().stagedApplies).toBe(0); // step 1 ran afresh
+    expectDisksAt(f, 3);
+    const want = f.shadow(2);
+    SIZES.forEach((size, i) => {
+      const got = f.store.read(i, 0, size, 'p-2');
+      expect(firstDifference(got, want[i]!), `point 2 disk ${i}`).toBeUndefined();
+    });
+    expect(undoFiles(f).filter((n) => n.includes('000000000004'))).toEqual([]);
+  });
+
+  it('leaves no file behind when given up, and none for a segment that is refused', async () => {
+    const f = await fixture();
+    await applyUpTo(f, 1);
+    const before = undoFiles(f);
+    await stage(f, nonEmpty(f, 2), 4);
+    expect(undoFiles(f).length).toBe(before.length + 1); // the partial file
+    expect(f.store.stageUndo(2)).toBeDefined(); // a new staging replaces the old one
+    await expect(f.store.apply(f.seg(3))).rejects.toMatchObject({
+      code: 'SS_SEGMENT_OUT_OF_ORDER',
+    });
+    await f.reopen(); // the orphan of a dropped or interrupted staging is deleted at open
+    expect(undoFiles(f)).toEqual(before);
+    expect(await f.store.apply(f.seg(2))).toBe('applied');
+    expectDisksAt(f, 2);
+  });
+});
 
 describe('replica store', () => {
   it('answers a resend with duplicate and changes nothing', async () => {

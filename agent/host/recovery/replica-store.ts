@@ -50,6 +50,7 @@ import type {
 } from './types.ts';
 import { MIN_BATCH_BYTES, undoPath, writeUndoFile, type UndoFile } from './undo-file.ts';
 import type { UndoIndex } from './undo-index.ts';
+import { UndoStager } from './undo-stager.ts';
 import { verifyAll, type ReplayContext } from './undo-replay.ts';
 import { validateOptions, type CompiledOptions } from './options.ts';
 
@@ -95,6 +96,14 @@ class Store implements ReplicaStore {
   private revertTarget: number | undefined;
   /** Pinned points (holder → point id): see pin(). */
   private readonly pins_ = new Map<string, string>();
+  /** Mutations completed so far, and whether one runs now (a staging's validity). */
+  private mutations = 0;
+  private stagedApplies = 0;
+  private busy = false;
+  /** Step 1 of the next segment, built while it arrives (stageUndo). */
+  private staging: { stager: UndoStager; mutations: number } | undefined;
+  /** The stager's batch memory, kept for the next one (it is used by one at a time). */
+  private stagingBuffer: Buffer | undefined;
 
   constructor(
     private readonly opts: CompiledOptions,
@@ -126,6 +135,45 @@ class Store implements ReplicaStore {
 
   get vmId(): string {
     return this.opts.vmId;
+  }
+
+  /**
+   * Starts building the undo file of segment `seq` ahead of its apply (undo-stager.ts), for
+   * the extents the caller will `add` as they arrive; undefined when it cannot help: not the
+   * next segment, a resync or another change under way, or the store not ready. A staging is
+   * used by `apply` only if no mutation ran since it began, else it is dropped and step 1 runs
+   * as usual. Starting another, applying another seq or closing drops it too.
+   */
+  stageUndo(seq: number): UndoStager | undefined {
+    this.dropStaging();
+    if (this.state !== 'ready' || this.busy || this.resync.running()) return undefined;
+    if (seq !== this.lastApplied + 1) return undefined;
+    this.stagingBuffer ??= Buffer.allocUnsafe(this.opts.batchBytes);
+    const stager = new UndoStager({
+      dir: this.ctx.undoDir,
+      seq,
+      diskCount: this.opts.disks.length,
+      reader: this.reader,
+      buffer: this.stagingBuffer,
+    });
+    this.staging = { stager, mutations: this.mutations };
+    return stager;
+  }
+
+  private dropStaging(): void {
+    this.staging?.stager.abort();
+    this.staging = undefined;
+  }
+
+  /** The staging made for `seq`, if it is still true to the disks; any other is dropped. */
+  private takeStaging(seq: number): UndoStager | undefined {
+    const s = this.staging;
+    this.staging = undefined;
+    if (s && s.stager.seq === seq && !s.stager.failed && s.mutations === this.mutations) {
+      return s.stager;
+    }
+    s?.stager.abort();
+    return undefined;
   }
 
   apply(seg: IncomingSegment): Promise<ApplyResult> {
@@ -170,21 +218,29 @@ class Store implements ReplicaStore {
     const t0 = performance.now();
     let tUndo = t0;
     let tWrite = t0;
+    let staged = this.takeStaging(seg.seq);
+    if (staged && seg.extents.length === 0) {
+      staged.abort(); // nothing to undo: no file at all, as without staging
+      staged = undefined;
+    }
     if (seg.extents.length > 0) {
       try {
-        file = await writeUndoFile({
-          dir: this.ctx.undoDir,
-          seq: seg.seq,
-          extents: seg.extents,
-          diskCount: this.opts.disks.length,
-          reader: this.reader,
-          buffer: this.ctx.buffer,
-        });
+        file = staged
+          ? await staged.finish()
+          : await writeUndoFile({
+              dir: this.ctx.undoDir,
+              seq: seg.seq,
+              extents: seg.extents,
+              diskCount: this.opts.disks.length,
+              reader: this.reader,
+              buffer: this.ctx.buffer,
+            });
       } catch (e) {
         removeFile(undoPath(this.ctx.undoDir, seg.seq));
         throw ioError(`writing undo data of segment ${seg.seq}`, e);
       }
       tUndo = performance.now();
+      if (staged) this.stagedApplies++;
       this.index.add(file);
       await this.failOnError(() => this.db.putIntent({ op: 'apply', seq: seg.seq }));
       await this.failOnError(() => this.writer.writeDurably(seg.extents));
@@ -197,6 +253,7 @@ class Store implements ReplicaStore {
       {
         seq: seg.seq,
         undoBytes: file?.bytes ?? 0,
+        undoStaged: staged !== undefined,
         undoMs: ms(t0, tUndo),
         writeMs: ms(tUndo, tWrite),
         commitMs: ms(tWrite, performance.now()),
@@ -229,6 +286,7 @@ class Store implements ReplicaStore {
       newest: this.points_.at(-1)?.record,
       undoBytes: this.index.totalBytes(),
       lastApplied: this.lastApplied,
+      stagedApplies: this.stagedApplies,
     };
   }
 
@@ -420,6 +478,7 @@ class Store implements ReplicaStore {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     await this.queue.catch(() => undefined);
+    this.dropStaging();
     this.state = 'closed';
     this.resync.close();
     this.index.close();
@@ -463,9 +522,15 @@ class Store implements ReplicaStore {
 
   /** Runs mutations one at a time, in call order. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => {
+    const run = this.queue.then(async () => {
       this.assertUsable();
-      return fn();
+      this.busy = true;
+      try {
+        return await fn();
+      } finally {
+        this.busy = false;
+        this.mutations++;
+      }
     });
     this.queue = run.catch(() => undefined);
     return run;

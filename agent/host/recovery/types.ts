@@ -70,6 +70,8 @@ export interface ReplicaStats {
   /** Bytes of undo files kept on disk. */
   readonly undoBytes: number;
   readonly lastApplied: number;
+  /** Applies since open whose undo file was built while the segment arrived (stageUndo). */
+  readonly stagedApplies: number;
 }
 
 export type ApplyResult = 'applied' | 'duplicate';
@@ -85,6 +87,12 @@ export interface ReplicaStore {
    * SS_SEGMENT_OUT_OF_ORDER for a gap, SS_PROTOCOL for a malformed segment. Resolves after
    * undo data, disk writes and the recovery point are all durable: the caller may then ack.
    */
+  /**
+   * Starts building the undo file of segment `seq` while it arrives (undo-stager.ts); the
+   * caller adds the verified-chunk extents in order, `apply` finishes it. Undefined when it
+   * cannot help (not the next segment, another change under way).
+   */
+  stageUndo(seq: number): UndoStaging | undefined;
   apply(seg: IncomingSegment): Promise<ApplyResult>;
   /** Retained points, oldest first. */
   points(): RecoveryPointRecord[];
@@ -135,4 +143,9 @@ export interface ReplicaStore {
   resyncState(): ResyncRecord | undefined;
   resyncStats(): { undoBytes: number; coveredBytes: number };
   close(): Promise<void>;
+}
+
+/** What a receiver sees of an undo staging: it feeds extents, the store does the rest. */
+export interface UndoStaging {
+  add(extents: readonly Extent[]): Promise<void>;
 }

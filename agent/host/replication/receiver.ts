@@ -126,6 +126,10 @@ export class Receiver {
             wireBytes: n.wireBytes + wireBytes,
           });
         },
+        stageUndo: async (ctx, seq) => {
+          this.checkEpoch(ctx);
+          return (await this.store(ctx.vmId)).stageUndo(seq);
+        },
         initialCopyTarget: (ctx) => this.copyTarget(ctx),
         resyncTarget: (ctx) => this.resyncTarget(ctx),
       },

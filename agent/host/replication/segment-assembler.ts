@@ -56,8 +56,11 @@ export class SegmentAssembler {
     this.hash = createSegmentDigest(seq, hasFeature(agreement, Feature.blake3));
   }
 
-  /** Takes one chunk; throws SS_PROTOCOL for a frame the peer should never have sent. */
-  addChunk(msg: ChunkMsg): void {
+  /**
+   * Takes one chunk; throws SS_PROTOCOL for a frame the peer should never have sent. Returns
+   * the extents it kept (none once the segment failed a check).
+   */
+  addChunk(msg: ChunkMsg): readonly Extent[] {
     const { seq, extentCount, totalBytes } = this.header;
     if (this.seen + msg.extents.length > extentCount) {
       throw new SecondsiteError(
@@ -70,7 +73,7 @@ export class SegmentAssembler {
     }
     this.bytes += msg.rawLength;
     this.seen += msg.extents.length;
-    if (this.failure) return; // already refused: count the rest, keep nothing
+    if (this.failure) return []; // already refused: count the rest, keep nothing
     let pieces: Extent[];
     try {
       pieces = decodeChunk(msg, this.agreement);
@@ -78,7 +81,7 @@ export class SegmentAssembler {
       if (e instanceof SecondsiteError && e.code === 'SS_CHECKSUM_MISMATCH') {
         this.failure = e;
         this.extents.length = 0;
-        return;
+        return [];
       }
       throw e;
     }
@@ -87,6 +90,7 @@ export class SegmentAssembler {
       this.hash.add(p);
       this.extents.push(p);
     }
+    return pieces;
   }
 
   private checkOrder(pieces: readonly Extent[]): void {

@@ -12,6 +12,7 @@ import { SecondsiteError, isSecondsiteError } from '../../../common/errors/error
 import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import type { Caller } from '../../common/caller.ts';
+import type { UndoStaging } from '../recovery/types.ts';
 import type { RevocationCheck } from '../../common/revocation.ts';
 import type { IncomingSegment } from '../recovery/segment-check.ts';
 import { safeInt } from '../replication/chunk-codec.ts';
@@ -47,6 +48,12 @@ export interface ReplicationHandlers {
    * recovery store's `apply`). A SecondsiteError becomes a REJECTED ack with its code.
    */
   applySegment(ctx: StreamContext, seg: IncomingSegment): Promise<'applied' | 'duplicate'>;
+  /**
+   * Optional: starts apply step 1 (the undo file) for segment `seq` while its chunks arrive
+   * (recovery/undo-stager.ts); chunks' extents are added as they pass their checks. Never
+   * required: undefined, or any failure, leaves step 1 to the apply.
+   */
+  stageUndo?(ctx: StreamContext, seq: number): Promise<UndoStaging | undefined>;
   /**
    * A chunk of a segment arrived (before it is checked): its raw bytes and its payload as it
    * travelled, for the replica's count of what replication carried (R22).
@@ -99,6 +106,8 @@ class ShipSession {
   assembler: SegmentAssembler | undefined;
   /** When the current segment's start frame arrived (performance.now()), for the debug log. */
   startedAt = 0;
+  /** The current segment's undo staging, while it lasts. */
+  staging: UndoStaging | undefined;
 
   constructor(
     private readonly call: Stream,
@@ -125,7 +134,7 @@ class ShipSession {
         'ship stream open',
       );
     },
-    start: (f) => {
+    start: async (f) => {
       const start = 'start' in f ? f.start : undefined;
       const ctx = this.context();
       // A stream can outlive the certificate it was opened with: check again per segment.
@@ -143,18 +152,36 @@ class ShipSession {
       }
       this.assembler = new SegmentAssembler(start, ctx.agreement);
       this.startedAt = performance.now();
+      this.staging = await this.deps.handlers
+        .stageUndo?.(ctx, this.assembler.header.seq)
+        .catch((e: unknown) => {
+          ctx.log.warn({ err: e }, 'undo staging not started; the apply writes the undo file');
+          return undefined;
+        });
     },
-    chunk: (f) => {
+    chunk: async (f) => {
       if (!('chunk' in f) || !f.chunk || !this.assembler) {
         throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
       }
-      this.assembler.addChunk(f.chunk);
+      const kept = this.assembler.addChunk(f.chunk);
       const { rawLength, payload } = f.chunk;
       this.deps.handlers.chunkReceived?.(this.context().vmId, rawLength, payload.length);
+      if (this.staging && kept.length > 0) {
+        try {
+          await this.staging.add(kept);
+        } catch (e) {
+          this.context().log.warn(
+            { err: e },
+            'undo staging failed; the apply writes the undo file',
+          );
+          this.staging = undefined;
+        }
+      }
     },
     end: async (f) => {
       const assembler = this.assembler;
       this.assembler = undefined;
+      this.staging = undefined; // the store takes it from here (or drops it)
       if (!('end' in f) || !f.end || !assembler)
         throw new SecondsiteError('SS_PROTOCOL', 'empty end');
       this.call.write({ ack: await this.ackFor(assembler, f.end.segmentDigest) });

@@ -1,0 +1,185 @@
+/**
+ * Apply step 1 done ahead, while the segment is still arriving: the undo file of segment `seq`
+ * built chunk by chunk from the extents received so far (old contents read from the replica
+ * disks, written with checksums), so that once the segment is verified only the file's table,
+ * header and fdatasync remain. For a large segment this hides the random reads of undo data
+ * (LAB.md: what limits a naive receiver) behind the transfer.
+ *
+ * It writes the very file `writeUndoFile` would (same runs, same layout: a test compares them
+ * byte for byte) and relies on nothing the apply protocol does not: reading the disks and
+ * writing an undo file change no replica state, and an undo file without the intent that
+ * follows it is an orphan, deleted at open. Whether the old contents read here are still the
+ * disks' contents when the segment applies is the store's to decide (replica-store.ts drops a
+ * staging when any mutation ran in between).
+ *
+ * Runs are merged and cut exactly as `planUndoRuns` does; a run is written once it can no
+ * longer grow (the next extent does not continue it, or it reached MAX_RUN_BYTES), in batches
+ * of up to the batch buffer's size.
+ */
+import { closeSync, constants, openSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
+import type { Extent } from '../journal/types.ts';
+import { datasync, fsyncDirAsync, pwriteFull } from './async-io.ts';
+import type { OldContentsReader, ReadRequest } from './old-contents-reader.ts';
+import { removeFile } from './open-recovery.ts';
+import type { UndoFile } from './undo-file.ts';
+import { undoPath } from './undo-file.ts';
+import { HEADER_BYTES, encodeHeader, encodeTable, undoFileBytes } from './undo-format.ts';
+import { MAX_RUN_BYTES, allocRuns } from './undo-runs.ts';
+
+type Span = [disk: number, offset: number, length: number];
+type Run = [disk: number, offset: number, length: number, crc: number];
+
+export class UndoStager {
+  readonly path: string;
+  private fd: number | undefined;
+  /** The run still able to grow. */
+  private open: Span | undefined;
+  /** Runs that can no longer grow, not yet written. */
+  private pending: Span[] = [];
+  private pendingBytes = 0;
+  /** Written runs, in file order. */
+  private readonly done: Run[] = [];
+  /** Where the next run's data goes in the file. */
+  private filePos = HEADER_BYTES;
+  /** An add failed: the file is incomplete and must not be finished (the store drops it). */
+  failed = false;
+
+  constructor(
+    private readonly o: {
+      readonly dir: string;
+      readonly seq: number;
+      readonly diskCount: number;
+      readonly reader: OldContentsReader;
+      /** Reused batch memory, at least MAX_RUN_BYTES; owned by this stager until it ends. */
+      readonly buffer: Buffer;
+    },
+  ) {
+    this.path = undoPath(o.dir, o.seq);
+    this.fd = openSync(
+      this.path,
+      constants.O_CREAT | constants.O_TRUNC | constants.O_WRONLY,
+      0o600,
+    );
+  }
+
+  get seq(): number {
+    return this.o.seq;
+  }
+
+  /** Takes the next extents of the segment (in order); writes the runs they complete. */
+  async add(extents: readonly Extent[]): Promise<void> {
+    try {
+      await this.addUnsafe(extents);
+    } catch (e) {
+      this.failed = true;
+      throw e;
+    }
+  }
+
+  private async addUnsafe(extents: readonly Extent[]): Promise<void> {
+    for (const e of extents) {
+      let offset = e.offset;
+      let left = e.length;
+      const last = this.open;
+      if (last && last[0] === e.disk && last[1] + last[2] === offset && last[2] < MAX_RUN_BYTES) {
+        const take = Math.min(left, MAX_RUN_BYTES - last[2]);
+        last[2] += take;
+        offset += take;
+        left -= take;
+      }
+      while (left > 0) {
+        const take = Math.min(left, MAX_RUN_BYTES);
+        this.close();
+        this.open = [e.disk, offset, take];
+        offset += take;
+        left -= take;
+      }
+    }
+    if (this.pendingBytes >= this.o.buffer.length - MAX_RUN_BYTES) await this.writePending();
+  }
+
+  /** Writes what is left, the table and the header, and makes the file durable. */
+  async finish(): Promise<UndoFile> {
+    this.close();
+    await this.writePending();
+    const fd = this.descriptor();
+    const runs = allocRuns(this.done.length);
+    let at = HEADER_BYTES;
+    this.done.forEach(([disk, offset, length, crc], i) => {
+      runs.disk[i] = disk;
+      runs.offset[i] = offset;
+      runs.length[i] = length;
+      runs.fileOffset[i] = at;
+      runs.crc[i] = crc;
+      at += length;
+    });
+    const dataBytes = at - HEADER_BYTES;
+    const head = Buffer.alloc(HEADER_BYTES);
+    encodeHeader(
+      { seq: this.o.seq, runCount: runs.count, dataBytes, diskCount: this.o.diskCount },
+      head,
+    );
+    try {
+      pwriteFull(fd, encodeTable(runs), at);
+      pwriteFull(fd, head, 0);
+      await datasync(fd);
+    } finally {
+      closeSync(fd);
+      this.fd = undefined;
+    }
+    await fsyncDirAsync(this.o.dir);
+    return {
+      seq: this.o.seq,
+      path: this.path,
+      bytes: undoFileBytes({ runCount: runs.count, dataBytes }),
+      runs,
+    };
+  }
+
+  /** Gives the staging up: the partial file goes (it was never an undo file of any point). */
+  abort(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    removeFile(this.path);
+  }
+
+  private close(): void {
+    if (!this.open) return;
+    this.pending.push(this.open);
+    this.pendingBytes += this.open[2];
+    this.open = undefined;
+  }
+
+  /** Reads the pending runs' old contents in batches and appends them to the file. */
+  private async writePending(): Promise<void> {
+    const fd = this.descriptor();
+    const buf = this.o.buffer;
+    let i = 0;
+    while (i < this.pending.length) {
+      const batch: ReadRequest[] = [];
+      const spans: Span[] = [];
+      let fill = 0;
+      for (; i < this.pending.length && fill + this.pending[i]![2] <= buf.length; i++) {
+        const s = this.pending[i]!;
+        batch.push({ disk: s[0], offset: s[1], into: buf.subarray(fill, fill + s[2]) });
+        spans.push(s);
+        fill += s[2];
+      }
+      await this.o.reader.readAll(batch);
+      batch.forEach((r, k) => {
+        const [disk, offset, length] = spans[k]!;
+        this.done.push([disk, offset, length, crc32(r.into)]);
+      });
+      pwriteFull(fd, buf.subarray(0, fill), this.filePos);
+      this.filePos += fill;
+    }
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  private descriptor(): number {
+    if (this.fd === undefined) throw new Error(`undo staging of segment ${this.o.seq} has ended`);
+    return this.fd;
+  }
+}

@@ -251,7 +251,7 @@ describe('capacity estimate and bandwidth cap against what replication carries (
       timeoutMs: WARM_S * 1000 + 10_000,
       intervalMs: 500,
     });
-    const samples = await watch(WATCH_S, 3);
+    const samples = await watch(WATCH_S, 4);
     const rate = rateOf(samples, ['VM1', 'VM2']);
     const rpo = (s: Sample, vm: string) => s.items.find((i) => i.vm === vm)?.rpoSeconds ?? null;
     const high = samples.map((s) => rpo(s, 'VM1') ?? Infinity);

@@ -137,7 +137,7 @@ describe('planCapacity', () => {
     expect(off).toMatchObject({ requiredBytesPerSecond: 10 * MB, compressionRatio: 1 });
   });
 
-  it('uses the bucket length the host reported: rates, the window measured, the peak per hour', () => {
+  it('uses the reported bucket length: rates, the window measured, the peak per hour', () => {
     // 6 s buckets (a development host): 5 buckets = 30 s ≥ the 30 s interval. 120 buckets
     // measured = 12 minutes.
     const c = churn({

@@ -51,7 +51,7 @@ export interface DiskChurn {
 }
 
 export interface VmChurn {
-  /** Completed buckets (minutes unless `bucketMs` says otherwise) the figures cover (≤ HISTORY_MINUTES). */
+  /** Completed buckets the figures cover (≤ HISTORY_MINUTES): minutes unless `bucketMs`. */
   readonly windowMinutes: number;
   /** The bucket length (ms): MINUTE_MS unless a development host set another. */
   readonly bucketMs: number;

@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CapacityPlanView, ItemView, JobView } from '../../../common/api-client/index.ts';
+import { fetchTrusting, loadAdminConfig } from '../../../cli/admin-config.ts';
+import {
+  createApiClient,
+  type ApiClient,
+  type CapacityPlanView,
+  type ItemView,
+  type JobView,
+} from '../../../common/api-client/index.ts';
 import { replicationPort } from '../../helpers/replication-lab.ts';
 import { startDaemon, type Daemon } from '../../helpers/secondsite-cli.ts';
 import { SiteLab } from '../../helpers/site-lab.ts';
@@ -79,30 +86,44 @@ interface Sample {
   readonly items: ItemView[];
 }
 
+/**
+ * The readings behind the rates and RPOs come from the coordinator's API in this process (the
+ * endpoint and view `item list --json` prints): a CLI process per reading costs seconds of CPU
+ * on the shared machine, which both thins the readings and starves the hosts being measured.
+ */
+let api: { client: ApiClient; close(): Promise<void> } | undefined;
+function readApi(): ApiClient {
+  if (api === undefined) {
+    const admin = loadAdminConfig(lab.path('coordinator/admin.json'));
+    const transport = fetchTrusting(admin.caCertPem);
+    const client = createApiClient({
+      url: admin.url,
+      token: admin.adminToken,
+      fetch: transport.fetch,
+    });
+    api = { client, close: () => transport.close() };
+  }
+  return api.client;
+}
+
 async function sample(): Promise<Sample> {
   const start = Date.now();
-  const list = await items();
+  const list = await readApi().listItems('prod');
   return { at: (start + Date.now()) / 2, items: list };
 }
 
 const wireOf = (s: Sample, vms: readonly string[]): number =>
   s.items.filter((i) => vms.includes(i.vm)).reduce((n, i) => n + (i.received?.wireBytes ?? 0), 0);
 
-/**
- * Samples for `seconds` with `readers` CLI calls in flight, staggered (one call takes a second
- * or two on a busy machine), in time order.
- */
-async function watch(seconds: number, readers: number): Promise<Sample[]> {
+/** Samples every `everyMs` for `seconds`. */
+async function watch(seconds: number, everyMs: number): Promise<Sample[]> {
   const out: Sample[] = [];
   const end = Date.now() + seconds * 1000;
-  const stagger = 1_000 / readers;
-  await Promise.all(
-    Array.from({ length: readers }, async (_, k) => {
-      await new Promise((r) => setTimeout(r, k * stagger));
-      while (Date.now() < end) out.push(await sample());
-    }),
-  );
-  return out.sort((a, b) => a.at - b.at);
+  while (Date.now() < end) {
+    out.push(await sample());
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return out;
 }
 
 /**
@@ -128,6 +149,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await api?.close();
   for (const w of workloads) {
     if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
   }
@@ -251,7 +273,7 @@ describe('capacity estimate and bandwidth cap against what replication carries (
       timeoutMs: WARM_S * 1000 + 10_000,
       intervalMs: 500,
     });
-    const samples = await watch(WATCH_S, 4);
+    const samples = await watch(WATCH_S, 500);
     const rate = rateOf(samples, ['VM1', 'VM2']);
     const rpo = (s: Sample, vm: string) => s.items.find((i) => i.vm === vm)?.rpoSeconds ?? null;
     const high = samples.map((s) => rpo(s, 'VM1') ?? Infinity);

@@ -10,6 +10,7 @@ describe('compileHostConfig', () => {
       certPort: 8084,
       ticketPort: 8083,
       freezeTimeoutMs: 10_000,
+      churnBucketMs: 60_000,
     });
     expect(c.dataDir.endsWith('/some/dir')).toBe(true);
     expect(Object.isFrozen(c)).toBe(true);
@@ -24,6 +25,9 @@ describe('compileHostConfig', () => {
     [{ data: 'd', standalone: true, certPort: '70000' }, '--cert-port'],
     [{ data: 'd', standalone: true, freezeTimeout: '2m' }, '--freeze-timeout'],
     [{ data: 'd', standalone: true, devCopyFrequency: '10ms' }, '--dev-copy-frequency'],
+    [{ data: 'd', standalone: true, devChurnBucket: '500ms' }, '--dev-churn-bucket'],
+    [{ data: 'd', standalone: true, devChurnBucket: '2m' }, '--dev-churn-bucket'],
+    [{ data: 'd', standalone: true, devChurnBucket: 'soon' }, '--dev-churn-bucket'],
     [{ data: 'd', standalone: true, journalCap: 'lots' }, '--journal-cap'],
   ])('refuses %j naming %s', (flags, field) => {
     expect(() => compileHostConfig(flags)).toThrow(
@@ -32,6 +36,11 @@ describe('compileHostConfig', () => {
         details: expect.objectContaining({ field }),
       }),
     );
+  });
+
+  it('takes a development churn bucket length', () => {
+    const c = compileHostConfig({ data: 'd', standalone: true, devChurnBucket: '2s' });
+    expect(c.churnBucketMs).toBe(2_000);
   });
 
   it('compiles the enrolled form; the token file is optional (needed only to enrol)', () => {

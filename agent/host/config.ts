@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { badInput } from '../../common/errors/errors.ts';
 import { parseDuration, parseSize } from '../../common/config/units.ts';
+import { MAX_BUCKET_MS, MIN_BUCKET_MS, MINUTE_MS } from './vm/churn-stats.ts';
 
 /** Flags as commander hands them over: strings, booleans, absent. */
 export interface HostStartFlags {
@@ -20,6 +21,7 @@ export interface HostStartFlags {
   readonly standalone?: boolean;
   readonly freezeTimeout?: string;
   readonly devCopyFrequency?: string;
+  readonly devChurnBucket?: string;
   readonly journalCap?: string;
   readonly tlsDir?: string;
 }
@@ -44,6 +46,11 @@ export interface HostConfig {
   readonly freezeTimeoutMs: number;
   /** Development only: overrides every VM's copy frequency. @default none */
   readonly devCopyFrequencyMs?: number;
+  /**
+   * Development only: the length of a churn bucket (agent/host/vm/churn-stats.ts), so tests see
+   * whole churn windows in seconds; 1 s to 60 s. @default 60000 (a minute)
+   */
+  readonly churnBucketMs: number;
   /** Cap of a VM's unshipped journal. @default the journal's own default */
   readonly journalCapBytes?: number;
 }
@@ -82,6 +89,16 @@ export function compileHostConfig(flags: HostStartFlags): HostConfig {
   if (devMs !== undefined && devMs < 1000) {
     throw badInput('--dev-copy-frequency', 'must be at least 1s');
   }
+  const churnBucketMs = flags.devChurnBucket
+    ? parseDuration('--dev-churn-bucket', flags.devChurnBucket)
+    : MINUTE_MS;
+  if (
+    !Number.isInteger(churnBucketMs) ||
+    churnBucketMs < MIN_BUCKET_MS ||
+    churnBucketMs > MAX_BUCKET_MS
+  ) {
+    throw badInput('--dev-churn-bucket', 'must be a whole number of ms from 1s to 60s');
+  }
   const freezeTimeoutMs = parseDuration('--freeze-timeout', flags.freezeTimeout ?? '10s');
   if (freezeTimeoutMs < 100 || freezeTimeoutMs > 60_000) {
     throw badInput('--freeze-timeout', 'must be between 100ms and 60s');
@@ -98,6 +115,7 @@ export function compileHostConfig(flags: HostStartFlags): HostConfig {
     ticketPort: port('--ticket-port', flags.ticketPort, 8083, 0),
     freezeTimeoutMs,
     devCopyFrequencyMs: devMs,
+    churnBucketMs,
     journalCapBytes: flags.journalCap ? parseSize('--journal-cap', flags.journalCap) : undefined,
   });
 }

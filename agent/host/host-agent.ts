@@ -52,7 +52,12 @@ export const REVOKED_FILE = 'revoked.json';
 
 export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): HostAgent {
   // R22: guest write churn (kept in <data>/churn.json) and the replication bandwidth cap.
-  const churn = openChurnStats({ dataDir: config.dataDir, clock, log });
+  const churn = openChurnStats({
+    dataDir: config.dataDir,
+    clock,
+    log,
+    bucketMs: config.churnBucketMs,
+  });
   const bandwidth = new HostBandwidth({ dataDir: config.dataDir, clock, log });
   // Issue #7: the vault's revoked host credentials as the coordinator last pushed them
   // (set_revoked), kept 0600 in <data>/revoked.json so a restart keeps refusing.

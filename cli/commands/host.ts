@@ -45,6 +45,12 @@ function startCommand(): Command {
         "development: cut every VM's crash-consistent points this often (the demo uses 5s)",
       ).hideHelp(),
     )
+    .addOption(
+      new Option(
+        '--dev-churn-bucket <duration>',
+        'development: count guest write churn in buckets of this length, 1s to 60s (default 1m)',
+      ).hideHelp(),
+    )
     .action(async (flags: HostStartFlags) => {
       await startHost(flags);
     });

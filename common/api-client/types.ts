@@ -355,7 +355,10 @@ export interface CapacityVmPlanView {
   readonly copyFrequency: string | null;
   readonly priority: ReplicationPriority;
   readonly diskBytes: number;
-  /** Minutes of churn history the figures rest on (0: none measured). */
+  /**
+   * Minutes of churn history the figures rest on (0: none measured; fractional only from a
+   * development host counting churn in buckets shorter than a minute).
+   */
   readonly measuredMinutes: number;
   readonly churnAvgBytesPerHour: number;
   readonly churnPeakBytesPerHour: number;

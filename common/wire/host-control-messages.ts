@@ -129,6 +129,8 @@ export interface HostVmChurnMsg {
     peakHourBytes: string;
   }>;
   hotRegions: Array<{ disk: number; offset: string; length: string; bytes: string }>;
+  /** Bucket length in ms; 0/absent (older hosts) = 60000. */
+  bucketMs?: number;
 }
 
 /** host_control.proto BandwidthSetting; 0 = unlimited; 64-bit fields as decimal strings. */

@@ -85,6 +85,43 @@ describe('CapacityService.plan', () => {
     expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
   });
 
+  it('takes the bucket length a development host reports with its churn', async () => {
+    const { service, vault, vms } = await setup();
+    // 6 s buckets: the 5-minute policy's window is the 60-bucket one (6 minutes).
+    await vms.report(vault.id, 'NY', {
+      host: 'ny-hv1',
+      hostGroup: 'g',
+      cloud: 'Gold',
+      connected: true,
+      inventory: {
+        vms: [
+          vm('db', {
+            windowMinutes: 100,
+            bucketMs: 6_000,
+            disks: [
+              {
+                index: 0,
+                bytes: String(720 * MB),
+                avgBytesPerHour: String(4320 * MB),
+                peakMinuteBytes: String(12 * MB),
+                peakFiveMinutesBytes: String(60 * MB),
+                peakQuarterHourBytes: String(180 * MB),
+                peakHourBytes: String(720 * MB),
+              },
+            ],
+            hotRegions: [],
+          }),
+        ],
+      },
+    });
+    const db = (await service.plan('prod', { policy: 'gold' })).vms.find((v) => v.vm === 'db')!;
+    expect(db).toMatchObject({
+      requiredBytesPerSecond: 2 * MB, // 720 MB / 360 s
+      measuredMinutes: 10,
+      churnPeakBytesPerHour: 7200 * MB,
+    });
+  });
+
   it('refuses a bad bandwidth naming the field; an unknown policy is not found', async () => {
     const { service } = await setup();
     await expect(service.plan('prod', { bandwidth: 'fast' })).rejects.toMatchObject({

@@ -45,6 +45,18 @@ describe('peakRate', () => {
   it('adds the disks’ peaks', () => {
     expect(peakRate([d, d], 300_000)).toBe(2 * MB);
   });
+  it('counts windows in the reported bucket length (a development host’s short buckets)', () => {
+    // 2 s buckets: windows of 2, 10, 30 and 120 s. A 30 s interval takes the 15-bucket
+    // window, whose 450 MB were written in 30 s, not in 15 minutes.
+    expect(peakRate([d], 30_000, 2_000)).toBe(15 * MB);
+    // 3 s: 10 s; 1 bucket (2 s) already covers 1 s.
+    expect(peakRate([d], 3_000, 2_000)).toBe(30 * MB); // 300 MB / 10 s
+    expect(peakRate([d], 1_000, 2_000)).toBe(60 * MB); // 120 MB / 2 s
+    // Longer than every window: the longest (60 buckets = 120 s).
+    expect(peakRate([d], 300_000, 2_000)).toBe(6 * MB); // 720 MB / 120 s
+    // 0 or absent: the minute of older hosts.
+    expect(peakRate([d], 30_000, 0)).toBe(2 * MB);
+  });
 });
 
 describe('planCapacity', () => {
@@ -123,6 +135,45 @@ describe('planCapacity', () => {
     // A policy that does not compress sends the raw bytes, whatever was measured.
     const [off] = planCapacity([web({ rawBytes: 200 * MB, wireBytes: 50 * MB }, false)]).vms;
     expect(off).toMatchObject({ requiredBytesPerSecond: 10 * MB, compressionRatio: 1 });
+  });
+
+  it('uses the reported bucket length: rates, the window measured, the peak per hour', () => {
+    // 6 s buckets (a development host): 5 buckets = 30 s ≥ the 30 s interval. 120 buckets
+    // measured = 12 minutes.
+    const c = churn({
+      avgBytesPerHour: 3600 * MB,
+      peakMinuteBytes: 12 * MB,
+      peakFiveMinutesBytes: 45 * MB,
+      peakQuarterHourBytes: 90 * MB,
+      peakHourBytes: 360 * MB,
+    });
+    const plan = planCapacity([
+      vm({
+        vm: 'dev',
+        policy: { name: 'p', copyFrequency: '30s', retentionHours: 1, compression: false },
+        churn: { windowMinutes: 120, bucketMs: 6_000, disks: [c] },
+      }),
+    ]);
+    expect(plan.vms[0]).toMatchObject({
+      requiredBytesPerSecond: 1.5 * MB, // 45 MB / (5 × 6 s)
+      peakBytesPerInterval: 45 * MB,
+      measuredMinutes: 12,
+      churnPeakBytesPerHour: 3600 * MB, // 360 MB in 6 minutes
+      averageBytesPerSecond: 1 * MB, // the host's average is per real hour already
+    });
+    // The same figures from a host that reports no bucket length are minutes.
+    const old = planCapacity([
+      vm({
+        vm: 'old',
+        policy: { name: 'p', copyFrequency: '30s', retentionHours: 1, compression: false },
+        churn: { windowMinutes: 120, disks: [c] },
+      }),
+    ]);
+    expect(old.vms[0]).toMatchObject({
+      requiredBytesPerSecond: 200_000, // 12 MB / 60 s
+      measuredMinutes: 120,
+      churnPeakBytesPerHour: 360 * MB,
+    });
   });
 
   it('caps undo data by the disk size', () => {

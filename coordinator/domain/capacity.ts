@@ -1,12 +1,15 @@
 /**
  * Capacity planning (R22), pure: from each VM's disks, its measured write churn (the source
- * host's report: average per hour and the peak of any 1, 5, 15 and 60 minutes over the last
- * 24 hours) and its policy, what replicating it needs:
+ * host's report: average per hour and the peak of any 1, 5, 15 and 60 consecutive buckets over
+ * the last 1440 buckets; a bucket is a minute, so 24 hours, unless the host reports another
+ * length — only a development host does, `--dev-churn-bucket`) and its policy, what
+ * replicating it needs:
  *
  *   - bandwidth to keep the copy frequency: the peak churn of one interval, sent within the
  *     interval. The peak is taken over the smallest measured window that is at least the
- *     interval (30 s → 1 minute, 5 m → 5 minutes, 15 m → 15 minutes): bursts shorter than that
- *     window are averaged over it. × the compression ratio when the policy compresses: the
+ *     interval (minute buckets: 30 s → 1 minute, 5 m → 5 minutes, 15 m → 15 minutes): bursts
+ *     shorter than that window are averaged over it. Its rate is the window's peak bytes /
+ *     (its buckets × the bucket length). × the compression ratio when the policy compresses: the
  *     ratio replication measured for the VM (bytes on the wire / raw bytes of the cycles its
  *     replica host received) once at least MIN_MEASURED_RAW_BYTES were carried, else the
  *     assumed one (0.5 unless given). Churn counts every guest write; cycles ship only the
@@ -38,8 +41,13 @@ export const MIN_MEASURED_RAW_BYTES = 16 * 1024 * 1024;
 /** The link bandwidth assumed when none is given: 100 MB/s. */
 export const DEFAULT_LINK_BYTES_PER_SECOND = 100_000_000;
 
+/** The churn bucket of every production host (and of hosts that report none): a minute. */
+export const DEFAULT_CHURN_BUCKET_MS = 60_000;
+
+/** One disk's churn; the peaks are of 1, 5, 15 and 60 consecutive buckets (minutes by default). */
 export interface DiskChurnInput {
   readonly index: number;
+  /** Per real hour (the host divides by the time its buckets cover). */
   readonly avgBytesPerHour: number;
   readonly peakMinuteBytes: number;
   readonly peakFiveMinutesBytes: number;
@@ -69,7 +77,10 @@ export interface CapacityVmInput {
   readonly sent?: { readonly rawBytes: number; readonly wireBytes: number } | null;
   /** Null: the host never reported churn for it. */
   readonly churn: {
+    /** Completed buckets the figures cover. */
     readonly windowMinutes: number;
+    /** The host's bucket length (ms); absent or 0 (older hosts): DEFAULT_CHURN_BUCKET_MS. */
+    readonly bucketMs?: number;
     readonly disks: readonly DiskChurnInput[];
   } | null;
 }
@@ -79,19 +90,32 @@ export type CapacityVmPlan = CapacityVmPlanView;
 
 export type CapacityPlan = CapacityPlanView;
 
-const WINDOWS: ReadonlyArray<{ minutes: number; of: (d: DiskChurnInput) => number }> = [
-  { minutes: 1, of: (d) => d.peakMinuteBytes },
-  { minutes: 5, of: (d) => d.peakFiveMinutesBytes },
-  { minutes: 15, of: (d) => d.peakQuarterHourBytes },
-  { minutes: 60, of: (d) => d.peakHourBytes },
+const WINDOWS: ReadonlyArray<{ buckets: number; of: (d: DiskChurnInput) => number }> = [
+  { buckets: 1, of: (d) => d.peakMinuteBytes },
+  { buckets: 5, of: (d) => d.peakFiveMinutesBytes },
+  { buckets: 15, of: (d) => d.peakQuarterHourBytes },
+  { buckets: 60, of: (d) => d.peakHourBytes },
 ];
 
-/** The peak churn rate (raw bytes/s) over the smallest window ≥ the interval. */
-export function peakRate(disks: readonly DiskChurnInput[], intervalMs: number): number {
-  const w = WINDOWS.find((x) => x.minutes * 60_000 >= intervalMs) ?? WINDOWS[WINDOWS.length - 1]!;
+/** The bucket length a report stands for: 0 or absent (older hosts) is a minute. */
+export function bucketOf(bucketMs: number | undefined): number {
+  return bucketMs !== undefined && bucketMs > 0 ? bucketMs : DEFAULT_CHURN_BUCKET_MS;
+}
+
+/**
+ * The peak churn rate (raw bytes/s) over the smallest window ≥ the interval: the window's peak
+ * bytes / (its buckets × the bucket length).
+ */
+export function peakRate(
+  disks: readonly DiskChurnInput[],
+  intervalMs: number,
+  bucketMs?: number,
+): number {
+  const bucket = bucketOf(bucketMs);
+  const w = WINDOWS.find((x) => x.buckets * bucket >= intervalMs) ?? WINDOWS[WINDOWS.length - 1]!;
   // Disks peak at different times at worst together: their peaks add up.
   const bytes = disks.reduce((n, d) => n + w.of(d), 0);
-  return bytes / (w.minutes * 60);
+  return bytes / ((w.buckets * bucket) / 1000);
 }
 
 const RANK: Record<Priority, number> = { high: 0, normal: 1, low: 2 };
@@ -151,6 +175,12 @@ export function planCapacity(
         `measured for the VM, or ${ratio} before it carried ${MIN_MEASURED_RAW_BYTES / 1048576} MiB`,
       'bandwidth to keep the copy frequency: the peak churn over the smallest measured window ' +
         '(1, 5, 15 or 60 minutes) at least as long as the interval; disks peak together',
+      ...(inputs.some((v) => v.churn && bucketOf(v.churn.bucketMs) !== DEFAULT_CHURN_BUCKET_MS)
+        ? [
+            'churn windows: a development host counts churn in buckets other than a minute; ' +
+              'its windows are 1, 5, 15 and 60 of its buckets',
+          ]
+        : []),
       'initial copy: the disks\u2019 virtual size (sparse disks send less)',
       'undo data: average churn per hour × retention hours, capped by each disk\u2019s size',
       'churn: guest data writes over the last 24 hours as the source host measured them; ' +
@@ -165,9 +195,13 @@ function planVm(v: CapacityVmInput, link: number, ratio: number): CapacityVmPlan
   const factor = v.policy?.compression ? (measured ?? ratio) : 1;
   const churn = v.churn?.disks ?? [];
   const intervalMs = v.policy ? COPY_FREQUENCY_MS[v.policy.copyFrequency] : 0;
+  const bucket = bucketOf(v.churn?.bucketMs);
   const avgPerHour = churn.reduce((n, d) => n + d.avgBytesPerHour, 0);
-  const peakPerHour = churn.reduce((n, d) => n + d.peakHourBytes, 0);
-  const rawPeakRate = v.policy ? peakRate(churn, intervalMs) : 0;
+  // The peak of 60 buckets, per real hour (the same bytes with minute buckets).
+  const peakPerHour = Math.round(
+    (churn.reduce((n, d) => n + d.peakHourBytes, 0) * 3_600_000) / (60 * bucket),
+  );
+  const rawPeakRate = v.policy ? peakRate(churn, intervalMs, bucket) : 0;
   const undoBytes = v.policy
     ? v.disks.reduce((n, disk) => {
         const c = churn.find((d) => d.index === disk.index);
@@ -190,7 +224,8 @@ function planVm(v: CapacityVmInput, link: number, ratio: number): CapacityVmPlan
     copyFrequency: v.policy?.copyFrequency ?? null,
     priority: v.priority,
     diskBytes,
-    measuredMinutes: v.churn?.windowMinutes ?? 0,
+    // Whole minutes from a production host; to 3 decimals under a development bucket length.
+    measuredMinutes: Math.round(((v.churn?.windowMinutes ?? 0) * bucket) / 60) / 1000,
     churnAvgBytesPerHour: avgPerHour,
     churnPeakBytesPerHour: peakPerHour,
     peakBytesPerInterval: Math.round((rawPeakRate * intervalMs) / 1000),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   applyEvent,
+  churnAttribution,
   checkNotProtected,
   initialCopyDone,
   resyncDone,
@@ -243,5 +244,26 @@ describe('pairSettings', () => {
       retentionHours: 4,
     });
     expect(pairSettings(policy, 0.01).copyFrequencySeconds).toBe(3);
+  });
+});
+
+describe('churnAttribution', () => {
+  const m = (bucketMs?: number) => ({
+    windowMinutes: 30,
+    ...(bucketMs === undefined ? {} : { bucketMs }),
+    disks: [{ index: 0, avgBytesPerHour: 100, peakHourBytes: 600, bytes: 300 }],
+    hotRegions: [],
+  });
+  it('tells a production host’s figures as they came', () => {
+    expect(churnAttribution(m())).toMatchObject({ windowMinutes: 30, peakBytesPerHour: 600 });
+  });
+  it('rates a development host’s 60-bucket peak per hour and its window in minutes', () => {
+    // 2 s buckets: 30 buckets = 1 minute; the peak of 60 buckets (2 minutes) × 30 per hour.
+    expect(churnAttribution(m(2_000))).toMatchObject({
+      windowMinutes: 1,
+      avgBytesPerHour: 100,
+      peakBytesPerHour: 18_000,
+      disks: [{ disk: 0, peakBytesPerHour: 18_000, share: 1 }],
+    });
   });
 });

@@ -19,6 +19,7 @@ import {
 } from './health.ts';
 import { transition, type ItemEvent, type ItemState } from './item-state.ts';
 import type { Placement } from './placement.ts';
+import { bucketOf } from './capacity.ts';
 import { COPY_FREQUENCY_MS, type CopyFrequency, type Policy } from './policy.ts';
 
 export type PointType = 'crash-consistent' | 'app-consistent';
@@ -328,7 +329,10 @@ export type { ItemView };
 
 /** What the source host measured of the VM's write churn (vm-inventory.ts VmChurnRecord). */
 export interface ChurnMeasurement {
+  /** Completed buckets measured. */
   readonly windowMinutes: number;
+  /** The host's bucket length (ms); absent or 0: a minute (capacity.ts bucketOf). */
+  readonly bucketMs?: number;
   readonly disks: readonly {
     index: number;
     avgBytesPerHour: number;
@@ -345,14 +349,18 @@ export type ChurnAttribution = NonNullable<ItemView['churn']>;
 export function churnAttribution(m: ChurnMeasurement): ChurnAttribution {
   const total = m.disks.reduce((n, d) => n + d.bytes, 0);
   const share = (b: number): number => (total === 0 ? 0 : Math.round((b / total) * 1000) / 1000);
+  // A development host's buckets are shorter than a minute: its 60-bucket peak is rated per
+  // hour and its window told in minutes (the same figures from a production host).
+  const bucket = bucketOf(m.bucketMs);
+  const perHour = (peak: number): number => Math.round((peak * 3_600_000) / (60 * bucket));
   return {
-    windowMinutes: m.windowMinutes,
+    windowMinutes: Math.round((m.windowMinutes * bucket) / 60) / 1000,
     avgBytesPerHour: m.disks.reduce((n, d) => n + d.avgBytesPerHour, 0),
-    peakBytesPerHour: m.disks.reduce((n, d) => n + d.peakHourBytes, 0),
+    peakBytesPerHour: perHour(m.disks.reduce((n, d) => n + d.peakHourBytes, 0)),
     disks: m.disks.map((d) => ({
       disk: d.index,
       avgBytesPerHour: d.avgBytesPerHour,
-      peakBytesPerHour: d.peakHourBytes,
+      peakBytesPerHour: perHour(d.peakHourBytes),
       share: share(d.bytes),
     })),
     hotRegions: m.hotRegions.map((r) => ({ ...r, share: share(r.bytes) })),

@@ -17,6 +17,7 @@ import type {
 import type { PointSummary, ReplicationFacts, VmStatus } from '../domain/protection.ts';
 import { collect, keys, type Store } from '../store/store.ts';
 import { parseQualified } from '../domain/mapping.ts';
+import { DEFAULT_CHURN_BUCKET_MS } from '../domain/capacity.ts';
 
 export interface VmRecord {
   readonly name: string;
@@ -38,7 +39,14 @@ export interface VmRecord {
 
 /** A VM's write churn as its host measured it (host_control.proto HostVmChurn), numbers. */
 export interface VmChurnRecord {
+  /** Completed buckets the figures cover (minutes from a production host). */
   readonly windowMinutes: number;
+  /**
+   * The host's bucket length (ms): 60000 from production hosts and from hosts that report none
+   * (0); a development host's shorter buckets (`--dev-churn-bucket`) otherwise. The peaks are
+   * of 1, 5, 15 and 60 buckets. Absent from records stored before it: a minute.
+   */
+  readonly bucketMs?: number;
   readonly disks: readonly {
     index: number;
     bytes: number;
@@ -55,6 +63,7 @@ function churnOf(c: HostVmChurnMsg | null | undefined): VmChurnRecord | undefine
   if (c === null || c === undefined) return undefined;
   return {
     windowMinutes: c.windowMinutes ?? 0,
+    bucketMs: c.bucketMs ? c.bucketMs : DEFAULT_CHURN_BUCKET_MS,
     disks: (c.disks ?? []).map((d) => ({
       index: d.index,
       bytes: num(d.bytes),

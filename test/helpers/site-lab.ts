@@ -159,8 +159,16 @@ export class SiteLab {
    * Enrols and starts a host agent of `provider` on `ip` with replication port `certPort`.
    * The ticket port (8083 in production) is one the OS picks unless given: scenarios running
    * beside other tests must not depend on 8083 being free; the host reports the port it bound.
+   * `extra`: more `host start` flags (e.g. the hidden development `--dev-churn-bucket 2s`).
    */
-  startHost(name: string, provider: string, ip: string, certPort: number, ticketPort = 0): LabHost {
+  startHost(
+    name: string,
+    provider: string,
+    ip: string,
+    certPort: number,
+    ticketPort = 0,
+    extra: readonly string[] = [],
+  ): LabHost {
     const args = [
       'host',
       'start',
@@ -178,6 +186,7 @@ export class SiteLab {
       String(certPort),
       '--ticket-port',
       String(ticketPort),
+      ...extra,
     ];
     const h: LabHost = { name, args, daemon: this.daemon(args) };
     this.hosts[name] = h;

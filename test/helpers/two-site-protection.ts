@@ -31,6 +31,8 @@ export async function startTwoSites(
     coordinatorEnv?: NodeJS.ProcessEnv;
     /** Addresses of New York's and Chicago's provider and host. @default NY_IP, CHI_IP */
     ips?: { ny: string; chi: string };
+    /** More `host start` flags for both hosts (e.g. `--dev-churn-bucket 2s`). */
+    hostArgs?: readonly string[];
   },
 ): Promise<void> {
   const ny = a.ips?.ny ?? NY_IP;
@@ -49,8 +51,8 @@ export async function startTwoSites(
     s['vms'] = [];
   });
   await Promise.all([lab.startProvider('ny', nySite, ny), lab.startProvider('chi', chiSite, chi)]);
-  lab.startHost('ny-hv1', 'ny', ny, a.port);
-  lab.startHost('chi-hv1', 'chi', chi, a.port);
+  lab.startHost('ny-hv1', 'ny', ny, a.port, 0, a.hostArgs);
+  lab.startHost('chi-hv1', 'chi', chi, a.port, 0, a.hostArgs);
   const onHv1 = a.vms.filter((v) => v.host === 'ny-hv1').length;
   await waitFor(async () => {
     const vms = await lab.cli<VmView[]>(['vm', 'list', '--vault', 'prod']);

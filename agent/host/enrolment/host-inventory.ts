@@ -140,9 +140,11 @@ function capacityFields(vm: string, ops: ReplicationOps | undefined): Partial<Ho
   };
 }
 
-function churnMsg(c: VmChurn): HostVmChurnMsg {
+/** The churn report (HostVm.churn): the bucket length travels with the figures it counts. */
+export function churnMsg(c: VmChurn): HostVmChurnMsg {
   return {
     windowMinutes: c.windowMinutes,
+    bucketMs: c.bucketMs,
     disks: c.disks.map((d) => ({
       index: d.index,
       bytes: String(d.bytes),

@@ -21,12 +21,22 @@ export interface ChurnKeeper {
   save(): void;
 }
 
-export function openChurnStats(o: { dataDir: string; clock: Clock; log: Logger }): ChurnKeeper {
+export function openChurnStats(o: {
+  dataDir: string;
+  clock: Clock;
+  log: Logger;
+  /** The bucket length: a minute except on a development host (`--dev-churn-bucket`). */
+  bucketMs?: number;
+}): ChurnKeeper {
   const path = join(o.dataDir, CHURN_FILE);
-  let stats = new ChurnStats();
+  const bucketMs = o.bucketMs ?? MINUTE_MS;
+  let stats = new ChurnStats(bucketMs);
   try {
-    if (existsSync(path))
-      stats = ChurnStats.fromJSON(JSON.parse(readFileSync(path, 'utf8')), o.clock.now());
+    if (existsSync(path)) {
+      // History counted in another bucket length is not read (churn-stats.ts fromJSON).
+      const body: unknown = JSON.parse(readFileSync(path, 'utf8'));
+      stats = ChurnStats.fromJSON(body, o.clock.now(), bucketMs);
+    }
   } catch (e) {
     o.log.warn({ err: e, path }, 'unreadable churn history; starting afresh');
   }

@@ -60,6 +60,49 @@ describe('ChurnStats', () => {
     expect(ChurnStats.fromJSON({ version: 9 }, now).snapshot('vm', now)).toBeUndefined();
   });
 
+  it('counts in a development bucket length and says it in the snapshot', () => {
+    const B = 2_000;
+    const s = new ChurnStats(B);
+    // 20 buckets of 2 s: 1 MiB each, 3 MiB in bucket 7; the running bucket is not counted.
+    for (let b = 0; b < 20; b++) s.record('vm', 0, 0, b === 7 ? 3 * MiB : MiB, T0 + b * B + 10);
+    s.record('vm', 0, 0, 50 * MiB, T0 + 20 * B + 1);
+    const c = s.snapshot('vm', T0 + 20 * B + 500)!;
+    expect(c.bucketMs).toBe(B);
+    expect(c.windowMinutes).toBe(20);
+    const d = c.disks[0]!;
+    expect(d.bytes).toBe(22 * MiB);
+    expect(d.peakBytes1m).toBe(3 * MiB);
+    expect(d.peakBytes5m).toBe(7 * MiB);
+    expect(d.peakBytes15m).toBe(17 * MiB);
+    expect(d.peakBytes1h).toBe(22 * MiB);
+    // Per real hour: 22 MiB in 40 s.
+    expect(d.avgBytesPerHour).toBe(Math.round((22 * MiB * 3600) / 40));
+    // The next bucket, not the next minute, brings the next snapshot.
+    expect(s.snapshot('vm', T0 + 20 * B + 1_900)).toBe(c);
+    expect(s.snapshot('vm', T0 + 21 * B)!.disks[0]!.bytes).toBe(72 * MiB);
+    // A production host's snapshot says a minute.
+    const p = new ChurnStats();
+    p.record('vm', 0, 0, MiB, T0);
+    expect(p.snapshot('vm', T0 + MINUTE_MS)!.bucketMs).toBe(MINUTE_MS);
+  });
+
+  it('refuses a bucket length outside 1 s to 60 s', () => {
+    expect(() => new ChurnStats(999)).toThrow(RangeError);
+    expect(() => new ChurnStats(60_001)).toThrow(RangeError);
+  });
+
+  it('does not read history counted in another bucket length', () => {
+    const s = new ChurnStats(5_000);
+    s.record('vm', 0, 0, MiB, T0);
+    const body = JSON.parse(JSON.stringify(s.toJSON())) as unknown;
+    const now = T0 + 10_000;
+    expect(ChurnStats.fromJSON(body, now, 5_000).snapshot('vm', now)!.disks[0]!.bytes).toBe(MiB);
+    expect(ChurnStats.fromJSON(body, now).snapshot('vm', now)).toBeUndefined();
+    // A file from before the length was written is minutes.
+    const old = { ...new ChurnStats().toJSON(), bucketMs: undefined };
+    expect(ChurnStats.fromJSON(old, now).bucketMs).toBe(MINUTE_MS);
+  });
+
   it('a snapshot changes at most once a minute', () => {
     const s = new ChurnStats();
     s.record('vm', 0, 0, MiB, T0);

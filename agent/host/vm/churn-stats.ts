@@ -3,17 +3,26 @@
  * export's device calls `record` for every guest write (data writes only: zeroes and trims
  * ship no payload), with `now` from the caller.
  *
- * Kept per disk, over the last HISTORY_MINUTES:
- *   - bytes written per minute (1-minute buckets), from which the average per hour and the
- *     peak of any 1, 5, 15 and 60 consecutive minutes follow;
- *   - bytes written per REGION_BYTES region of the disk, per hour: the hot regions are the
- *     regions that received the most bytes over the window.
- * A snapshot counts only completed minutes and is computed at most once per minute per VM,
- * so the inventory that carries it changes at most once a minute. `toJSON`/`fromJSON` keep
+ * Kept per disk, over the last HISTORY_MINUTES buckets:
+ *   - bytes written per bucket (a minute: MINUTE_MS), from which the average per hour and the
+ *     peak of any 1, 5, 15 and 60 consecutive buckets follow;
+ *   - bytes written per REGION_BYTES region of the disk, per 60 buckets (an hour): the hot
+ *     regions are the regions that received the most bytes over the window.
+ * A snapshot counts only completed buckets and is computed at most once per bucket per VM,
+ * so the inventory that carries it changes at most once a bucket. `toJSON`/`fromJSON` keep
  * the history across a restart (churn-file.ts writes it).
+ *
+ * The bucket length is a minute in production. A development host may count in shorter
+ * buckets (`host start --dev-churn-bucket`, e.g. 2 s, so a test sees whole windows in
+ * seconds): every "minute" above is then one bucket (the history is 1440 buckets, the peaks of
+ * 1, 5, 15 and 60 buckets) and the snapshot says the length (`bucketMs`) so the coordinator's
+ * rates stay right. The average per hour is per real hour whatever the length.
  */
 
 export const MINUTE_MS = 60_000;
+/** The shortest and longest bucket a development host may use (`--dev-churn-bucket`). */
+export const MIN_BUCKET_MS = 1_000;
+export const MAX_BUCKET_MS = MINUTE_MS;
 export const HISTORY_MINUTES = 24 * 60;
 export const REGION_BYTES = 64 * 1024 * 1024;
 /** Hot regions a VM's snapshot names. */
@@ -34,7 +43,7 @@ export interface DiskChurn {
   /** Bytes written over the window. */
   readonly bytes: number;
   readonly avgBytesPerHour: number;
-  /** The most bytes written in any 1, 5, 15 and 60 consecutive minutes of the window. */
+  /** The most bytes written in any 1, 5, 15 and 60 consecutive buckets of the window. */
   readonly peakBytes1m: number;
   readonly peakBytes5m: number;
   readonly peakBytes15m: number;
@@ -42,22 +51,24 @@ export interface DiskChurn {
 }
 
 export interface VmChurn {
-  /** Completed minutes the figures cover (≤ HISTORY_MINUTES). */
+  /** Completed buckets the figures cover (≤ HISTORY_MINUTES): minutes unless `bucketMs`. */
   readonly windowMinutes: number;
+  /** The bucket length (ms): MINUTE_MS unless a development host set another. */
+  readonly bucketMs: number;
   readonly disks: readonly DiskChurn[];
   /** The top TOP_REGIONS regions over every disk, most bytes first. */
   readonly hotRegions: readonly HotRegion[];
 }
 
 interface DiskSeries {
-  /** minute index (ms / MINUTE_MS) → bytes */
+  /** bucket index (ms / bucket length) → bytes */
   readonly minutes: Map<number, number>;
-  /** hour index → region index → bytes */
+  /** hour index (bucket index / 60) → region index → bytes */
   readonly regions: Map<number, Map<number, number>>;
 }
 
 interface VmSeries {
-  /** The first minute index with history. */
+  /** The first bucket index with history. */
   since: number;
   readonly disks: Map<number, DiskSeries>;
   cache?: { minute: number; churn: VmChurn };
@@ -66,6 +77,8 @@ interface VmSeries {
 /** The persisted form (compact pairs). */
 export interface ChurnFileBody {
   readonly version: 1;
+  /** The bucket length the indices count in; absent (files before it) = MINUTE_MS. */
+  readonly bucketMs?: number;
   readonly vms: Record<
     string,
     {
@@ -82,9 +95,17 @@ export class ChurnStats {
   private readonly vms = new Map<string, VmSeries>();
   private lastPrune = 0;
 
+  /** @param bucketMs the bucket length: MINUTE_MS except on a development host. */
+  constructor(readonly bucketMs: number = MINUTE_MS) {
+    if (!Number.isInteger(bucketMs) || bucketMs < MIN_BUCKET_MS || bucketMs > MAX_BUCKET_MS) {
+      throw new RangeError(`churn bucket of ${bucketMs} ms is outside 1 s to 60 s`);
+    }
+  }
+
   /** Counts `length` bytes written at `offset` of `vm`'s disk `disk` at `now` (ms). */
   record(vm: string, disk: number, offset: number, length: number, now: number): void {
-    const minute = Math.floor(now / MINUTE_MS);
+    // Named "minute" throughout: a bucket, a minute in production.
+    const minute = Math.floor(now / this.bucketMs);
     let v = this.vms.get(vm);
     if (v === undefined) {
       v = { since: minute, disks: new Map() };
@@ -116,11 +137,11 @@ export class ChurnStats {
     return (offset, length) => this.record(vm, disk, offset, length, clock.now());
   }
 
-  /** The VM's churn over completed minutes; undefined when it never wrote. */
+  /** The VM's churn over completed buckets; undefined when it never wrote. */
   snapshot(vm: string, now: number): VmChurn | undefined {
     const v = this.vms.get(vm);
     if (v === undefined) return undefined;
-    const minute = Math.floor(now / MINUTE_MS);
+    const minute = Math.floor(now / this.bucketMs);
     if (v.cache?.minute === minute) return v.cache.churn;
     const first = Math.max(v.since, minute - HISTORY_MINUTES);
     const windowMinutes = Math.max(0, minute - first);
@@ -136,7 +157,11 @@ export class ChurnStats {
       disks.push({
         index,
         bytes,
-        avgBytesPerHour: windowMinutes === 0 ? 0 : Math.round((bytes / windowMinutes) * 60),
+        // Per real hour: the window covers windowMinutes × bucketMs.
+        avgBytesPerHour:
+          windowMinutes === 0
+            ? 0
+            : Math.round((bytes / (windowMinutes * this.bucketMs)) * 3_600_000),
         peakBytes1m: p1 ?? 0,
         peakBytes5m: p5 ?? 0,
         peakBytes15m: p15 ?? 0,
@@ -154,7 +179,7 @@ export class ChurnStats {
     const hotRegions = regions
       .sort((a, b) => b.bytes - a.bytes || a.disk - b.disk || a.offset - b.offset)
       .slice(0, TOP_REGIONS);
-    const churn: VmChurn = { windowMinutes, disks, hotRegions };
+    const churn: VmChurn = { windowMinutes, bucketMs: this.bucketMs, disks, hotRegions };
     v.cache = { minute, churn };
     return churn;
   }
@@ -176,14 +201,19 @@ export class ChurnStats {
       }
       vms[name] = { since: v.since, disks };
     }
-    return { version: 1, vms };
+    return { version: 1, bucketMs: this.bucketMs, vms };
   }
 
-  /** History from a file body; what is older than the window at `now` is dropped. */
-  static fromJSON(body: unknown, now: number): ChurnStats {
-    const stats = new ChurnStats();
+  /**
+   * History from a file body; what is older than the window at `now` is dropped. A file
+   * counted in another bucket length (a development host's) is not read: its indices are
+   * other times.
+   */
+  static fromJSON(body: unknown, now: number, bucketMs: number = MINUTE_MS): ChurnStats {
+    const stats = new ChurnStats(bucketMs);
     const b = body as Partial<ChurnFileBody> | null;
     if (b?.version !== 1 || typeof b.vms !== 'object' || b.vms === null) return stats;
+    if ((b.bucketMs ?? MINUTE_MS) !== bucketMs) return stats;
     for (const [name, v] of Object.entries(b.vms)) {
       const disks = new Map<number, DiskSeries>();
       for (const [i, d] of Object.entries(v.disks ?? {})) {
@@ -194,7 +224,7 @@ export class ChurnStats {
       }
       stats.vms.set(name, { since: Number(v.since) || 0, disks });
     }
-    stats.prune(Math.floor(now / MINUTE_MS));
+    stats.prune(Math.floor(now / bucketMs));
     return stats;
   }
 

@@ -30,14 +30,14 @@ const BUCKET = '2s';
 /** Step 4: VM1's known churn, 1 MB/s of 64 KiB blocks for 34 s (a whole 30 s window). */
 const CHURN_MBPS = 1;
 const CHURN_S = 34;
-/** Step 5: the cap, and what each VM writes (together more than the cap). */
-const CAP_MBPS = 3;
+/** Step 5: the issue's cap, and what each VM writes (together more than the cap). */
+const CAP_MBPS = 20;
 /**
- * VM1 (high) writes less than the cap; VM2 (low) gets the rest, ~1 of its 5 MB/s, so its RPO
- * grows ~0.8 s a second and passes the high VM's bound well within the step.
+ * VM1 (high) writes less than the cap; VM2 (low) gets the rest, ~8 of its 25 MB/s, so its RPO
+ * grows ~0.7 s a second and passes the high VM's bound well within the step.
  */
-const HIGH_MBPS = 2;
-const LOW_MBPS = 5;
+const HIGH_MBPS = 12;
+const LOW_MBPS = 25;
 /** Step 5: the warm-up (the low VM's backlog builds, the cap binds) and the watch after it. */
 const WARM_S = 10;
 const WATCH_S = 20;
@@ -167,7 +167,7 @@ describe('capacity estimate and bandwidth cap against what replication carries (
         // Big sparse disks: random blocks rarely repeat within a cycle (step 4), and VM2's
         // journal (half its disk) holds its backlog while it lags (step 6).
         { name: 'VM1', size: '256MiB', ...gold },
-        { name: 'VM2', size: '512MiB', ...gold },
+        { name: 'VM2', size: '2GiB', ...gold },
       ],
     });
   });
@@ -247,7 +247,7 @@ describe('capacity estimate and bandwidth cap against what replication carries (
     expect(actual).toBeGreaterThan(0.8 * CHURN_MBPS * MB);
   }, 180_000);
 
-  it('5. bandwidth: under a 3 MB/s cap the target receives 3 MB/s within 10%; the high-priority VM keeps its RPO while the low one lags', async () => {
+  it('5. bandwidth: under a 20 MB/s cap the target receives 20 MB/s within 10%; the high-priority VM keeps its RPO while the low one lags', async () => {
     await lab.cli([
       'host',
       'set-bandwidth',
@@ -260,8 +260,8 @@ describe('capacity estimate and bandwidth cap against what replication carries (
     ]);
     await lab.cli(['replication', 'set-priority', '--vault', 'prod', '--priority', 'high', 'VM1']);
     await lab.cli(['replication', 'set-priority', '--vault', 'prod', '--priority', 'low', 'VM2']);
-    // 2 + 5 MB/s of changes for a 3 MB/s link (VM2's backlog, ~4 MB/s over the step, fits in
-    // its journal: half its 512 MiB).
+    // 12 + 25 MB/s of changes for a 20 MB/s link (VM2's backlog, ~17 MB/s over the step, fits
+    // in its journal: half its 2 GiB).
     const seconds = WARM_S + WATCH_S + 15;
     await Promise.all([
       workload('VM1', HIGH_MBPS, seconds, 11),
@@ -287,10 +287,10 @@ describe('capacity estimate and bandwidth cap against what replication carries (
     expect(Math.abs(rate - CAP_MBPS * MB)).toBeLessThanOrEqual(0.1 * CAP_MBPS * MB);
     // High priority: every sample within its copy frequency plus the margin.
     expect(Math.max(...high)).toBeLessThanOrEqual(CYCLE_S + RPO_MARGIN_S);
-    // Low priority gets what high leaves (~1 of its 5 MB/s): it falls further behind.
+    // Low priority gets what high leaves (~8 of its 25 MB/s): it falls further behind.
     expect(low.at(-1)!).toBeGreaterThan(CYCLE_S + RPO_MARGIN_S);
     expect(low.at(-1)!).toBeGreaterThan(low[0]!);
-    // VM2 did carry data (the cap was not spent on VM1 alone: 2 MB/s < 3 MB/s).
-    expect(rateOf(samples, ['VM2'])).toBeGreaterThan(0.5 * MB);
+    // VM2 did carry data (the cap was not spent on VM1 alone: 12 MB/s < 20 MB/s).
+    expect(rateOf(samples, ['VM2'])).toBeGreaterThan(4 * MB);
   }, 120_000);
 });

@@ -287,9 +287,11 @@ describe('capacity estimate and bandwidth cap against what replication carries (
     expect(Math.abs(rate - CAP_MBPS * MB)).toBeLessThanOrEqual(0.1 * CAP_MBPS * MB);
     // High priority: every sample within its copy frequency plus the margin.
     expect(Math.max(...high)).toBeLessThanOrEqual(CYCLE_S + RPO_MARGIN_S);
-    // Low priority gets what high leaves (~8 of its 25 MB/s): it falls further behind.
-    expect(low.at(-1)!).toBeGreaterThan(CYCLE_S + RPO_MARGIN_S);
-    expect(low.at(-1)!).toBeGreaterThan(low[0]!);
+    // Low priority gets what high leaves (~8 of its 25 MB/s): it falls further behind, by
+    // ~0.7 s a second (measured 8 -> 19..21 s over the window, high at most 5 s): it ends
+    // well past the worst the high VM saw, and grew by several seconds during the window.
+    expect(low.at(-1)!).toBeGreaterThan(Math.max(...high) + 8);
+    expect(low.at(-1)! - low[0]!).toBeGreaterThan(5);
     // VM2 did carry data (the cap was not spent on VM1 alone: 12 MB/s < 20 MB/s).
     expect(rateOf(samples, ['VM2'])).toBeGreaterThan(4 * MB);
   }, 120_000);

@@ -44,6 +44,7 @@ import {
   stopRelayLab,
   vmRunning,
   type LinkedHost,
+  protectThroughApi,
 } from '../helpers/relay-lab.ts';
 import { jsonOf, runCli } from '../helpers/secondsite-cli.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -103,30 +104,14 @@ describe.each([
   it(`1. app1 replicates hv-a → hv-b over the ${port} port; hv-a's probe is answered`, async () => {
     await vmRunning(provider, 'hv-a', VM);
     await qemuIoFlushed(nbdOfVm(a, VM), 'write -P 0xab 0 1M', 'write -P 0x3c 9M 256k');
-    await api.createPolicy('prod', { name: 'p', copyFrequency: '15m', auth });
-    await api.associatePolicy('prod', 'p', {
-      sourceCloud: `${SERVER}/PrimaryCloud`,
-      targetCloud: `${SERVER}/RecoveryCloud`,
+    await protectThroughApi(api, {
+      server: SERVER,
+      vm: VM,
+      policy: 'p',
+      auth,
+      copyFrequency: '15m',
+      timeoutMs: 90_000,
     });
-    await api.createMap('prod', 'network', {
-      source: `${SERVER}/Net-A`,
-      target: `${SERVER}/Net-B`,
-    });
-    await api.createMap('prod', 'storage', {
-      source: `${SERVER}/GOLD`,
-      target: `${SERVER}/GOLD-B`,
-    });
-    const job = (await api.enableReplication('prod', `${SERVER}/PrimaryCloud`, [VM])) as {
-      id: string;
-    };
-    await waitFor(
-      async () => {
-        const j = (await api.getJob(job.id)) as { state: string; error: unknown };
-        if (j.state === 'failed') throw new Error(`enable failed: ${JSON.stringify(j.error)}`);
-        return j.state === 'succeeded' || undefined;
-      },
-      { what: 'the enable job', timeoutMs: 90_000 },
-    );
     await waitFor(() => reportedVm(provider, 'hv-a', VM)?.replication?.baseline === 'copied', {
       what: 'the initial copy',
       timeoutMs: 90_000,

@@ -36,6 +36,7 @@ import {
   stopRelayLab,
   vmRunning,
   type LinkedHost,
+  protectThroughApi,
 } from '../helpers/relay-lab.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -95,30 +96,14 @@ describe('the ticket service', () => {
   it('2. a kerberos policy replicates app1 over 8083 with issued tickets, bit-exact', async () => {
     await vmRunning(provider, 'hv-a', VM);
     await qemuIo('write -P 0xab 0 1M', 'write -P 0x3c 9M 256k');
-    await api.createPolicy('prod', { name: 'krb', copyFrequency: '30s', auth: 'kerberos' });
-    await api.associatePolicy('prod', 'krb', {
-      sourceCloud: `${SERVER}/PrimaryCloud`,
-      targetCloud: `${SERVER}/RecoveryCloud`,
+    await protectThroughApi(api, {
+      server: SERVER,
+      vm: VM,
+      policy: 'krb',
+      auth: 'kerberos',
+      copyFrequency: '30s',
+      timeoutMs: 60_000,
     });
-    await api.createMap('prod', 'network', {
-      source: `${SERVER}/Net-A`,
-      target: `${SERVER}/Net-B`,
-    });
-    await api.createMap('prod', 'storage', {
-      source: `${SERVER}/GOLD`,
-      target: `${SERVER}/GOLD-B`,
-    });
-    const job = (await api.enableReplication('prod', `${SERVER}/PrimaryCloud`, [VM])) as {
-      id: string;
-    };
-    await waitFor(
-      async () => {
-        const j = (await api.getJob(job.id)) as { state: string; error: unknown };
-        if (j.state === 'failed') throw new Error(`enable failed: ${JSON.stringify(j.error)}`);
-        return j.state === 'succeeded' || undefined;
-      },
-      { what: 'the enable job', timeoutMs: 60_000 },
-    );
     const pairing = await waitFor(() => readPairing(layout.vmDir(a.data, VM)) ?? undefined, {
       what: 'app1 paired on hv-a',
       timeoutMs: 60_000,

@@ -369,3 +369,40 @@ export function primaryPairing(
     ...over,
   };
 }
+
+/**
+ * Protects `vm` on the relay lab's one server through the coordinator API, as an admin would:
+ * a policy (`auth`, `copyFrequency`), PrimaryCloud → RecoveryCloud, the network and storage
+ * maps of RELAY_SITE, then `replication enable`, waiting for its job to succeed.
+ */
+export async function protectThroughApi(
+  api: ApiClient,
+  o: {
+    server: string;
+    vm: string;
+    policy: string;
+    auth: 'certificate' | 'kerberos';
+    copyFrequency: '30s' | '5m' | '15m';
+    timeoutMs: number;
+  },
+): Promise<void> {
+  const s = o.server;
+  await api.createPolicy('prod', { name: o.policy, copyFrequency: o.copyFrequency, auth: o.auth });
+  await api.associatePolicy('prod', o.policy, {
+    sourceCloud: `${s}/PrimaryCloud`,
+    targetCloud: `${s}/RecoveryCloud`,
+  });
+  await api.createMap('prod', 'network', { source: `${s}/Net-A`, target: `${s}/Net-B` });
+  await api.createMap('prod', 'storage', { source: `${s}/GOLD`, target: `${s}/GOLD-B` });
+  const job = (await api.enableReplication('prod', `${s}/PrimaryCloud`, [o.vm])) as {
+    id: string;
+  };
+  await waitFor(
+    async () => {
+      const j = (await api.getJob(job.id)) as { state: string; error: unknown };
+      if (j.state === 'failed') throw new Error(`enable failed: ${JSON.stringify(j.error)}`);
+      return j.state === 'succeeded' || undefined;
+    },
+    { what: 'the enable job', timeoutMs: o.timeoutMs },
+  );
+}

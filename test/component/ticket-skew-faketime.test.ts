@@ -11,7 +11,7 @@
  * "skew"); +299 s and −299 s are accepted (the server's ApReply checked by the client).
  * The margins (±1 s around the 5-minute limit) dwarf the time a local exchange takes.
  *
- * Skipped, saying why, only when `faketime` is not installed (CI installs the Debian package).
+ * A missing `faketime` fails the suite naming what to install (CI installs the Debian package).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';

@@ -46,8 +46,9 @@ describe('VmJournal', () => {
         seen.push({ seq: s.seq, openPath: s.openPath, onDisk: existsSync(s.openPath ?? '') });
         expect(j.sealedSegments()).toEqual([]); // not sealed yet: the raw disks lag
         loading = loadShippableSegment(s).then((seg) => void (loaded = seg));
-        // The peer acknowledges it before the seal finished: the finished seal deletes it.
-        if (s.seq === 1) shippedEarly = loading.then(() => j.markShipped(1));
+        // The peer acknowledges it before the seal finished (called here, inside the seal):
+        // the finished seal must delete it rather than list it as sealed.
+        if (s.seq === 1) shippedEarly = j.markShipped(1);
       },
     });
     await j.disk(0).write(0, fill(4096, 7), false);

@@ -3,6 +3,7 @@
  * as a child process (bench/serve-replica.ts), the source's client of it, and the disk images
  * the scenarios copy and compare.
  */
+import { childNodeArgs } from '../test/helpers/secondsite-cli.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -79,12 +80,7 @@ export async function spawnReplica(
   const child: ChildProcess = spawn(
     process.execPath,
     // BENCH_CHILD_NODE_ARGS: e.g. "--cpu-prof" to profile the replica side.
-    [
-      ...(process.env['BENCH_CHILD_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
-      'bin/run-ts.mjs',
-      'bench/serve-replica.ts',
-      ...args,
-    ],
+    [...childNodeArgs(), 'bin/run-ts.mjs', 'bench/serve-replica.ts', ...args],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: {

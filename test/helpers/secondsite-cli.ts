@@ -51,19 +51,19 @@ export interface Daemon {
 }
 
 /**
- * SECONDSITE_DAEMON_NODE_ARGS (space-separated) goes before the script, for profiling the
- * daemons of a test or benchmark: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (Node refuses
- * --cpu-prof in NODE_OPTIONS).
+ * BENCH_CHILD_NODE_ARGS (space-separated) goes before the script of every child process a test
+ * or benchmark starts, for profiling them: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (Node
+ * refuses --cpu-prof in NODE_OPTIONS).
  */
-function daemonNodeArgs(): string[] {
-  return (process.env['SECONDSITE_DAEMON_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+export function childNodeArgs(): string[] {
+  return (process.env['BENCH_CHILD_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 }
 
 export function startDaemon(
   args: readonly string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Daemon {
-  const child = spawn(process.execPath, [...daemonNodeArgs(), SECONDSITE_BIN, ...args], {
+  const child = spawn(process.execPath, [...childNodeArgs(), SECONDSITE_BIN, ...args], {
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],

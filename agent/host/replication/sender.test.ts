@@ -80,6 +80,22 @@ describe('VmSender', () => {
     await done;
   });
 
+  it('marks a segment the replica applied while its seal was still finishing here', async () => {
+    const j = fakeJournal([3]);
+    // Segment 3 is shippable (its SEAL durable) but not yet in the sealed list.
+    (j as { sealedSegments: () => SealedSegment[] }).sealedSegments = () => [];
+    const s = sender(
+      j,
+      fakeClient(async () => ({ lastApplied: 3, state: 'open', cancel() {} })),
+    );
+    const ac = new AbortController();
+    const done = s.run(ac.signal);
+    await until(() => j.shipped.length > 0);
+    expect(j.shipped).toEqual([3]);
+    ac.abort();
+    await done;
+  });
+
   it('refuses a journal that does not start at segment 1 for an empty replica', async () => {
     const s = sender(
       fakeJournal([2]),

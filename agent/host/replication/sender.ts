@@ -302,7 +302,9 @@ export class VmSender {
 
   /** Step 4: what the replica already has is shipped; the rest must follow on directly. */
   private async resume(journal: VmJournal, last: number): Promise<void> {
-    const sealed = journal.sealedSegments();
+    // Shippable, not only sealed: a segment the replica applied while its seal was still
+    // finishing here must be marked too, or the finished seal would keep it for good.
+    const sealed = journal.shippableSegments();
     const applied = sealed.filter((s) => s.seq <= last).at(-1);
     if (applied) await journal.markShipped(applied.seq);
     const next = sealed.find((s) => s.seq > last);

@@ -13,8 +13,11 @@ import type { SegmentWriter } from './segment-writer.ts';
 
 /** 4 MiB: one NBD request's worth or more per slice, about 2 ms of copying at page-cache speed. */
 const COPY_CHUNK = 4 << 20;
-/** Yield to other I/O after this many bytes applied. */
-const SLICE_BYTES = 16 << 20;
+/**
+ * Yield to other I/O after this many bytes applied: one chunk, so NBD requests and the live
+ * sender (which ships the segment's end as this catch-up begins) wait at most a couple of ms.
+ */
+const SLICE_BYTES = 4 << 20;
 
 export type SegmentsBySeq = ReadonlyMap<number, SegmentWriter>;
 

@@ -198,33 +198,72 @@ function scanSource(
       stop,
     }) satisfies ScanSummary;
   if (!header) return summary(0, 0, undefined, 'bad-header');
-  let pos = SEGMENT_HEADER_BYTES;
+  const r = scanRecords(src, SEGMENT_HEADER_BYTES, 1, fileLength, verify, onRecord);
+  return summary(r.pos, r.records, r.lastType, r.stop);
+}
+
+/** Where a record scan stopped: before the first record it did not take. */
+interface RecordScan {
+  readonly pos: number;
+  readonly records: number;
+  readonly lastType: number | undefined;
+  readonly stop: ScanStop;
+}
+
+/** Records from `pos` (record seq `firstSeq`) up to `fileLength`, each checked as scanSource says. */
+function scanRecords(
+  src: ByteSource,
+  start: number,
+  firstSeq: number,
+  fileLength: number,
+  verify: boolean,
+  onRecord: (r: SegmentRecord) => void,
+): RecordScan {
+  let pos = start;
   let records = 0;
   let lastType: number | undefined;
+  const stop = (why: ScanStop): RecordScan => ({ pos, records, lastType, stop: why });
   for (;;) {
-    if (pos === fileLength) return summary(pos, records, lastType, 'end');
-    if (pos + RECORD_HEADER_BYTES > fileLength) return summary(pos, records, lastType, 'torn');
+    if (pos === fileLength) return stop('end');
+    if (pos + RECORD_HEADER_BYTES > fileLength) return stop('torn');
     const headBuf = src.at(pos, RECORD_HEADER_BYTES);
     const h = decodeRecordHeader(headBuf);
-    if (!h || h.recordSeq !== records + 1) return summary(pos, records, lastType, 'invalid');
+    if (!h || h.recordSeq !== firstSeq + records) return stop('invalid');
     const end = pos + RECORD_HEADER_BYTES + h.payloadLength;
-    if (end > fileLength) return summary(pos, records, lastType, 'torn');
+    if (end > fileLength) return stop('torn');
     const needPayload = verify || h.type === RecordType.seal;
     const payload =
       needPayload && h.payloadLength > 0
         ? src.at(pos + RECORD_HEADER_BYTES, h.payloadLength)
         : null;
-    if (verify && recordCrc(headBuf, payload) !== h.crc) {
-      return summary(pos, records, lastType, 'bad-crc');
-    }
+    if (verify && recordCrc(headBuf, payload) !== h.crc) return stop('bad-crc');
     const seal = h.type === RecordType.seal && payload ? decodeSealPayload(payload) : undefined;
-    if (h.type === RecordType.seal && !seal) return summary(pos, records, lastType, 'invalid');
+    if (h.type === RecordType.seal && !seal) return stop('invalid');
     const data = h.type === RecordType.write ? payload : null;
     onRecord(seal ? { ...h, data, seal, fileOffset: pos } : { ...h, data, fileOffset: pos });
     records++;
     lastType = h.type;
     pos = end;
   }
+}
+
+/**
+ * Whole records in `window`, which holds the file's bytes from position `base` on; the first
+ * must be record number `firstSeq`. Payloads are subarrays of `window`, every CRC is checked.
+ * For reading a segment while it is still written (live shipping): a record cut off by the
+ * window's end stops the scan as 'torn' and is read again with the next window.
+ */
+export function scanRecordWindow(
+  window: Buffer,
+  base: number,
+  firstSeq: number,
+  onRecord: (r: SegmentRecord) => void,
+): RecordScan {
+  const src: ByteSource = {
+    length: base + window.length,
+    at: (pos, len) => window.subarray(pos - base, Math.min(window.length, pos - base + len)),
+  };
+  return scanRecords(src, base, firstSeq, base + window.length, true, onRecord);
 }
 
 /** Every valid record of a segment plus the scan summary (tests and small segments). */

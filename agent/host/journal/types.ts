@@ -45,6 +45,15 @@ export interface SealedSegment {
   readonly point: RecoveryPointRecord;
 }
 
+/** A segment still being written: read it through its own descriptor up to `written`. */
+export interface LiveSegment {
+  readonly seq: number;
+  /** The file while it is open; an open descriptor survives the seal's rename. */
+  readonly path: string;
+  /** Bytes of the file holding whole records, at the time of the call. */
+  readonly written: number;
+}
+
 /**
  * journaling: every write is journaled; resync-required: the unshipped journal passed its cap,
  * journaling stopped and changes are tracked in the persisted dirty bitmap instead.
@@ -68,6 +77,13 @@ export interface VmJournal {
    * `openPath` set): what the sender may ship, oldest first.
    */
   shippableSegments(): SealedSegment[];
+  /**
+   * Segment `seq` while the journal still writes it (the active one, or one cut whose SEAL is
+   * not yet durable), for shipping it live: its file and the bytes written so far (whole
+   * records). Undefined once it is shippable, after an overflow dropped it, or when no such
+   * segment is open. Optional: a journal without it ships only shippable segments.
+   */
+  liveSegment?(seq: number): LiveSegment | undefined;
   /** Bytes of journal not yet shipped (sealed + active). */
   unshippedBytes(): number;
   /** The peer has durably applied `seq`: delete it (and any older). Idempotent. */

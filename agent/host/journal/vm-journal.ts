@@ -35,6 +35,7 @@ import { FLAG_FUA, RecordType } from './segment-format.ts';
 import { SegmentWriter } from './segment-writer.ts';
 import type {
   JournalState,
+  LiveSegment,
   RecoveryPointRecord,
   RecoveryPointType,
   SealedSegment,
@@ -318,6 +319,13 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
   shippableSegments(): SealedSegment[] {
     if (this.durable.size === 0) return [...this.sealed];
     return [...this.sealed, ...this.durable.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  liveSegment(seq: number): LiveSegment | undefined {
+    if (this.closed || this.current !== 'journaling' || this.durable.has(seq)) return undefined;
+    const w = this.segs.get(seq);
+    if (!w || w.dropped) return undefined;
+    return { seq, path: w.path, written: w.bytes };
   }
 
   unshippedBytes(): number {

@@ -54,6 +54,12 @@ import { UndoStager } from './undo-stager.ts';
 import { verifyAll, type ReplayContext } from './undo-replay.ts';
 import { validateOptions, type CompiledOptions } from './options.ts';
 
+/**
+ * A live segment's staged undo data is fdatasynced in the background every this many bytes,
+ * so the apply's own fdatasync after a cycle finds little left to write.
+ */
+const LIVE_SYNC_BYTES = 16 * 1024 * 1024;
+
 export async function openReplicaStore(options: ReplicaStoreOptions): Promise<ReplicaStore> {
   const opts = validateOptions(options, MIN_BATCH_BYTES);
   const undoDir = join(opts.dir, 'undo');
@@ -144,7 +150,7 @@ class Store implements ReplicaStore {
    * used by `apply` only if no mutation ran since it began, else it is dropped and step 1 runs
    * as usual. Starting another, applying another seq or closing drops it too.
    */
-  stageUndo(seq: number): UndoStager | undefined {
+  stageUndo(seq: number, opts: { readonly live?: boolean } = {}): UndoStager | undefined {
     this.dropStaging();
     if (this.state !== 'ready' || this.busy || this.resync.running()) return undefined;
     if (seq !== this.lastApplied + 1) return undefined;
@@ -155,6 +161,7 @@ class Store implements ReplicaStore {
       diskCount: this.opts.disks.length,
       reader: this.reader,
       buffer: this.stagingBuffer,
+      ...(opts.live ? { syncEveryBytes: LIVE_SYNC_BYTES } : {}),
     });
     this.staging = { stager, mutations: this.mutations };
     return stager;

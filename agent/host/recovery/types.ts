@@ -92,7 +92,11 @@ export interface ReplicaStore {
    * caller adds the verified-chunk extents in order, `apply` finishes it. Undefined when it
    * cannot help (not the next segment, another change under way).
    */
-  stageUndo(seq: number): UndoStaging | undefined;
+  /**
+   * Starts step 1 of segment `seq` ahead of its apply; `live`: the segment arrives over a
+   * whole cycle (ranges first touched, in write order; the data is synced as it goes).
+   */
+  stageUndo(seq: number, opts?: { readonly live?: boolean }): UndoStaging | undefined;
   apply(seg: IncomingSegment): Promise<ApplyResult>;
   /** Retained points, oldest first. */
   points(): RecoveryPointRecord[];

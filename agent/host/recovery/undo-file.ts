@@ -17,6 +17,7 @@ import {
   decodeTable,
   encodeHeader,
   encodeTable,
+  fileOrder,
   undoFileBytes,
   undoFileName,
 } from './undo-format.ts';
@@ -120,23 +121,25 @@ export function readUndoFile(path: string, seq: number, diskCount: number): Undo
 
 /**
  * Calls `fn` for every run with its old contents, reading the data region sequentially in
- * batches of whole runs (runs are back to back in the file).
+ * batches of whole runs (the runs' data tile the region: undo-format.ts `fileOrder`).
  */
 function forEachRun(file: UndoFile, buffer: Buffer, fn: (run: number, data: Buffer) => void): void {
   const { runs } = file;
+  const order = fileOrder(runs);
   const fd = openSync(file.path, constants.O_RDONLY);
   try {
-    let i = 0;
-    while (i < runs.count) {
-      const start = runs.fileOffset[i]!;
-      let end = i;
+    let k = 0;
+    while (k < order.length) {
+      const start = runs.fileOffset[order[k]!]!;
+      let end = k;
       let bytes = 0;
-      while (end < runs.count && bytes + runs.length[end]! <= buffer.length) {
-        bytes += runs.length[end]!;
+      while (end < order.length && bytes + runs.length[order[end]!]! <= buffer.length) {
+        bytes += runs.length[order[end]!]!;
         end++;
       }
       preadFull(fd, buffer.subarray(0, bytes), start);
-      for (; i < end; i++) {
+      for (; k < end; k++) {
+        const i = order[k]!;
         const at = runs.fileOffset[i]! - start;
         fn(i, buffer.subarray(at, at + runs.length[i]!));
       }

@@ -54,7 +54,7 @@ describe('undo file header and table', () => {
     const head = Buffer.alloc(HEADER_BYTES);
     const header = { seq: 2 ** 40 + 3, runCount: 2, dataBytes: 107, diskCount: 2 };
     encodeHeader(header, head);
-    expect(decodeHeader(head)).toEqual(header);
+    expect(decodeHeader(head)).toEqual({ ...header, version: 2 });
     const table = encodeTable(runs);
     expect(table.length).toBe(2 * 32 + FOOTER_BYTES);
     const back = decodeTable(table, header);
@@ -76,6 +76,24 @@ describe('undo file header and table', () => {
     table[9] = table[9]! ^ 1;
     expect(decodeTable(table, header)).toBe('table checksum mismatch');
     expect(decodeTable(table.subarray(1), header)).toBe('table size mismatch');
+  });
+
+  it('reads data laid out in any order (version 2) and still reads version 1', () => {
+    // Two runs whose data lie in the file in the opposite order (a live segment's staging).
+    const runs = planUndoRuns([ext(0, 0, 10), ext(1, 0, 30)], HEADER_BYTES);
+    runs.fileOffset[0] = HEADER_BYTES + 30;
+    runs.fileOffset[1] = HEADER_BYTES;
+    const header = { seq: 7, runCount: 2, dataBytes: 40, diskCount: 2 };
+    const back = decodeTable(encodeTable(runs), { ...header, version: 2 });
+    expect(typeof back === 'string' ? back : Array.from(back.fileOffset)).toEqual([94, 64]);
+    // Version 1 ignores the stored offsets: data in run order.
+    const v1 = decodeTable(encodeTable(runs), { ...header, version: 1 });
+    expect(typeof v1 === 'string' ? v1 : Array.from(v1.fileOffset)).toEqual([64, 74]);
+    // Offsets that overlap or leave a gap are refused.
+    runs.fileOffset[0] = HEADER_BYTES + 20;
+    expect(decodeTable(encodeTable(runs), { ...header, version: 2 })).toBe(
+      'run data does not tile the data region',
+    );
   });
 
   it('names files by seq', () => {

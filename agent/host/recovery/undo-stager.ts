@@ -15,6 +15,12 @@
  * Runs are merged and cut exactly as `planUndoRuns` does; a run is written once it can no
  * longer grow (the next extent does not continue it, or it reached MAX_RUN_BYTES), in batches
  * of up to the batch buffer's size.
+ *
+ * A live segment (FEATURE_LIVE_SEGMENTS) adds the ranges its writes touch for the first time,
+ * in write order: never overlapping, but not sorted. Their data stays in arrival order and the
+ * table, sorted by (disk, offset), says where each run's data is (undo-format.ts version 2).
+ * Such a staging lasts a whole cycle, so it can also make its data durable as it goes
+ * (`syncEveryBytes`), leaving the apply only the table and a short fdatasync.
  */
 import { closeSync, constants, openSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
@@ -28,7 +34,7 @@ import { HEADER_BYTES, encodeHeader, encodeTable, undoFileBytes } from './undo-f
 import { MAX_RUN_BYTES, allocRuns } from './undo-runs.ts';
 
 type Span = [disk: number, offset: number, length: number];
-type Run = [disk: number, offset: number, length: number, crc: number];
+type Run = [disk: number, offset: number, length: number, crc: number, fileOffset: number];
 
 export class UndoStager {
   readonly path: string;
@@ -44,6 +50,9 @@ export class UndoStager {
   private filePos = HEADER_BYTES;
   /** An add failed: the file is incomplete and must not be finished (the store drops it). */
   failed = false;
+  /** Bytes written since the last background fdatasync began, and that fdatasync. */
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
 
   constructor(
     private readonly o: {
@@ -53,6 +62,8 @@ export class UndoStager {
       readonly reader: OldContentsReader;
       /** Reused batch memory, at least MAX_RUN_BYTES; owned by this stager until it ends. */
       readonly buffer: Buffer;
+      /** fdatasync in the background after this many bytes written since the last one. */
+      readonly syncEveryBytes?: number;
     },
   ) {
     this.path = undoPath(o.dir, o.seq);
@@ -103,17 +114,19 @@ export class UndoStager {
   async finish(): Promise<UndoFile> {
     this.close();
     await this.writePending();
+    await this.syncing;
     const fd = this.descriptor();
     const runs = allocRuns(this.done.length);
-    let at = HEADER_BYTES;
-    this.done.forEach(([disk, offset, length, crc], i) => {
+    // Sorted by (disk, offset); already so, and then unchanged, unless the segment is live.
+    const done = this.done.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    done.forEach(([disk, offset, length, crc, fileOffset], i) => {
       runs.disk[i] = disk;
       runs.offset[i] = offset;
       runs.length[i] = length;
-      runs.fileOffset[i] = at;
+      runs.fileOffset[i] = fileOffset;
       runs.crc[i] = crc;
-      at += length;
     });
+    const at = this.filePos;
     const dataBytes = at - HEADER_BYTES;
     const head = Buffer.alloc(HEADER_BYTES);
     encodeHeader(
@@ -139,7 +152,14 @@ export class UndoStager {
 
   /** Gives the staging up: the partial file goes (it was never an undo file of any point). */
   abort(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
+    // A background fdatasync may still hold the descriptor: close it once that ends.
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) {
+      const close = (): void => closeSync(fd);
+      if (this.syncing) void this.syncing.then(close, close);
+      else close();
+    }
     this.fd = undefined;
     removeFile(this.path);
   }
@@ -167,15 +187,25 @@ export class UndoStager {
         fill += s[2];
       }
       await this.o.reader.readAll(batch);
+      let at = this.filePos;
       batch.forEach((r, k) => {
         const [disk, offset, length] = spans[k]!;
-        this.done.push([disk, offset, length, crc32(r.into)]);
+        this.done.push([disk, offset, length, crc32(r.into), at]);
+        at += length;
       });
       pwriteFull(fd, buf.subarray(0, fill), this.filePos);
       this.filePos += fill;
+      this.unsynced += fill;
     }
     this.pending = [];
     this.pendingBytes = 0;
+    const every = this.o.syncEveryBytes;
+    if (every !== undefined && this.unsynced >= every) {
+      // One at a time, in the background: the next add need not wait for the disk.
+      await this.syncing;
+      this.unsynced = 0;
+      this.syncing = datasync(fd);
+    }
   }
 
   private descriptor(): number {

@@ -14,10 +14,13 @@ export const Feature = Object.freeze({
   zstd: 1,
   blake3: 2,
   zeroRanges: 4,
+  /** Segments shipped while the journal writes them (live-frames.ts, live-assembler.ts). */
+  liveSegments: 8,
 });
 
 /** Everything this build supports. */
-export const ALL_FEATURES = Feature.zstd | Feature.blake3 | Feature.zeroRanges;
+export const ALL_FEATURES =
+  Feature.zstd | Feature.blake3 | Feature.zeroRanges | Feature.liveSegments;
 
 /**
  * Edge limits. A chunk's raw bytes are at most 4 MiB: large enough that per-message overhead
@@ -32,6 +35,11 @@ export const LIMITS = Object.freeze({
   /** A segment is held in memory until verified: one cycle of writes, at most this. */
   maxSegmentBytes: 2 * 1024 * 1024 * 1024,
   maxSegmentExtents: 4_000_000,
+  /**
+   * A live segment's bytes as received, overwrites included (the held bytes are compacted and
+   * stay under maxSegmentBytes): a sanity bound on one cycle, far above any journal cap.
+   */
+  maxLiveSegmentBytes: 1024 * 1024 * 1024 * 1024,
 });
 
 export interface HelloFields {

@@ -126,9 +126,9 @@ export class Receiver {
             wireBytes: n.wireBytes + wireBytes,
           });
         },
-        stageUndo: async (ctx, seq) => {
+        stageUndo: async (ctx, seq, opts) => {
           this.checkEpoch(ctx);
-          return (await this.store(ctx.vmId)).stageUndo(seq);
+          return (await this.store(ctx.vmId)).stageUndo(seq, opts);
         },
         initialCopyTarget: (ctx) => this.copyTarget(ctx),
         resyncTarget: (ctx) => this.resyncTarget(ctx),

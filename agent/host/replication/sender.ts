@@ -30,13 +30,23 @@ import type { Logger } from '../../../common/log/log.ts';
 import type { Clock } from '../../../common/time/clock.ts';
 import { loadShippableSegment } from '../journal/segment-coalesce.ts';
 import type { SegmentMemoryPool } from '../journal/segment-reader.ts';
-import type { VmJournal } from '../journal/types.ts';
+import { SegmentTail } from '../journal/segment-tail.ts';
+import type { LiveSegment, VmJournal } from '../journal/types.ts';
 import type { ReplicationClient, ShipStream } from '../transport/replication-client.ts';
 import type { SyncProgress } from '../sync/types.ts';
 import { backoffDelay, retryDecision } from './backoff.ts';
+import type { LiveBatch } from './live-frames.ts';
 import { runResyncSource, type ResyncJournal } from '../sync/resync-source.ts';
 import { runPrimaryInitialCopy, type PrimaryCopyOptions } from './initial-copy-run.ts';
 import { peerUri, type Pairing } from './pairing.ts';
+
+/** File bytes of a live segment read per batch. */
+const LIVE_READ_BYTES = 8 * 1024 * 1024;
+/**
+ * How often a live segment is looked at for new records while the VM writes (the cut wakes
+ * the sender at once): the lag of the replica's copy behind the journal.
+ */
+const LIVE_POLL_MS = 20;
 
 export type SenderState =
   | 'idle'
@@ -106,6 +116,8 @@ function resyncable(j: VmJournal): j is VmJournal & ResyncJournal {
 export class VmSender {
   private status_: ReplicationStatus;
   private wakeUp: () => void = () => undefined;
+  /** A wake arrived while the sender was not sleeping (it was reading or sending). */
+  private woken = false;
   private attempt = 0;
   private stream: ShipStream | undefined;
   private readonly log: Logger;
@@ -130,6 +142,7 @@ export class VmSender {
 
   /** Something may have been sealed: look now instead of at the next poll. */
   wake(): void {
+    this.woken = true;
     this.wakeUp();
   }
 
@@ -191,6 +204,14 @@ export class VmSender {
       while (!signal.aborted && stream.state === 'open' && this.o.journal() === journal) {
         const unshipped = journal.shippableSegments().filter((s) => s.seq > last);
         if (unshipped.length === 0) {
+          // Step 6: nothing sealed is left; the segment the journal writes now travels live.
+          const live = stream.live ? journal.liveSegment?.(last + 1) : undefined;
+          if (live) {
+            await this.shipLive(stream, journal, live, signal);
+            last = live.seq;
+            await this.acked(journal, live.seq);
+            continue;
+          }
           this.set({ state: 'idle' });
           await this.sleep(signal, this.o.pollMs ?? 250);
           continue;
@@ -215,9 +236,7 @@ export class VmSender {
             if (memory) this.o.memory?.giveBack(memory, acked);
           }
           const t2 = performance.now();
-          // Acknowledged = durably applied there: report it at once; deleting it follows.
           last = s.seq;
-          this.set({ lastAckedSeq: last, lastShippedAt: this.o.clock.now(), lastError: '' });
           this.log.debug(
             {
               seq: s.seq,
@@ -227,12 +246,97 @@ export class VmSender {
             },
             'segment shipped',
           );
-          await journal.markShipped(s.seq);
+          await this.acked(journal, s.seq);
         }
       }
     } finally {
       this.stream = undefined;
       stream.cancel();
+    }
+  }
+
+  /** Acknowledged = durably applied there: report it at once, then delete it here. */
+  private async acked(journal: VmJournal, seq: number): Promise<void> {
+    this.set({ lastAckedSeq: seq, lastShippedAt: this.o.clock.now(), lastError: '' });
+    await journal.markShipped(seq);
+  }
+
+  /**
+   * Step 6: ships segment `live.seq` while the journal writes it (FEATURE_LIVE_SEGMENTS): its
+   * records as they are appended, then the rest and its point once the cut made the SEAL
+   * durable here. Resolves when the peer acknowledged it; if an overflow drops the segment
+   * meanwhile, the stream fails (SS_CANCELLED) and the replica discards what it held.
+   */
+  private async shipLive(
+    stream: ShipStream,
+    journal: VmJournal,
+    live: LiveSegment,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const tail = SegmentTail.open(live.path, live.seq);
+    const timing = { sealedAt: 0, bytes: 0 };
+    try {
+      await stream.shipLive(
+        { vmId: this.o.vm, seq: live.seq },
+        this.liveBatches(tail, journal, signal, timing),
+        { compress: this.o.pairing.compression },
+      );
+    } finally {
+      tail.close();
+    }
+    this.log.debug(
+      {
+        seq: live.seq,
+        bytes: timing.bytes,
+        live: true,
+        ackMs: Math.round(performance.now() - timing.sealedAt),
+      },
+      'segment shipped',
+    );
+  }
+
+  /** The live segment's records in batches as the journal appends them; the last has the point. */
+  private async *liveBatches(
+    tail: SegmentTail,
+    journal: VmJournal,
+    signal: AbortSignal,
+    timing: { sealedAt: number; bytes: number },
+  ): AsyncGenerator<LiveBatch> {
+    const seq = tail.seq;
+    let sealRead = false;
+    for (;;) {
+      if (signal.aborted) throw new SecondsiteError('SS_CANCELLED', 'the sender is stopping');
+      const done = journal.shippableSegments().find((s) => s.seq === seq);
+      const live = done ? undefined : journal.liveSegment?.(seq);
+      if (!done && !live) {
+        throw new SecondsiteError('SS_CANCELLED', `segment ${seq} is no longer journaled here`, {
+          seq,
+        });
+      }
+      let read = 0;
+      if (!sealRead) {
+        const limit = done ? tail.size() : live!.written;
+        const r = tail.read(limit, LIVE_READ_BYTES);
+        read = r.bytes;
+        timing.bytes += r.bytes;
+        sealRead = r.seal !== undefined;
+        if (r.extents.length > 0) {
+          this.set({ state: 'shipping' });
+          yield { extents: r.extents };
+        }
+      }
+      if (sealRead && done) {
+        timing.sealedAt = performance.now();
+        yield { extents: [], point: done.point };
+        return;
+      }
+      if (done && read === 0) {
+        throw new SecondsiteError('SS_IO', `segment ${seq} ends without its seal`, { seq });
+      }
+      if (read === 0 || sealRead) {
+        this.set({ state: 'idle' });
+        await this.sleep(signal, LIVE_POLL_MS);
+      }
     }
   }
 
@@ -351,14 +455,20 @@ export class VmSender {
     this.status_ = { ...this.status_, ...change };
   }
 
+  /** Waits `ms`, or until woken; a wake that came while awake ends the next wait at once. */
   private sleep(signal: AbortSignal, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
+      if (signal.aborted || this.woken) {
+        this.woken = false;
+        return resolve();
       }
+      const done = (): void => {
+        clearTimeout(timer);
+        this.woken = false;
+        this.wakeUp = () => undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
       this.wakeUp = done;
     });
   }

@@ -58,10 +58,14 @@ export interface SegmentStartMsg {
   point: RecoveryPointMsg | null;
   extentCount: Long | number;
   totalBytes: Long | number;
+  /** FEATURE_LIVE_SEGMENTS: shipped while written; point and totals unset (see the proto). */
+  live?: boolean;
 }
 
 export interface SegmentEndMsg {
   segmentDigest: Buffer;
+  /** A live segment's recovery point (null or absent for a sealed one). */
+  point?: RecoveryPointMsg | null;
 }
 
 /** A ShipFrame: exactly one of the step fields is set, and `step` names it. */

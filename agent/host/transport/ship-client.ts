@@ -12,7 +12,14 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../../../common/errors/catalogu
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { fromGrpcError } from '../../../common/wire/grpc-errors.ts';
 import { safeInt } from '../replication/chunk-codec.ts';
-import { negotiate, type Agreement, type HelloFields } from '../replication/protocol.ts';
+import { liveSegmentFrames, type LiveBatch } from '../replication/live-frames.ts';
+import {
+  Feature,
+  hasFeature,
+  negotiate,
+  type Agreement,
+  type HelloFields,
+} from '../replication/protocol.ts';
 import {
   segmentFrames,
   type OutgoingSegment,
@@ -146,6 +153,32 @@ export class ShipStream {
    * replication/backoff.ts `retryDecision` for what to do next.
    */
   ship(seg: OutgoingSegment, opts: SegmentFrameOptions = {}): Promise<ShipResult> {
+    return this.send(seg.seq, (agreement) => segmentFrames(seg, agreement, opts));
+  }
+
+  /**
+   * Ships segment `seq` live (FEATURE_LIVE_SEGMENTS, live-frames.ts): its chunks as `batches`
+   * yields them, while the journal still writes it, and its end with the batch that carries
+   * the point. Resolves with the ack like `ship`; an error thrown by `batches` fails the stream
+   * with that error (the replica discards what it held of the segment).
+   */
+  shipLive(
+    seg: { readonly vmId: string; readonly seq: number },
+    batches: AsyncIterable<LiveBatch>,
+    opts: SegmentFrameOptions = {},
+  ): Promise<ShipResult> {
+    return this.send(seg.seq, (agreement) => liveSegmentFrames(seg, batches, agreement, opts));
+  }
+
+  /** Whether the stream may carry live segments (both sides agreed on the feature). */
+  get live(): boolean {
+    return this.agreement !== undefined && hasFeature(this.agreement, Feature.liveSegments);
+  }
+
+  private send(
+    seq: number,
+    frames: (agreement: Agreement) => Iterable<ShipFrameMsg> | AsyncIterable<ShipFrameMsg>,
+  ): Promise<ShipResult> {
     if (this.state !== 'open' || !this.agreement) {
       return Promise.reject(
         this.failure ?? new SecondsiteError('SS_CONFLICT', 'ship stream is not open'),
@@ -153,13 +186,13 @@ export class ShipStream {
     }
     const agreement = this.agreement;
     const acked = new Promise<ShipResult>((resolve, reject) =>
-      this.pending.push({ seq: seg.seq, resolve, reject }),
+      this.pending.push({ seq, resolve, reject }),
     );
     // Segments are written one after another, never interleaved. The chain never rejects: a
     // failure while writing (or framing) fails the stream, which rejects the pending acks, so
     // nothing is left for an unhandled rejection.
     this.writing = this.writing
-      .then(() => this.writeFrames(segmentFrames(seg, agreement, opts)))
+      .then(() => this.writeFrames(frames(agreement)))
       .catch((e: unknown) => {
         const err =
           e instanceof SecondsiteError
@@ -171,8 +204,10 @@ export class ShipStream {
     return acked;
   }
 
-  private async writeFrames(frames: Iterable<ShipFrameMsg>): Promise<void> {
-    for (const frame of frames) {
+  private async writeFrames(
+    frames: Iterable<ShipFrameMsg> | AsyncIterable<ShipFrameMsg>,
+  ): Promise<void> {
+    for await (const frame of frames) {
       if (this.pace && 'chunk' in frame && frame.chunk) await this.pace(frame.chunk.payload.length);
       if (this.state === 'closed') return;
       // Wait for HTTP/2 flow control to make room, or for the stream to die (then the loop

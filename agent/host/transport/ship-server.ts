@@ -18,10 +18,12 @@ import type { IncomingSegment } from '../recovery/segment-check.ts';
 import { safeInt } from '../replication/chunk-codec.ts';
 import { negotiate, type Agreement, type HelloFields } from '../replication/protocol.ts';
 import { nextShipState, stepOf, type ShipState } from '../replication/ship-dispatch.ts';
+import { LiveSegmentAssembler } from '../replication/live-assembler.ts';
 import { SegmentAssembler } from '../replication/segment-assembler.ts';
 import type {
   AckMsg,
   HelloMsg,
+  SegmentEndMsg,
   ShipFrameMsg,
   ShipReplyMsg,
   ShipStep,
@@ -53,7 +55,11 @@ export interface ReplicationHandlers {
    * (recovery/undo-stager.ts); chunks' extents are added as they pass their checks. Never
    * required: undefined, or any failure, leaves step 1 to the apply.
    */
-  stageUndo?(ctx: StreamContext, seq: number): Promise<UndoStaging | undefined>;
+  stageUndo?(
+    ctx: StreamContext,
+    seq: number,
+    opts?: { readonly live?: boolean },
+  ): Promise<UndoStaging | undefined>;
   /**
    * A chunk of a segment arrived (before it is checked): its raw bytes and its payload as it
    * travelled, for the replica's count of what replication carried (R22).
@@ -103,7 +109,7 @@ const STEPS: readonly ShipStep[] = ['hello', 'start', 'chunk', 'end'];
 class ShipSession {
   state: ShipState = 'await-hello';
   ctx: StreamContext | undefined;
-  assembler: SegmentAssembler | undefined;
+  assembler: SegmentAssembler | LiveSegmentAssembler | undefined;
   /** When the current segment's start frame arrived (performance.now()), for the debug log. */
   startedAt = 0;
   /** The current segment's undo staging, while it lasts. */
@@ -150,10 +156,12 @@ class ShipSession {
           `segment of VM ${start?.vmId} on a ${ctx.vmId} stream`,
         );
       }
-      this.assembler = new SegmentAssembler(start, ctx.agreement);
       this.startedAt = performance.now();
+      this.assembler = start.live
+        ? new LiveSegmentAssembler(start, ctx.agreement)
+        : new SegmentAssembler(start, ctx.agreement);
       this.staging = await this.deps.handlers
-        .stageUndo?.(ctx, this.assembler.header.seq)
+        .stageUndo?.(ctx, this.assembler.header.seq, { live: start.live === true })
         .catch((e: unknown) => {
           ctx.log.warn({ err: e }, 'undo staging not started; the apply writes the undo file');
           return undefined;
@@ -184,16 +192,19 @@ class ShipSession {
       this.staging = undefined; // the store takes it from here (or drops it)
       if (!('end' in f) || !f.end || !assembler)
         throw new SecondsiteError('SS_PROTOCOL', 'empty end');
-      this.call.write({ ack: await this.ackFor(assembler, f.end.segmentDigest) });
+      this.call.write({ ack: await this.ackFor(assembler, f.end) });
     },
   };
 
-  private async ackFor(assembler: SegmentAssembler, digest: Buffer): Promise<AckMsg> {
+  private async ackFor(
+    assembler: SegmentAssembler | LiveSegmentAssembler,
+    end: SegmentEndMsg,
+  ): Promise<AckMsg> {
     const ctx = this.context();
     const seq = assembler.header.seq;
     try {
       const tEnd = performance.now();
-      const seg = assembler.finish({ segmentDigest: digest });
+      const seg = assembler.finish(end);
       const tVerified = performance.now();
       const outcome = await this.deps.handlers.applySegment(ctx, seg);
       const expectedSeq = (await this.deps.handlers.lastApplied(ctx.vmId)) + 1;

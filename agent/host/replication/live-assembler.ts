@@ -1,0 +1,158 @@
+/**
+ * The receiving side of a live segment (FEATURE_LIVE_SEGMENTS): chunks arrive in the primary's
+ * write order while its journal still writes the segment, and may overwrite one another. They
+ * are checked as they come (limits, shape, CRC) and held; the end brings the recovery point and
+ * the digest, and only then does the segment leave here, coalesced (journal/coalesce.ts: the
+ * last write wins at byte granularity), as the same IncomingSegment a sealed segment becomes.
+ * Nothing is applied before that, so a break mid-segment leaves the replica untouched.
+ *
+ * Memory: overwritten bytes would otherwise stay held for the whole cycle, so once the held
+ * bytes pass twice what survived the last compaction (and at least COMPACT_FLOOR), the held
+ * changes are coalesced and their surviving bytes copied into fresh blocks: what is held stays
+ * within about twice the segment's coalesced size.
+ *
+ * Failures: a chunk that breaks a limit or its shape throws SS_PROTOCOL (the stream closes); a
+ * CRC or digest mismatch is remembered and `finish` throws SS_CHECKSUM_MISMATCH, which the
+ * server answers with a REJECTED ack: the sender ships the segment again.
+ */
+import { SecondsiteError } from '../../../common/errors/errors.ts';
+import { coalesce } from '../journal/coalesce.ts';
+import type { Extent } from '../journal/types.ts';
+import type { IncomingSegment } from '../recovery/segment-check.ts';
+import { decodeChunk, safeInt } from './chunk-codec.ts';
+import { pointFromWire } from './point-mapping.ts';
+import { Feature, LIMITS, hasFeature, type Agreement } from './protocol.ts';
+import { RangeSet } from './range-set.ts';
+import { createSegmentDigest, type SegmentDigest } from './segment-digest.ts';
+import type { ChunkMsg, SegmentEndMsg, SegmentStartMsg } from './wire-types.ts';
+
+/** Held bytes below which no compaction runs. */
+const COMPACT_FLOOR = 256 * 1024 * 1024;
+/** Size of the blocks surviving bytes are compacted into. */
+const BLOCK_BYTES = 64 * 1024 * 1024;
+
+export class LiveSegmentAssembler {
+  readonly header: { readonly vmId: string; readonly seq: number };
+  private held: Extent[] = [];
+  private heldBytes = 0;
+  private compactAt = COMPACT_FLOOR;
+  private received = 0;
+  private readonly hash: SegmentDigest;
+  private failure: SecondsiteError | undefined;
+  private readonly touched = new RangeSet();
+
+  constructor(
+    start: SegmentStartMsg,
+    private readonly agreement: Agreement,
+    private readonly limits = LIMITS,
+  ) {
+    const seq = safeInt(start.seq, 'seq');
+    if (seq < 1) throw new SecondsiteError('SS_PROTOCOL', 'segment seq must be at least 1');
+    if (!hasFeature(agreement, Feature.liveSegments)) {
+      throw new SecondsiteError('SS_PROTOCOL', `segment ${seq} is live, which was not agreed`);
+    }
+    this.header = { vmId: start.vmId, seq };
+    this.hash = createSegmentDigest(seq, hasFeature(agreement, Feature.blake3));
+  }
+
+  /**
+   * Takes one chunk. Returns the ranges it touched that no earlier chunk of the segment did
+   * (as extents without data, for undo staging; none once the segment failed a check).
+   */
+  addChunk(msg: ChunkMsg): readonly Extent[] {
+    const { seq } = this.header;
+    this.received += msg.rawLength;
+    if (this.received > this.limits.maxLiveSegmentBytes) {
+      throw new SecondsiteError(
+        'SS_PROTOCOL',
+        `live segment ${seq} passed ${this.limits.maxLiveSegmentBytes} bytes`,
+        { seq },
+      );
+    }
+    if (this.failure) return [];
+    let pieces: Extent[];
+    try {
+      pieces = decodeChunk(msg, this.agreement);
+    } catch (e) {
+      if (e instanceof SecondsiteError && e.code === 'SS_CHECKSUM_MISMATCH') {
+        this.failure = e;
+        this.held = [];
+        this.heldBytes = 0;
+        return [];
+      }
+      throw e;
+    }
+    const fresh: Extent[] = [];
+    for (const p of pieces) {
+      this.hash.add(p);
+      this.held.push(p);
+      if (p.data !== null) this.heldBytes += p.length;
+      for (const [offset, length] of this.touched.addNew(p.disk, p.offset, p.length)) {
+        fresh.push({ disk: p.disk, offset, length, data: null });
+      }
+    }
+    if (this.heldBytes >= this.compactAt) this.compact();
+    return fresh;
+  }
+
+  /** Coalesces what is held and copies the surviving bytes out of the chunks' memory. */
+  private compact(): void {
+    const kept = coalesce(this.held, { detectZeros: false });
+    const out: Extent[] = [];
+    let block = Buffer.alloc(0);
+    let at = 0;
+    let bytes = 0;
+    for (const e of kept) {
+      if (e.data === null) {
+        out.push(e);
+        continue;
+      }
+      let done = 0;
+      while (done < e.length) {
+        if (at === block.length) {
+          block = Buffer.allocUnsafe(BLOCK_BYTES);
+          at = 0;
+        }
+        const n = Math.min(e.length - done, block.length - at);
+        e.data.copy(block, at, done, done + n);
+        out.push({
+          disk: e.disk,
+          offset: e.offset + done,
+          length: n,
+          data: block.subarray(at, at + n),
+        });
+        at += n;
+        done += n;
+      }
+      bytes += e.length;
+    }
+    if (bytes > this.limits.maxSegmentBytes || out.length > this.limits.maxSegmentExtents) {
+      throw new SecondsiteError(
+        'SS_PROTOCOL',
+        `live segment ${this.header.seq} holds ${bytes} bytes in ${out.length} extents; limits are ` +
+          `${this.limits.maxSegmentBytes} bytes, ${this.limits.maxSegmentExtents} extents`,
+        { seq: this.header.seq, bytes, extents: out.length },
+      );
+    }
+    this.held = out;
+    this.heldBytes = bytes;
+    this.compactAt = Math.max(COMPACT_FLOOR, 2 * bytes);
+  }
+
+  /** The verified, coalesced segment ending at the point the end carries. */
+  finish(end: SegmentEndMsg): IncomingSegment {
+    const { seq } = this.header;
+    if (this.failure) throw this.failure;
+    if (!this.hash.digest().equals(end.segmentDigest)) {
+      throw new SecondsiteError('SS_CHECKSUM_MISMATCH', `segment ${seq} digest does not match`, {
+        seq,
+      });
+    }
+    const point = pointFromWire(end.point);
+    const extents = coalesce(this.held);
+    if (extents.length > this.limits.maxSegmentExtents) {
+      throw new SecondsiteError('SS_PROTOCOL', `live segment ${seq} has ${extents.length} extents`);
+    }
+    return { seq, point, extents };
+  }
+}

@@ -55,10 +55,10 @@ import { verifyAll, type ReplayContext } from './undo-replay.ts';
 import { validateOptions, type CompiledOptions } from './options.ts';
 
 /**
- * A live segment's staged undo data is fdatasynced in the background every this many bytes,
- * so the apply's own fdatasync after a cycle finds little left to write.
+ * A live segment's staged undo data is fdatasynced in the background every this many bytes
+ * (one at a time), so the apply's own fdatasync after a cycle finds little left to write.
  */
-const LIVE_SYNC_BYTES = 16 * 1024 * 1024;
+const LIVE_SYNC_BYTES = 1024 * 1024;
 
 export async function openReplicaStore(options: ReplicaStoreOptions): Promise<ReplicaStore> {
   const opts = validateOptions(options, MIN_BATCH_BYTES);

@@ -53,6 +53,8 @@ export class UndoStager {
   /** Bytes written since the last background fdatasync began, and that fdatasync. */
   private unsynced = 0;
   private syncing: Promise<void> | undefined;
+  /** The folder was fsynced after the file was created (by a background sync). */
+  private dirSynced = false;
 
   constructor(
     private readonly o: {
@@ -107,7 +109,11 @@ export class UndoStager {
         left -= take;
       }
     }
-    if (this.pendingBytes >= this.o.buffer.length - MAX_RUN_BYTES) await this.writePending();
+    // A live staging writes what it can at once: its chunks trickle in over a whole cycle,
+    // and whatever is left at the end is what the apply waits for.
+    const live = this.o.syncEveryBytes !== undefined;
+    if (live ? this.pending.length > 0 : this.pendingBytes >= this.o.buffer.length - MAX_RUN_BYTES)
+      await this.writePending();
   }
 
   /** Writes what is left, the table and the header, and makes the file durable. */
@@ -141,7 +147,7 @@ export class UndoStager {
       closeSync(fd);
       this.fd = undefined;
     }
-    await fsyncDirAsync(this.o.dir);
+    if (!this.dirSynced) await fsyncDirAsync(this.o.dir);
     return {
       seq: this.o.seq,
       path: this.path,
@@ -201,10 +207,15 @@ export class UndoStager {
     this.pendingBytes = 0;
     const every = this.o.syncEveryBytes;
     if (every !== undefined && this.unsynced >= every) {
-      // One at a time, in the background: the next add need not wait for the disk.
+      // One at a time, in the background: the next add need not wait for the disk. The first
+      // also makes the file's name durable, so the finish need not fsync the folder again.
       await this.syncing;
       this.unsynced = 0;
-      this.syncing = datasync(fd);
+      const first = !this.dirSynced;
+      this.dirSynced = true;
+      this.syncing = first
+        ? Promise.all([datasync(fd), fsyncDirAsync(this.o.dir)]).then(() => undefined)
+        : datasync(fd);
     }
   }
 

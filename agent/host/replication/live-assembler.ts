@@ -15,6 +15,7 @@
  * CRC or digest mismatch is remembered and `finish` throws SS_CHECKSUM_MISMATCH, which the
  * server answers with a REJECTED ack: the sender ships the segment again.
  */
+import { isAllZero } from '../../../common/bytes/all-zero.ts';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { coalesce } from '../journal/coalesce.ts';
 import type { Extent } from '../journal/types.ts';
@@ -83,8 +84,10 @@ export class LiveSegmentAssembler {
       throw e;
     }
     const fresh: Extent[] = [];
-    for (const p of pieces) {
-      this.hash.add(p);
+    for (const piece of pieces) {
+      this.hash.add(piece);
+      // Zeros found now rather than over the whole segment at its end, where the apply waits.
+      const p = piece.data !== null && isAllZero(piece.data) ? { ...piece, data: null } : piece;
       this.held.push(p);
       if (p.data !== null) this.heldBytes += p.length;
       for (const [offset, length] of this.touched.addNew(p.disk, p.offset, p.length)) {
@@ -149,7 +152,9 @@ export class LiveSegmentAssembler {
       });
     }
     const point = pointFromWire(end.point);
-    const extents = coalesce(this.held);
+    // Zero pieces were found as they arrived; a partly overwritten one that became zeros is
+    // written as data, which costs a little and changes nothing.
+    const extents = coalesce(this.held, { detectZeros: false });
     if (extents.length > this.limits.maxSegmentExtents) {
       throw new SecondsiteError('SS_PROTOCOL', `live segment ${seq} has ${extents.length} extents`);
     }

@@ -164,6 +164,8 @@ describe('a connection dropped while the sender waits for flow control', () => {
       await waitFor(() => sender.status.state === 'backoff', { what: 'backoff' });
       expect(sender.status.lastError).toMatch(/^SS_UNAVAILABLE: /);
       await waitFor(() => sink.lastApplied(VM) === base + 3, { what: 'all segments applied' });
+      // The replica applied the last one before its ack reached the sender, which deletes it.
+      await waitFor(() => journal.sealedSegments().length === 0, { what: 'segments deleted' });
       ac.abort();
       await running;
       expect(sink.calls.filter((c) => c.seq > base).map((c) => c.seq)).toEqual([

@@ -25,6 +25,7 @@ import {
   segmentTime,
   writeDiskImages,
 } from '../helpers/replica-model.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const MiB = 1 << 20;
@@ -173,6 +174,34 @@ describe('undo staging (apply step 1 while the segment arrives)', () => {
     for (let seq = 1; seq <= 6; seq++) expectPointReads(f, seq);
     const nonEmptyCount = [1, 2, 3, 4, 5, 6].filter((q) => f.seg(q).extents.length > 0).length;
     expect(f.store.stats().stagedApplies).toBe(nonEmptyCount);
+  });
+
+  it('stages a live segment: ranges in write order, synced as it goes, read back after a reopen', async () => {
+    const f = await fixture();
+    await applyUpTo(f, 1);
+    for (let seq = 2; seq <= 5; seq++) {
+      const seg = f.seg(seq);
+      // A live segment's staging sees each range when a write first touches it: not sorted.
+      const order = seg.extents.map((_, i) => i);
+      const rnd = seededRandom(seq);
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = rnd.int(i + 1);
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      const staging = f.store.stageUndo(seq, { live: true });
+      expect(staging).toBeDefined();
+      for (const i of order) await staging!.add([seg.extents[i]!]);
+      expect(await f.store.apply(seg)).toBe('applied');
+    }
+    expect(f.store.stats().stagedApplies).toBe(
+      [2, 3, 4, 5].filter((q) => f.seg(q).extents.length > 0).length,
+    );
+    expectDisksAt(f, 5);
+    for (let seq = 1; seq <= 5; seq++) expectPointReads(f, seq);
+    await f.reopen(); // the unsorted undo files are read back from disk
+    for (let seq = 1; seq <= 5; seq++) expectPointReads(f, seq);
+    await f.store.revertTo('p-2'); // and a rollback through them restores the disks
+    expectDisksAt(f, 2);
   });
 
   it('is dropped when another change ran since it began, and the apply is still right', async () => {

@@ -32,6 +32,12 @@ export class SegmentWriter {
   private end: number;
   private nextRecordSeq: number;
   private readonly header = Buffer.alloc(RECORD_HEADER_BYTES);
+  /** Bytes appended since the last fdatasync began. */
+  private unsynced = 0;
+  /** A background fdatasync (`trickle`) in flight. */
+  private trickling: Promise<void> | undefined;
+  /** close() came while a background fdatasync held the descriptor. */
+  private closeWhenIdle = false;
 
   private constructor(path: string, seq: number, fd: number, end: number, nextRecordSeq: number) {
     this.path = path;
@@ -109,6 +115,7 @@ export class SegmentWriter {
       throw e;
     }
     this.nextRecordSeq++;
+    this.unsynced += parts.reduce((n, p) => n + p.length, 0);
     return payloadAt;
   }
 
@@ -128,17 +135,42 @@ export class SegmentWriter {
   }
 
   syncSync(): void {
+    this.unsynced = 0;
     fdatasyncSync(this.handle());
   }
 
   /** fdatasync on the thread pool, so that a cut does not stall the VMs' other I/O. */
-  sync(): Promise<void> {
+  async sync(): Promise<void> {
     const fd = this.handle();
-    return new Promise((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+    this.unsynced = 0;
+    await new Promise<void>((resolve, reject) =>
+      fdatasync(fd, (e) => (e ? reject(e) : resolve())),
+    );
+  }
+
+  /**
+   * Starts a background fdatasync once `threshold` bytes were appended since the last one
+   * began (one at a time). Durability still comes only from FLUSH/FUA and the seal; this keeps
+   * the dirty part of a busy segment small, so the seal's fdatasync at a cut (which a live
+   * sender waits for) has little left to write. Failures are left to those syncs to report.
+   */
+  trickle(threshold: number): void {
+    if (this.unsynced < threshold || this.trickling || this.fd === undefined) return;
+    this.trickling = this.sync()
+      .catch(() => undefined)
+      .finally(() => {
+        this.trickling = undefined;
+        if (this.closeWhenIdle) this.close();
+      });
   }
 
   close(): void {
     if (this.fd === undefined) return;
+    if (this.trickling) {
+      // The thread pool still uses the descriptor: close it when that fdatasync returns.
+      this.closeWhenIdle = true;
+      return;
+    }
     const fd = this.fd;
     this.fd = undefined;
     closeSync(fd);

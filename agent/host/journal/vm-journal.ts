@@ -42,6 +42,13 @@ import type {
   VmJournal,
 } from './types.ts';
 
+/**
+ * The active segment is fdatasynced in the background after this many bytes (segment-writer.ts
+ * `trickle`): a cut after a busy cycle then waits for the last few MiB, not the whole cycle
+ * (measured at 100 MB/s of churn: the seal's fdatasync of a 2.8 GB segment took 1.1 s).
+ */
+const TRICKLE_BYTES = 32 * 1024 * 1024;
+
 export interface OpenVmJournalOptions {
   /** The VM's journal folder; created if missing. */
   readonly dir: string;
@@ -153,6 +160,7 @@ class VmJournalImpl implements VmJournal, VmJournalExtras, JournalWritePath {
       const seg = this.activeWriter();
       const pos = seg.append(RecordType.write, disk, offset, data.length, data, fua ? FLAG_FUA : 0);
       this.overlay.set(disk, offset, data.length, { kind: 'data', seg: seg.seq, pos });
+      seg.trickle(TRICKLE_BYTES);
     } else {
       this.bitmap?.markSync(disk, offset, data.length);
       raw.writeSync(offset, data);

@@ -55,6 +55,9 @@ export class UndoStager {
   private syncing: Promise<void> | undefined;
   /** The folder was fsynced after the file was created (by a background sync). */
   private dirSynced = false;
+  private syncRunning = false;
+  /** finish or abort began: no further background sync may start. */
+  private ending = false;
 
   constructor(
     private readonly o: {
@@ -120,6 +123,7 @@ export class UndoStager {
   async finish(): Promise<UndoFile> {
     this.close();
     await this.writePending();
+    this.ending = true;
     await this.syncing;
     const fd = this.descriptor();
     const runs = allocRuns(this.done.length);
@@ -159,6 +163,7 @@ export class UndoStager {
   /** Gives the staging up: the partial file goes (it was never an undo file of any point). */
   abort(): void {
     // A background fdatasync may still hold the descriptor: close it once that ends.
+    this.ending = true;
     const fd = this.fd;
     this.fd = undefined;
     if (fd !== undefined) {
@@ -206,17 +211,33 @@ export class UndoStager {
     this.pending = [];
     this.pendingBytes = 0;
     const every = this.o.syncEveryBytes;
-    if (every !== undefined && this.unsynced >= every) {
-      // One at a time, in the background: the next add need not wait for the disk. The first
-      // also makes the file's name durable, so the finish need not fsync the folder again.
-      await this.syncing;
-      this.unsynced = 0;
-      const first = !this.dirSynced;
-      this.dirSynced = true;
-      this.syncing = first
-        ? Promise.all([datasync(fd), fsyncDirAsync(this.o.dir)]).then(() => undefined)
-        : datasync(fd);
-    }
+    if (every !== undefined && this.unsynced >= every && !this.syncRunning)
+      this.syncInBackground(fd);
+  }
+
+  /**
+   * fdatasyncs the file on the thread pool, again and again while `syncEveryBytes` more were
+   * written meanwhile, never awaited by `add` (the receive path must not wait for the disk).
+   * The first also makes the file's name durable, so the finish need not fsync the folder.
+   */
+  private syncInBackground(fd: number): void {
+    const every = this.o.syncEveryBytes ?? Infinity;
+    this.syncRunning = true;
+    this.syncing = (async () => {
+      try {
+        while (!this.ending && this.unsynced >= every) {
+          this.unsynced = 0;
+          if (this.dirSynced) await datasync(fd);
+          else {
+            this.dirSynced = true;
+            await Promise.all([datasync(fd), fsyncDirAsync(this.o.dir)]);
+          }
+        }
+      } finally {
+        this.syncRunning = false;
+      }
+    })();
+    this.syncing.catch(() => undefined); // finish() reports it
   }
 
   private descriptor(): number {

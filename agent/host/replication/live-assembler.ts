@@ -36,17 +36,22 @@ export class LiveSegmentAssembler {
   readonly header: { readonly vmId: string; readonly seq: number };
   private held: Extent[] = [];
   private heldBytes = 0;
-  private compactAt = COMPACT_FLOOR;
+  private compactAt: number;
   private received = 0;
   private readonly hash: SegmentDigest;
   private failure: SecondsiteError | undefined;
   private readonly touched = new RangeSet();
+  /** How often the held bytes were compacted (tests). */
+  compactions = 0;
 
   constructor(
     start: SegmentStartMsg,
     private readonly agreement: Agreement,
     private readonly limits = LIMITS,
+    /** Held bytes below which no compaction runs (tests make it small). */
+    private readonly compactFloor = COMPACT_FLOOR,
   ) {
+    this.compactAt = compactFloor;
     const seq = safeInt(start.seq, 'seq');
     if (seq < 1) throw new SecondsiteError('SS_PROTOCOL', 'segment seq must be at least 1');
     if (!hasFeature(agreement, Feature.liveSegments)) {
@@ -139,7 +144,8 @@ export class LiveSegmentAssembler {
     }
     this.held = out;
     this.heldBytes = bytes;
-    this.compactAt = Math.max(COMPACT_FLOOR, 2 * bytes);
+    this.compactAt = Math.max(this.compactFloor, 2 * bytes);
+    this.compactions++;
   }
 
   /** The verified, coalesced segment ending at the point the end carries. */

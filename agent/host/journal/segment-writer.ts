@@ -143,9 +143,7 @@ export class SegmentWriter {
   async sync(): Promise<void> {
     const fd = this.handle();
     this.unsynced = 0;
-    await new Promise<void>((resolve, reject) =>
-      fdatasync(fd, (e) => (e ? reject(e) : resolve())),
-    );
+    await new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
   }
 
   /**

@@ -57,15 +57,17 @@ async function framesOf(
   return out;
 }
 
-function assemble(list: ShipFrameMsg[], compactFloor = 64 * 1024) {
+async function assemble(list: ShipFrameMsg[], compactFloor = 64 * 1024) {
   const ag = { protocol: 1, features: ALL_FEATURES };
   let a: LiveSegmentAssembler | undefined;
   const fresh: Extent[] = [];
   for (const f of list) {
     if ('start' in f)
       a = new LiveSegmentAssembler(f.start as SegmentStartMsg, ag, LIMITS, compactFloor);
-    else if ('chunk' in f) fresh.push(...a!.addChunk(f.chunk));
-    else if ('end' in f) return { seg: a!.finish(f.end), fresh, assembler: a! };
+    else if ('chunk' in f) {
+      fresh.push(...a!.addChunk(f.chunk));
+      if (a!.compactDue) await a!.compact();
+    } else if ('end' in f) return { seg: a!.finish(f.end), fresh, assembler: a! };
   }
   throw new Error('no end');
 }
@@ -79,9 +81,9 @@ function model(batches: Extent[][]): Buffer[] {
   return disks;
 }
 
-function codeOf(fn: () => unknown): string | undefined {
+async function codeOf(fn: () => unknown): Promise<string | undefined> {
   try {
-    fn();
+    await fn();
   } catch (e) {
     return (e as SecondsiteError).code;
   }
@@ -93,7 +95,7 @@ describe('live segments (FEATURE_LIVE_SEGMENTS)', () => {
     const seed = Number(process.env['SEED'] ?? Date.now() % 1e9);
     console.log(`live assembler: SEED=${seed}`);
     const batches = writes(seed, 60);
-    const { seg, fresh, assembler } = assemble(await framesOf(3, batches));
+    const { seg, fresh, assembler } = await assemble(await framesOf(3, batches));
     expect(seg.seq).toBe(3);
     expect(seg.point).toEqual(point(3));
     expect(assembler.compactions).toBeGreaterThan(0); // the held bytes were compacted
@@ -136,7 +138,7 @@ describe('live segments (FEATURE_LIVE_SEGMENTS)', () => {
       tampered = true;
     });
     expect(tampered).toBe(true);
-    expect(codeOf(() => assemble(list))).toBe('SS_CHECKSUM_MISMATCH');
+    expect(await codeOf(() => assemble(list))).toBe('SS_CHECKSUM_MISMATCH');
   });
 
   it('refuses a digest that does not match, an end without a point, and an unagreed feature', async () => {
@@ -146,15 +148,15 @@ describe('live segments (FEATURE_LIVE_SEGMENTS)', () => {
       ...list.slice(0, -1),
       { end: { ...end.end, segmentDigest: Buffer.alloc(32) } },
     ];
-    expect(codeOf(() => assemble(badDigest))).toBe('SS_CHECKSUM_MISMATCH');
+    expect(await codeOf(() => assemble(badDigest))).toBe('SS_CHECKSUM_MISMATCH');
     const noPoint = [
       ...list.slice(0, -1),
       { end: { segmentDigest: end.end.segmentDigest, point: null } },
     ];
-    expect(codeOf(() => assemble(noPoint))).toBe('SS_PROTOCOL');
+    expect(await codeOf(() => assemble(noPoint))).toBe('SS_PROTOCOL');
     const start = (list[0] as { start: SegmentStartMsg }).start;
     const without = { protocol: 1, features: ALL_FEATURES & ~Feature.liveSegments };
-    expect(codeOf(() => new LiveSegmentAssembler(start, without))).toBe('SS_PROTOCOL');
+    expect(await codeOf(() => new LiveSegmentAssembler(start, without))).toBe('SS_PROTOCOL');
     await expect(framesOf(2, [], without.features)).rejects.toMatchObject({ code: 'SS_INTERNAL' });
   });
 });

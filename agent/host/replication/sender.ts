@@ -47,6 +47,8 @@ const LIVE_READ_BYTES = 8 * 1024 * 1024;
  * the sender at once): the lag of the replica's copy behind the journal.
  */
 const LIVE_POLL_MS = 20;
+/** A live segment's lag is logged (debug) at most this often. */
+const LIVE_LOG_MS = 5_000;
 
 export type SenderState =
   | 'idle'
@@ -274,7 +276,7 @@ export class VmSender {
     signal: AbortSignal,
   ): Promise<void> {
     const tail = SegmentTail.open(live.path, live.seq);
-    const timing = { sealedAt: 0, bytes: 0 };
+    const timing = { sealedAt: 0, bytes: 0, tailBytes: 0 };
     try {
       await stream.shipLive(
         { vmId: this.o.vm, seq: live.seq },
@@ -289,6 +291,8 @@ export class VmSender {
         seq: live.seq,
         bytes: timing.bytes,
         live: true,
+        // What was still to send when the cut made the segment shippable: the live lag.
+        tailBytes: timing.tailBytes,
         ackMs: Math.round(performance.now() - timing.sealedAt),
       },
       'segment shipped',
@@ -300,10 +304,11 @@ export class VmSender {
     tail: SegmentTail,
     journal: VmJournal,
     signal: AbortSignal,
-    timing: { sealedAt: number; bytes: number },
+    timing: { sealedAt: number; bytes: number; tailBytes: number },
   ): AsyncGenerator<LiveBatch> {
     const seq = tail.seq;
     let sealRead = false;
+    let loggedAt = performance.now();
     for (;;) {
       if (signal.aborted) throw new SecondsiteError('SS_CANCELLED', 'the sender is stopping');
       const done = journal.shippableSegments().find((s) => s.seq === seq);
@@ -316,9 +321,15 @@ export class VmSender {
       let read = 0;
       if (!sealRead) {
         const limit = done ? tail.size() : live!.written;
+        if (performance.now() - loggedAt > LIVE_LOG_MS) {
+          loggedAt = performance.now();
+          // How far the peer's copy trails the journal: bytes written here, not yet sent.
+          this.log.debug({ seq, sent: tail.position, lagBytes: limit - tail.position }, 'live');
+        }
         const r = tail.read(limit, LIVE_READ_BYTES);
         read = r.bytes;
         timing.bytes += r.bytes;
+        if (done) timing.tailBytes += r.bytes;
         sealRead = r.seal !== undefined;
         if (r.extents.length > 0) {
           this.set({ state: 'shipping' });

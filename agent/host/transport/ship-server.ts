@@ -172,6 +172,9 @@ class ShipSession {
         throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
       }
       const kept = this.assembler.addChunk(f.chunk);
+      if (this.assembler instanceof LiveSegmentAssembler && this.assembler.compactDue) {
+        await this.assembler.compact();
+      }
       const { rawLength, payload } = f.chunk;
       this.deps.handlers.chunkReceived?.(this.context().vmId, rawLength, payload.length);
       if (this.staging && kept.length > 0) {
@@ -216,6 +219,14 @@ class ShipSession {
           receiveMs: ms(this.startedAt, tEnd),
           verifyMs: ms(tEnd, tVerified),
           applyMs: ms(tVerified, performance.now()),
+          ...(assembler instanceof LiveSegmentAssembler
+            ? {
+                live: true,
+                receivedBytes: assembler.receivedBytes,
+                compactions: assembler.compactions,
+                compactMs: Math.round(assembler.compactMs),
+              }
+            : {}),
         },
         'segment acked',
       );

@@ -125,6 +125,20 @@ class ShipSession {
     return this.ctx;
   }
 
+  /**
+   * A stream can outlive the certificate it was opened with, and a live segment a whole cycle:
+   * the caller's certificate and revocation are checked again at each segment's start and
+   * before its apply.
+   */
+  private checkCaller(ctx: StreamContext): void {
+    if (this.deps.clock.now() > ctx.caller.certNotAfter) {
+      throw new SecondsiteError('SS_CERT_INVALID', 'peer certificate has expired', {
+        notAfter: new Date(ctx.caller.certNotAfter).toISOString(),
+      });
+    }
+    this.deps.revoked?.assertNotRevoked(ctx.caller);
+  }
+
   /** One handler per oneof case; the dispatch table has already checked the order. */
   readonly handlers: Record<ShipStep, (frame: ShipFrameMsg) => Promise<void> | void> = {
     hello: async (f) => {
@@ -143,13 +157,7 @@ class ShipSession {
     start: async (f) => {
       const start = 'start' in f ? f.start : undefined;
       const ctx = this.context();
-      // A stream can outlive the certificate it was opened with: check again per segment.
-      if (this.deps.clock.now() > ctx.caller.certNotAfter) {
-        throw new SecondsiteError('SS_CERT_INVALID', 'peer certificate has expired', {
-          notAfter: new Date(ctx.caller.certNotAfter).toISOString(),
-        });
-      }
-      this.deps.revoked?.assertNotRevoked(ctx.caller);
+      this.checkCaller(ctx);
       if (!start || start.vmId !== ctx.vmId) {
         throw new SecondsiteError(
           'SS_PROTOCOL',
@@ -195,6 +203,7 @@ class ShipSession {
       this.staging = undefined; // the store takes it from here (or drops it)
       if (!('end' in f) || !f.end || !assembler)
         throw new SecondsiteError('SS_PROTOCOL', 'empty end');
+      this.checkCaller(this.context());
       this.call.write({ ack: await this.ackFor(assembler, f.end) });
     },
   };

@@ -11,6 +11,7 @@ describe('compileHostConfig', () => {
       ticketPort: 8083,
       freezeTimeoutMs: 10_000,
       churnBucketMs: 60_000,
+      liveSegments: true,
     });
     expect(c.dataDir.endsWith('/some/dir')).toBe(true);
     expect(Object.isFrozen(c)).toBe(true);
@@ -29,6 +30,7 @@ describe('compileHostConfig', () => {
     [{ data: 'd', standalone: true, devChurnBucket: '2m' }, '--dev-churn-bucket'],
     [{ data: 'd', standalone: true, devChurnBucket: 'soon' }, '--dev-churn-bucket'],
     [{ data: 'd', standalone: true, journalCap: 'lots' }, '--journal-cap'],
+    [{ data: 'd', standalone: true, liveSegments: 'maybe' }, '--live-segments'],
   ])('refuses %j naming %s', (flags, field) => {
     expect(() => compileHostConfig(flags)).toThrow(
       expect.objectContaining({
@@ -36,6 +38,11 @@ describe('compileHostConfig', () => {
         details: expect.objectContaining({ field }),
       }),
     );
+  });
+
+  it('turns live segments off', () => {
+    const c = compileHostConfig({ data: 'd', standalone: true, liveSegments: 'off' });
+    expect(c.liveSegments).toBe(false);
   });
 
   it('takes a development churn bucket length', () => {

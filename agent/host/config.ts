@@ -23,6 +23,8 @@ export interface HostStartFlags {
   readonly devCopyFrequency?: string;
   readonly devChurnBucket?: string;
   readonly journalCap?: string;
+  /** on | off (default on): ship the segment being written while it is written. */
+  readonly liveSegments?: string;
   readonly tlsDir?: string;
 }
 
@@ -53,6 +55,12 @@ export interface HostConfig {
   readonly churnBucketMs: number;
   /** Cap of a VM's unshipped journal. @default the journal's own default */
   readonly journalCapBytes?: number;
+  /**
+   * Offer live segments (FEATURE_LIVE_SEGMENTS) to peers. Off: only sealed segments travel,
+   * coalesced, which sends fewer bytes when a cycle overwrites much (a narrow link) at the
+   * cost of shipping the whole cycle after each cut.
+   */
+  readonly liveSegments: boolean;
 }
 
 function port(flag: string, text: string | undefined, fallback: number, min = 1): number {
@@ -103,8 +111,11 @@ export function compileHostConfig(flags: HostStartFlags): HostConfig {
   if (freezeTimeoutMs < 100 || freezeTimeoutMs > 60_000) {
     throw badInput('--freeze-timeout', 'must be between 100ms and 60s');
   }
+  const live = flags.liveSegments ?? 'on';
+  if (live !== 'on' && live !== 'off') throw badInput('--live-segments', 'must be on or off');
   const provider = enrolment(flags);
   return Object.freeze({
+    liveSegments: live === 'on',
     dataDir: resolve(flags.data),
     name: flags.name ?? hostname(),
     standalone: Boolean(flags.standalone),

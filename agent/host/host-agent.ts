@@ -25,6 +25,7 @@ import { layout } from './vm/layout.ts';
 import { openChurnStats } from './vm/churn-file.ts';
 import { HostBandwidth } from './replication/bandwidth-limiter.ts';
 import { createVmManager, type VmManager } from './vm/vm-manager.ts';
+import { Feature, localHello } from './replication/protocol.ts';
 
 /** Where peers reach this host's replication ports (told to the provider in the hello). */
 export interface HostEndpoint {
@@ -91,6 +92,7 @@ export function createHostAgent(config: HostConfig, clock: Clock, log: Logger): 
     pins: (vm) => pinsOf(layout.vmDir(config.dataDir, vm)),
     bandwidth,
     revoked,
+    local: localHello(config.liveSegments ? 0 : Feature.liveSegments),
     ...(self && keys && tickets
       ? {
           tickets: {

@@ -39,6 +39,11 @@ function startCommand(): Command {
     .option('--standalone', 'no provider: serve VMs and the local control API only')
     .option('--freeze-timeout <duration>', 'how long a guest may take to freeze', '10s')
     .option('--journal-cap <size>', "cap of a VM's unshipped journal (default: half its disks)")
+    .option(
+      '--live-segments <on|off>',
+      'ship each cycle while it is written (on) or only once cut, coalesced (off)',
+      'on',
+    )
     .addOption(
       new Option(
         '--dev-copy-frequency <duration>',

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { silentLogger } from '../../common/log/log.ts';
 import { systemClock } from '../../common/time/clock.ts';
-import { compileHostConfig } from '../../agent/host/config.ts';
+import { compileHostConfig, type HostStartFlags } from '../../agent/host/config.ts';
 import { createHostAgent, type HostAgent } from '../../agent/host/host-agent.ts';
 import type { TestCa } from './test-ca.ts';
 import { jsonOf, runCli, startDaemon, type Daemon } from './secondsite-cli.ts';
@@ -41,6 +41,8 @@ export async function startInProcessHost(
   ca: TestCa,
   name: string,
   data: string,
+  /** More `host start` flags, e.g. `{ liveSegments: 'off' }` or a fixed `certPort`. */
+  flags: Partial<HostStartFlags> = {},
 ): Promise<InProcessHost> {
   writeHostTls(ca, name, join(data, 'identity'));
   const config = compileHostConfig({
@@ -49,6 +51,7 @@ export async function startInProcessHost(
     standalone: true,
     address: '127.0.0.1',
     certPort: '0',
+    ...flags,
   });
   const agent = createHostAgent(config, systemClock, silentLogger);
   const abort = new AbortController();

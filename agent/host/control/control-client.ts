@@ -71,6 +71,11 @@ export interface ReplicationJson {
   resync?: { bytesCompared: number; bytesSent: number };
   /** Replica: segments applied since the agent started, by channel (8084 / 8083). */
   segmentsVia?: { certificate: number; ticket: number };
+  /**
+   * Replica: block bytes of the cycles' chunks received since the agent started, raw and as
+   * they travelled; a live segment's count grows while the primary writes.
+   */
+  received?: { rawBytes: number; wireBytes: number };
 }
 
 function replicationFromMsg(r: ReplicationStatusMsg): ReplicationJson {
@@ -101,6 +106,10 @@ function replicationFromMsg(r: ReplicationStatusMsg): ReplicationJson {
           segmentsVia: {
             certificate: Number(r.segmentsViaCertificate ?? 0),
             ticket: Number(r.segmentsViaTicket ?? 0),
+          },
+          received: {
+            rawBytes: Number(r.receivedRawBytes ?? 0),
+            wireBytes: Number(r.receivedWireBytes ?? 0),
           },
         }
       : {}),

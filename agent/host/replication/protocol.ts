@@ -59,6 +59,12 @@ export const LOCAL_HELLO: HelloFields = Object.freeze({
   featureFlags: ALL_FEATURES,
 });
 
+/** This build's Hello, without the features `off` names (a host's --live-segments off). */
+export function localHello(off = 0): HelloFields {
+  if (off === 0) return LOCAL_HELLO;
+  return Object.freeze({ ...LOCAL_HELLO, featureFlags: (ALL_FEATURES & ~off) >>> 0 });
+}
+
 /** The reason two ranges cannot agree, or undefined when they can. */
 function incompatibility(local: HelloFields, remote: HelloFields): string | undefined {
   for (const [who, h] of [

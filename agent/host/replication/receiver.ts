@@ -36,6 +36,7 @@ import {
 import { RawDisk } from '../vm/raw-disk.ts';
 import { diskPath, type VmConfig } from '../vm/vm-config.ts';
 import { peerUri, type Pairing } from './pairing.ts';
+import type { HelloFields } from './protocol.ts';
 
 /** What the receiver needs to know about this host's VMs (the VM manager). */
 export interface ReceiverVms {
@@ -97,6 +98,8 @@ export class Receiver {
     tls: TlsSource;
     /** The vault's revoked credentials: refused on both ports, per call and per segment. */
     revoked?: RevocationCheck;
+    /** The Hello this host answers with. @default LOCAL_HELLO */
+    local?: HelloFields;
   }): ReplicationServer {
     return createReplicationServer({
       ...opts,

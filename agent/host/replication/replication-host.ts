@@ -28,6 +28,7 @@ import { Receiver } from './receiver.ts';
 import { SenderPool } from './sender-pool.ts';
 import type { HostBandwidth } from './bandwidth-limiter.ts';
 import type { ReplicationStatus } from './sender.ts';
+import type { HelloFields } from './protocol.ts';
 
 export interface HostReplicationOptions {
   readonly dataDir: string;
@@ -49,6 +50,8 @@ export interface HostReplicationOptions {
   readonly revoked?: RevocationCheck;
   /** The host's replication bandwidth cap (bandwidth-limiter.ts); absent: unlimited. */
   readonly bandwidth?: HostBandwidth;
+  /** The Hello this host sends and answers with (protocol.ts localHello). @default LOCAL_HELLO */
+  readonly local?: HelloFields;
   /**
    * Ticket authentication (enrolled hosts): the ticket port (8083) served from the same
    * replication server, and the senders' credentials for pairings with `ticketAuth`.
@@ -127,6 +130,7 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
     },
   });
   const pool = new SenderPool({
+    ...(o.local ? { local: o.local } : {}),
     primaries: () =>
       o.vms
         .paired()
@@ -156,6 +160,7 @@ export function createHostReplication(o: HostReplicationOptions): HostReplicatio
       port: o.port,
       tls,
       ...(o.revoked ? { revoked: o.revoked } : {}),
+      ...(o.local ? { local: o.local } : {}),
     });
   } else log.info({ tlsDir: o.tlsDir, address: o.address }, 'replication port not served');
   // 8083: the same grpc-js server behind the AP exchange (ticket-server.ts).

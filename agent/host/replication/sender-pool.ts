@@ -22,6 +22,7 @@ import type { PrimaryCopyOptions } from './initial-copy-run.ts';
 import { peerUri, type Pairing } from './pairing.ts';
 import { VmSender, type ReplicationStatus } from './sender.ts';
 import type { HostBandwidth } from './bandwidth-limiter.ts';
+import type { HelloFields } from './protocol.ts';
 
 export interface PrimaryVm {
   readonly name: string;
@@ -45,6 +46,8 @@ export interface SenderPoolOptions {
   readonly reconcileMs?: number;
   /** The host's replication bandwidth cap; every chunk a sender sends waits for it. */
   readonly bandwidth?: HostBandwidth;
+  /** The Hello senders open their streams with. @default LOCAL_HELLO */
+  readonly local?: HelloFields;
 }
 
 interface Running {
@@ -165,6 +168,7 @@ export class SenderPool {
       tls,
       ...(credentials ? { credentials } : {}),
       ...(this.o.bandwidth ? { pace: this.o.bandwidth.pacer(p.name) } : {}),
+      ...(this.o.local ? { local: this.o.local } : {}),
       log,
     });
     const sender = new VmSender({

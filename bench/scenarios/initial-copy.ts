@@ -58,6 +58,7 @@ export async function copyOnce(
         diskSizes: [size],
         ...(at.baseSeq !== undefined ? { baseSeq: at.baseSeq } : {}),
         from: at.from,
+        ...(at.buffers ? { buffers: at.buffers } : {}),
         log: silentLogger,
       }),
   });

@@ -69,6 +69,7 @@ export async function runPrimaryInitialCopy(
         diskSizes: o.diskSizes,
         baseSeq: at.baseSeq ?? state.baseSeq,
         from: at.from,
+        ...(at.buffers ? { buffers: at.buffers } : {}),
         ...(o.chunkBytes ? { chunkBytes: o.chunkBytes } : {}),
         log: i.log,
       }),

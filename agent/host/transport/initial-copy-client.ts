@@ -29,9 +29,12 @@ import {
   type HelloFields,
 } from '../replication/protocol.ts';
 import { createSegmentDigest, type SegmentDigest } from '../replication/segment-digest.ts';
-import { DEFAULT_CHUNK_BYTES } from '../replication/segment-frames.ts';
 import type { GridCursor } from '../sync/chunk-grid.ts';
-import type { InitialCopySource } from '../sync/initial-copy-source.ts';
+import {
+  COPY_CHUNK_BYTES,
+  ChunkBuffers,
+  type InitialCopySource,
+} from '../sync/initial-copy-source.ts';
 import type { SyncProgress } from '../sync/types.ts';
 import { SyncCall } from './sync-call.ts';
 import type { CopyFrameMsg, CopyProgressMsg, CopyReplyMsg } from './sync-wire.ts';
@@ -48,7 +51,12 @@ export interface InitialCopyOptions {
    * Makes the source at `from`, e.g. `(at) => initialCopySource({ journal, diskSizes,
    * baseSeq: at.baseSeq, from: at.from, log })`.
    */
-  source(at: { baseSeq?: number; from: GridCursor }): Promise<InitialCopySource>;
+  source(at: {
+    baseSeq?: number;
+    from: GridCursor;
+    /** Read memory the copy gives back as frames go out (initial-copy-source.ts). */
+    buffers?: ChunkBuffers;
+  }): Promise<InitialCopySource>;
   /** Durable progress on the replica (bytes done / total). */
   readonly onProgress?: (p: SyncProgress) => void;
   /** zstd level 1 per chunk (the policy's choice; used when FEATURE_ZSTD was agreed). */
@@ -91,7 +99,7 @@ class ChunkBatcher {
     private readonly agreement: Agreement,
     private readonly digest: SegmentDigest | undefined,
     private readonly zstd: boolean,
-    private readonly target = DEFAULT_CHUNK_BYTES,
+    private readonly target = COPY_CHUNK_BYTES,
   ) {}
 
   add(e: Extent): boolean {
@@ -101,7 +109,8 @@ class ChunkBatcher {
     return this.raw >= this.target || this.pending.length >= LIMITS.maxChunkExtents;
   }
 
-  *take(): Generator<CopyFrameMsg> {
+  /** The pending chunks' frames, each with the data buffers it views (free once written). */
+  *take(): Generator<{ frame: CopyFrameMsg; data: Buffer[] }> {
     const plans = planChunks(this.pending, {
       maxRawBytes: this.target,
       maxExtents: LIMITS.maxChunkExtents,
@@ -114,7 +123,8 @@ class ChunkBatcher {
       const chunk = encodeChunk(plan, { zstd: this.zstd });
       this.payloadBytes += chunk.payload.length;
       this.dataBytes += chunk.rawLength;
-      yield { chunk };
+      const data = plan.extents.flatMap((e) => (e.data ? [e.data] : []));
+      yield { frame: { chunk }, data };
     }
   }
 }
@@ -122,9 +132,10 @@ class ChunkBatcher {
 async function beginCopy(
   sc: SyncCall<CopyFrameMsg, CopyReplyMsg>,
   o: InitialCopyOptions,
+  buffers: ChunkBuffers,
 ): Promise<{ source: InitialCopySource; from: GridCursor; baseSeq: number }> {
   let source =
-    o.baseSeq === undefined ? await o.source({ from: { disk: 0, offset: 0 } }) : undefined;
+    o.baseSeq === undefined ? await o.source({ from: { disk: 0, offset: 0 }, buffers }) : undefined;
   const baseSeq = o.baseSeq ?? source!.baseSeq;
   const first = sc.expect('progress');
   await sc.write({
@@ -135,7 +146,9 @@ async function beginCopy(
   if (!p) throw new SecondsiteError('SS_PROTOCOL', 'copy start answered without progress');
   const from = { disk: p.disk, offset: safeInt(p.offset, 'offset') };
   o.onProgress?.(progressOf(p));
-  if (!source || from.disk !== 0 || from.offset !== 0) source = await o.source({ baseSeq, from });
+  if (!source || from.disk !== 0 || from.offset !== 0) {
+    source = await o.source({ baseSeq, from, buffers });
+  }
   if (source.baseSeq !== baseSeq) {
     throw new SecondsiteError(
       'SS_CONFLICT',
@@ -174,7 +187,8 @@ export async function runInitialCopy(
       (hello) => ({ hello }) as CopyFrameMsg,
       (r) => ('welcome' in r ? r.welcome : undefined),
     );
-    const { source, from, baseSeq } = await beginCopy(sc, o);
+    const buffers = new ChunkBuffers();
+    const { source, from, baseSeq } = await beginCopy(sc, o, buffers);
     started = true;
     const whole = from.disk === 0 && from.offset === 0;
     const digest = whole
@@ -182,11 +196,14 @@ export async function runInitialCopy(
       : undefined;
     const zstd = (o.compress ?? false) && hasFeature(agreement, Feature.zstd);
     const batcher = new ChunkBatcher(agreement, digest, zstd);
+    // The source's read memory comes back once a chunk's frame is serialized.
+    const send = async ({ frame, data }: { frame: CopyFrameMsg; data: Buffer[] }) =>
+      sc.write(frame, () => data.forEach((d) => buffers.give(d)));
     for await (const e of source.chunks()) {
       if (!batcher.add(e)) continue;
-      for (const f of batcher.take()) await sc.write(f);
+      for (const f of batcher.take()) await send(f);
     }
-    for (const f of batcher.take()) await sc.write(f);
+    for (const f of batcher.take()) await send(f);
     await sc.write({ end: { digest: digest?.digest() ?? Buffer.alloc(0) } });
     await Promise.race([finished, sc.broken()]);
     sc.end();

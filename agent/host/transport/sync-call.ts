@@ -75,12 +75,16 @@ export class SyncCall<F extends object, R extends { step?: string }> {
     return new Promise<R>((resolve, reject) => this.waiters.push({ step, resolve, reject }));
   }
 
-  /** Writes a frame; waits while HTTP/2 flow control has no room. */
-  async write(frame: F): Promise<void> {
+  /**
+   * Writes a frame; waits while HTTP/2 flow control has no room. `written` runs once the frame
+   * was serialized and handed to HTTP/2 (then its buffers may be reused); not if it never is.
+   */
+  async write(frame: F, written?: () => void): Promise<void> {
     if (this.state === 'closed') throw this.closedError();
     const chunk = (frame as { chunk?: { payload?: Uint8Array } }).chunk;
     if (this.pace && chunk?.payload) await this.pace(chunk.payload.length);
-    if (this.call.write(frame)) return;
+    const done = written && ((e?: Error | null) => void (e ? undefined : written()));
+    if (done ? this.call.write(frame, done) : this.call.write(frame)) return;
     // Never rejects: a broken stream wakes it up and `fail` has set the typed failure.
     await roomOrEnd(this.call, () => this.state === 'closed');
     // The await above may have closed the stream (TypeScript cannot see that).

@@ -135,6 +135,22 @@ function toExtents(wire: readonly ExtentMsg[], raw: Buffer, agreement: Agreement
 }
 
 /**
+ * `decodeChunk` for a segment's receiver: a CRC mismatch comes back as the error (the segment
+ * is refused at its end and sent again) instead of being thrown like a broken frame.
+ */
+export function decodeSegmentChunk(
+  msg: ChunkMsg,
+  agreement: Agreement,
+): Extent[] | SecondsiteError {
+  try {
+    return decodeChunk(msg, agreement);
+  } catch (e) {
+    if (e instanceof SecondsiteError && e.code === 'SS_CHECKSUM_MISMATCH') return e;
+    throw e;
+  }
+}
+
+/**
  * Decodes a chunk: SS_PROTOCOL when it breaks a limit or its own shape (the stream closes),
  * SS_CHECKSUM_MISMATCH when only the CRC fails (the segment is refused and resent).
  */

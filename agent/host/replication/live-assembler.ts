@@ -21,7 +21,7 @@ import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { coalesce } from '../journal/coalesce.ts';
 import type { Extent } from '../journal/types.ts';
 import type { IncomingSegment } from '../recovery/segment-check.ts';
-import { decodeChunk, safeInt } from './chunk-codec.ts';
+import { decodeSegmentChunk, safeInt } from './chunk-codec.ts';
 import { pointFromWire } from './point-mapping.ts';
 import { Feature, LIMITS, hasFeature, type Agreement } from './protocol.ts';
 import { RangeSet } from './range-set.ts';
@@ -84,17 +84,12 @@ export class LiveSegmentAssembler {
       );
     }
     if (this.failure) return [];
-    let pieces: Extent[];
-    try {
-      pieces = decodeChunk(msg, this.agreement);
-    } catch (e) {
-      if (e instanceof SecondsiteError && e.code === 'SS_CHECKSUM_MISMATCH') {
-        this.failure = e;
-        this.held = [];
-        this.heldBytes = 0;
-        return [];
-      }
-      throw e;
+    const pieces = decodeSegmentChunk(msg, this.agreement);
+    if (pieces instanceof SecondsiteError) {
+      this.failure = pieces;
+      this.held = [];
+      this.heldBytes = 0;
+      return [];
     }
     const fresh: Extent[] = [];
     for (const piece of pieces) {

@@ -11,7 +11,7 @@
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Extent } from '../journal/types.ts';
 import type { IncomingSegment } from '../recovery/segment-check.ts';
-import { decodeChunk, safeInt } from './chunk-codec.ts';
+import { decodeSegmentChunk, safeInt } from './chunk-codec.ts';
 import { pointFromWire } from './point-mapping.ts';
 import { Feature, LIMITS, hasFeature, type Agreement } from './protocol.ts';
 import { createSegmentDigest, type SegmentDigest } from './segment-digest.ts';
@@ -74,16 +74,11 @@ export class SegmentAssembler {
     this.bytes += msg.rawLength;
     this.seen += msg.extents.length;
     if (this.failure) return []; // already refused: count the rest, keep nothing
-    let pieces: Extent[];
-    try {
-      pieces = decodeChunk(msg, this.agreement);
-    } catch (e) {
-      if (e instanceof SecondsiteError && e.code === 'SS_CHECKSUM_MISMATCH') {
-        this.failure = e;
-        this.extents.length = 0;
-        return [];
-      }
-      throw e;
+    const pieces = decodeSegmentChunk(msg, this.agreement);
+    if (pieces instanceof SecondsiteError) {
+      this.failure = pieces;
+      this.extents.length = 0;
+      return [];
     }
     this.checkOrder(pieces);
     for (const p of pieces) {

@@ -12,10 +12,6 @@
  * when other work shares the machine.
  */
 import { join } from 'node:path';
-import { silentLogger } from '../../common/log/log.ts';
-import { systemClock } from '../../common/time/clock.ts';
-import { openVmJournal } from '../../agent/host/journal/vm-journal.ts';
-import { RawDisk } from '../../agent/host/vm/raw-disk.ts';
 import { median, result, type Scenario } from '../harness.ts';
 import { timed } from '../processes.ts';
 import {
@@ -27,9 +23,8 @@ import {
   seconds,
   spawnReplica,
   withTicketKey,
-  writeMixedImage,
 } from '../replica-process.ts';
-import { copyOnce } from './initial-copy.ts';
+import { copyOnce, openSource } from './initial-copy.ts';
 
 const GiB = 2 ** 30;
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -39,17 +34,8 @@ export const initialCopy8083: Scenario = {
   description: 'the initial copy over the ticket port (8083) against 8084, same replica process',
   async run({ dir, say }) {
     const size = benchBytes(2 * GiB);
-    const image = join(dir, 'source.raw');
-    writeMixedImage(image, size, 0.3);
+    const { journal } = await openSource(dir, size);
     const m = withTicketKey(makeMaterial());
-    const journal = await openVmJournal({
-      dir: join(dir, 'journal'),
-      vmId: 'bench',
-      disks: [RawDisk.open(image)],
-      capBytes: 64 * GiB,
-      clock: systemClock,
-      log: silentLogger,
-    });
     const replica = await spawnReplica(['replica', join(dir, 'replica'), String(size)], m);
     if (replica.ticketPort === undefined) throw new Error('the replica process serves no 8083');
     const channels = {

@@ -58,7 +58,6 @@ export async function copyOnce(
         diskSizes: [size],
         ...(at.baseSeq !== undefined ? { baseSeq: at.baseSeq } : {}),
         from: at.from,
-        ...(at.buffers ? { buffers: at.buffers } : {}),
         log: silentLogger,
       }),
   });
@@ -97,22 +96,31 @@ async function rawTls(path: string, size: number, m: Material): Promise<number> 
   }
 }
 
+/** The source of both initial-copy scenarios: a 2 GiB-ish mixed image under a VM journal. */
+export async function openSource(
+  dir: string,
+  size: number,
+): Promise<{ image: string; journal: VmJournal }> {
+  const image = join(dir, 'source.raw');
+  writeMixedImage(image, size, 0.3);
+  const journal = await openVmJournal({
+    dir: join(dir, 'journal'),
+    vmId: 'bench',
+    disks: [RawDisk.open(image)],
+    capBytes: 64 * GiB,
+    clock: systemClock,
+    log: silentLogger,
+  });
+  return { image, journal };
+}
+
 export const initialCopy: Scenario = {
   name: 'initial-copy',
   description: 'initial copy of a 2 GiB disk (30% zero) to a replica process over mTLS gRPC',
   async run({ dir, say }) {
     const size = benchBytes(2 * GiB);
-    const image = join(dir, 'source.raw');
-    writeMixedImage(image, size, 0.3);
+    const { image, journal } = await openSource(dir, size);
     const m = makeMaterial();
-    const journal = await openVmJournal({
-      dir: join(dir, 'journal'),
-      vmId: 'bench',
-      disks: [RawDisk.open(image)],
-      capBytes: 64 * GiB,
-      clock: systemClock,
-      log: silentLogger,
-    });
     const replica = await spawnReplica(['replica', join(dir, 'replica'), String(size)], m);
     const client = replicaClient(replica.port, m);
     const times = { ours: [] as number[], tls: [] as number[], cp: [] as number[] };

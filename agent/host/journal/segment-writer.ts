@@ -102,8 +102,9 @@ export class SegmentWriter {
       payload,
     );
     const parts = payload && payload.length > 0 ? [head, payload] : [head];
+    let written: number;
     try {
-      this.end += writeFully(fd, parts, this.end);
+      written = writeFully(fd, parts, this.end);
     } catch (e) {
       // Leave no half record behind: the next append would otherwise sit after garbage and be
       // lost to the reader, which stops at the first invalid record.
@@ -114,8 +115,9 @@ export class SegmentWriter {
       }
       throw e;
     }
+    this.end += written;
+    this.unsynced += written;
     this.nextRecordSeq++;
-    this.unsynced += parts.reduce((n, p) => n + p.length, 0);
     return payloadAt;
   }
 

@@ -171,7 +171,6 @@ export class UndoStager {
       if (this.syncing) void this.syncing.then(close, close);
       else close();
     }
-    this.fd = undefined;
     removeFile(this.path);
   }
 

@@ -69,7 +69,6 @@ export async function runPrimaryInitialCopy(
         diskSizes: o.diskSizes,
         baseSeq: at.baseSeq ?? state.baseSeq,
         from: at.from,
-        ...(at.buffers ? { buffers: at.buffers } : {}),
         ...(o.chunkBytes ? { chunkBytes: o.chunkBytes } : {}),
         log: i.log,
       }),

@@ -64,10 +64,8 @@ async function assemble(list: ShipFrameMsg[], compactFloor = 64 * 1024) {
   for (const f of list) {
     if ('start' in f)
       a = new LiveSegmentAssembler(f.start as SegmentStartMsg, ag, LIMITS, compactFloor);
-    else if ('chunk' in f) {
-      fresh.push(...a!.addChunk(f.chunk));
-      if (a!.compactDue) await a!.compact();
-    } else if ('end' in f) return { seg: a!.finish(f.end), fresh, assembler: a! };
+    else if ('chunk' in f) fresh.push(...(await a!.addChunk(f.chunk)));
+    else if ('end' in f) return { seg: a!.finish(f.end), fresh, assembler: a! };
   }
   throw new Error('no end');
 }

@@ -8,8 +8,8 @@
  *
  * Memory: overwritten bytes would otherwise stay held for the whole cycle, so once the held
  * bytes pass twice what survived the last compaction (and at least COMPACT_FLOOR), the held
- * changes are coalesced and their surviving bytes copied into fresh blocks (`compact`, which
- * the server runs between chunks): what is held stays within about twice the segment's
+ * changes are coalesced and their surviving bytes copied into fresh blocks (`compact`, run
+ * by `addChunk` before it resolves): what is held stays within about twice the segment's
  * coalesced size.
  *
  * Failures: a chunk that breaks a limit or its shape throws SS_PROTOCOL (the stream closes); a
@@ -37,9 +37,14 @@ const COPY_SLICE = 16 * 1024 * 1024;
 
 export class LiveSegmentAssembler {
   readonly header: { readonly vmId: string; readonly seq: number };
-  /** Raw bytes received so far, overwrites included. */
-  get receivedBytes(): number {
-    return this.received;
+  /** For the replica's 'segment acked' debug line. */
+  logFields(): Record<string, unknown> {
+    return {
+      live: true,
+      receivedBytes: this.received,
+      compactions: this.compactions,
+      compactMs: Math.round(this.compactMs),
+    };
   }
   private held: Extent[] = [];
   private heldBytes = 0;
@@ -70,10 +75,11 @@ export class LiveSegmentAssembler {
   }
 
   /**
-   * Takes one chunk. Returns the ranges it touched that no earlier chunk of the segment did
-   * (as extents without data, for undo staging; none once the segment failed a check).
+   * Takes one chunk, compacting what is held when it is due. Resolves with the ranges the
+   * chunk touched that no earlier chunk of the segment did (as extents without data, for undo
+   * staging; none once the segment failed a check).
    */
-  addChunk(msg: ChunkMsg): readonly Extent[] {
+  async addChunk(msg: ChunkMsg): Promise<readonly Extent[]> {
     const { seq } = this.header;
     this.received += msg.rawLength;
     if (this.received > this.limits.maxLiveSegmentBytes) {
@@ -102,12 +108,8 @@ export class LiveSegmentAssembler {
         fresh.push({ disk: p.disk, offset, length, data: null });
       }
     }
+    if (this.heldBytes >= this.compactAt) await this.compact();
     return fresh;
-  }
-
-  /** Whether the held bytes are due for `compact` (the caller runs it between chunks). */
-  get compactDue(): boolean {
-    return this.heldBytes >= this.compactAt;
   }
 
   /**
@@ -117,7 +119,7 @@ export class LiveSegmentAssembler {
    * (measured: a 1.5 s compaction made the sender drop the connection and start the cycle's
    * segment over).
    */
-  async compact(): Promise<void> {
+  private async compact(): Promise<void> {
     const t0 = performance.now();
     const kept = coalesce(this.held, { detectZeros: false });
     const out: Extent[] = [];

@@ -9,12 +9,9 @@
  */
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Extent, RecoveryPointRecord } from '../journal/types.ts';
-import { encodeChunk } from './chunk-codec.ts';
-import { planChunks } from './chunk-plan.ts';
 import { pointToWire } from './point-mapping.ts';
-import { Feature, LIMITS, hasFeature, type Agreement } from './protocol.ts';
-import { createSegmentDigest } from './segment-digest.ts';
-import { DEFAULT_CHUNK_BYTES, type SegmentFrameOptions } from './segment-frames.ts';
+import { Feature, hasFeature, type Agreement } from './protocol.ts';
+import { ChunkEncoder, type SegmentFrameOptions } from './segment-frames.ts';
 import type { ShipFrameMsg } from './wire-types.ts';
 
 /** What the journal gave since the last batch; the last batch of a segment has its point. */
@@ -37,21 +34,9 @@ export async function* liveSegmentFrames(
   yield {
     start: { vmId: seg.vmId, seq: seg.seq, point: null, extentCount: 0, totalBytes: 0, live: true },
   };
-  const plan = {
-    maxRawBytes: Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, LIMITS.maxChunkRawBytes),
-    maxExtents: LIMITS.maxChunkExtents,
-    zeroRanges: hasFeature(agreement, Feature.zeroRanges),
-  };
-  const zstd = (opts.compress ?? false) && hasFeature(agreement, Feature.zstd);
-  const digest = createSegmentDigest(seg.seq, hasFeature(agreement, Feature.blake3));
-  let index = 0;
+  const encoder = new ChunkEncoder(agreement, { seq: seg.seq }, opts);
   for await (const batch of batches) {
-    for (const p of planChunks(batch.extents, plan)) {
-      for (const e of p.extents) digest.add(e);
-      const chunk = encodeChunk(p, { zstd });
-      opts.tamperChunk?.(chunk, index++);
-      yield { chunk };
-    }
+    for (const plan of encoder.plans(batch.extents)) yield { chunk: encoder.encode(plan) };
     if (batch.point) {
       if (batch.point.segment !== seg.seq) {
         throw new SecondsiteError(
@@ -59,7 +44,7 @@ export async function* liveSegmentFrames(
           `point of segment ${batch.point.segment} ends ${seg.seq}`,
         );
       }
-      yield { end: { segmentDigest: digest.digest(), point: pointToWire(batch.point) } };
+      yield { end: { segmentDigest: encoder.digest(), point: pointToWire(batch.point) } };
       return;
     }
   }

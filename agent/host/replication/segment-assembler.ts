@@ -88,6 +88,11 @@ export class SegmentAssembler {
     return pieces;
   }
 
+  /** For the replica's 'segment acked' debug line (nothing beyond its timings). */
+  logFields(): Record<string, unknown> {
+    return {};
+  }
+
   private checkOrder(pieces: readonly Extent[]): void {
     let prev = this.extents[this.extents.length - 1];
     for (const p of pieces) {

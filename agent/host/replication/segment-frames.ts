@@ -5,10 +5,10 @@
  */
 import type { Extent, RecoveryPointRecord } from '../journal/types.ts';
 import { encodeChunk } from './chunk-codec.ts';
-import { planChunks } from './chunk-plan.ts';
+import { planChunks, type ChunkPlan, type PlanOptions } from './chunk-plan.ts';
 import { pointToWire } from './point-mapping.ts';
 import { Feature, LIMITS, hasFeature, type Agreement } from './protocol.ts';
-import { createSegmentDigest } from './segment-digest.ts';
+import { createSegmentDigest, type SegmentDigest } from './segment-digest.ts';
 import type { ChunkMsg, ShipFrameMsg } from './wire-types.ts';
 
 /** A sealed, coalesced segment as the sender ships it (journal's readCoalescedSegment). */
@@ -36,6 +36,51 @@ export interface SegmentFrameOptions {
   readonly tamperChunk?: (chunk: ChunkMsg, index: number) => void;
 }
 
+/**
+ * Turns a stream's extents into chunk messages: planned to the chunk size, each extent added
+ * to the stream's digest in the order it travels, zstd when the policy asks and the peer
+ * agreed. One per stream: sealed segments, live segments and initial copies all send this way.
+ */
+export class ChunkEncoder {
+  private readonly plan: PlanOptions;
+  private readonly zstd: boolean;
+  private readonly hash: SegmentDigest | undefined;
+  private index = 0;
+
+  constructor(
+    agreement: Agreement,
+    /** The stream's digest, or undefined when it carries none (a resumed initial copy). */
+    digest: { readonly seq: number } | undefined,
+    private readonly opts: SegmentFrameOptions = {},
+  ) {
+    this.plan = {
+      maxRawBytes: Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, LIMITS.maxChunkRawBytes),
+      maxExtents: LIMITS.maxChunkExtents,
+      zeroRanges: hasFeature(agreement, Feature.zeroRanges),
+    };
+    this.zstd = (opts.compress ?? false) && hasFeature(agreement, Feature.zstd);
+    this.hash = digest && createSegmentDigest(digest.seq, hasFeature(agreement, Feature.blake3));
+  }
+
+  /** Chunk-sized pieces of `extents` (slices, no copies). */
+  plans(extents: Iterable<Extent>): Generator<ChunkPlan, void, undefined> {
+    return planChunks(extents, this.plan);
+  }
+
+  /** The chunk message of one planned piece; its extents join the digest. */
+  encode(plan: ChunkPlan): ChunkMsg {
+    if (this.hash) for (const e of plan.extents) this.hash.add(e);
+    const chunk = encodeChunk(plan, { zstd: this.zstd });
+    this.opts.tamperChunk?.(chunk, this.index++);
+    return chunk;
+  }
+
+  /** The digest of everything encoded so far (empty when the stream carries none). */
+  digest(): Buffer {
+    return this.hash?.digest() ?? Buffer.alloc(0);
+  }
+}
+
 export function* segmentFrames(
   seg: OutgoingSegment,
   agreement: Agreement,
@@ -43,13 +88,8 @@ export function* segmentFrames(
 ): Generator<ShipFrameMsg, void, undefined> {
   // Planning only slices (no copies), so the whole plan is made first: SegmentStart must
   // announce the extent and byte totals the receiver will hold the chunks to.
-  const plans = [
-    ...planChunks(seg.extents, {
-      maxRawBytes: Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, LIMITS.maxChunkRawBytes),
-      maxExtents: LIMITS.maxChunkExtents,
-      zeroRanges: hasFeature(agreement, Feature.zeroRanges),
-    }),
-  ];
+  const encoder = new ChunkEncoder(agreement, { seq: seg.seq }, opts);
+  const plans = [...encoder.plans(seg.extents)];
   let extentCount = 0;
   let totalBytes = 0;
   for (const p of plans) {
@@ -65,13 +105,6 @@ export function* segmentFrames(
       totalBytes,
     },
   };
-  const zstd = (opts.compress ?? false) && hasFeature(agreement, Feature.zstd);
-  const digest = createSegmentDigest(seg.seq, hasFeature(agreement, Feature.blake3));
-  for (const [i, plan] of plans.entries()) {
-    for (const e of plan.extents) digest.add(e);
-    const chunk = encodeChunk(plan, { zstd });
-    opts.tamperChunk?.(chunk, i);
-    yield { chunk };
-  }
-  yield { end: { segmentDigest: digest.digest() } };
+  for (const plan of plans) yield { chunk: encoder.encode(plan) };
+  yield { end: { segmentDigest: encoder.digest() } };
 }

@@ -311,8 +311,10 @@ export class VmSender {
     let loggedAt = performance.now();
     for (;;) {
       if (signal.aborted) throw new SecondsiteError('SS_CANCELLED', 'the sender is stopping');
-      const done = journal.shippableSegments().find((s) => s.seq === seq);
-      const live = done ? undefined : journal.liveSegment?.(seq);
+      // Every poll asks the cheap question first: shippable is looked up only once the segment
+      // stopped being live (its SEAL is durable, or an overflow dropped it).
+      const live = journal.liveSegment?.(seq);
+      const done = live ? undefined : journal.shippableSegments().find((s) => s.seq === seq);
       if (!done && !live) {
         throw new SecondsiteError('SS_CANCELLED', `segment ${seq} is no longer journaled here`, {
           seq,

@@ -49,12 +49,6 @@ export interface InitialCopySourceOptions {
   /** Resuming: where the target's durable watermark is. @default the start */
   readonly from?: GridCursor;
   readonly log: Logger;
-  /**
-   * Memory to read chunks into, given back once a chunk's frame is serialized: the copy
-   * otherwise allocates fresh memory for every chunk, and the garbage collections that the
-   * churn of GBs of buffers forces took a third of the source's time. Absent: fresh memory.
-   */
-  readonly buffers?: ChunkBuffers;
 }
 
 export interface InitialCopySource {
@@ -63,9 +57,11 @@ export interface InitialCopySource {
   progress(): SyncProgress;
   /**
    * The chunks from `from` onwards, in (disk, offset) order. A chunk's data stays valid after
-   * the next one is read (the journal's reads return fresh buffers).
+   * the next one is read: it is fresh memory, or with `buffers` memory taken from them that
+   * the caller gives back once nothing views it any more (the copy otherwise allocates fresh
+   * memory per chunk, and the collections that forces took a third of the source's time).
    */
-  chunks(): AsyncGenerator<Extent>;
+  chunks(buffers?: ChunkBuffers): AsyncGenerator<Extent>;
 }
 
 export async function initialCopySource(o: InitialCopySourceOptions): Promise<InitialCopySource> {
@@ -90,7 +86,7 @@ export async function initialCopySource(o: InitialCopySourceOptions): Promise<In
   return {
     baseSeq,
     progress: () => ({ bytesDone: bytesBefore(all, cursor), bytesTotal: total }),
-    async *chunks() {
+    async *chunks(buffers?: ChunkBuffers) {
       for (const r of rangesFrom(all, cursor)) {
         const disk = o.journal.disk(r.disk);
         for (let at = r.offset; at < r.offset + r.length; at += chunkBytes) {
@@ -105,11 +101,11 @@ export async function initialCopySource(o: InitialCopySourceOptions): Promise<In
             );
           }
           const length = Math.min(chunkBytes, r.offset + r.length - at);
-          const into = o.buffers?.take(length);
+          const into = buffers?.take(length);
           const data = await disk.read(at, length, into);
           cursor = { disk: r.disk, offset: at + length };
           const zero = isAllZero(data);
-          if (zero && into) o.buffers?.give(data);
+          if (zero && into) buffers?.give(data);
           yield { disk: r.disk, offset: at, length, data: zero ? null : data };
         }
       }

@@ -19,16 +19,9 @@
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Extent } from '../journal/types.ts';
-import { encodeChunk, safeInt } from '../replication/chunk-codec.ts';
-import { planChunks } from '../replication/chunk-plan.ts';
-import {
-  Feature,
-  LIMITS,
-  hasFeature,
-  type Agreement,
-  type HelloFields,
-} from '../replication/protocol.ts';
-import { createSegmentDigest, type SegmentDigest } from '../replication/segment-digest.ts';
+import { safeInt } from '../replication/chunk-codec.ts';
+import { LIMITS, type HelloFields } from '../replication/protocol.ts';
+import { ChunkEncoder } from '../replication/segment-frames.ts';
 import type { GridCursor } from '../sync/chunk-grid.ts';
 import {
   COPY_CHUNK_BYTES,
@@ -51,12 +44,7 @@ export interface InitialCopyOptions {
    * Makes the source at `from`, e.g. `(at) => initialCopySource({ journal, diskSizes,
    * baseSeq: at.baseSeq, from: at.from, log })`.
    */
-  source(at: {
-    baseSeq?: number;
-    from: GridCursor;
-    /** Read memory the copy gives back as frames go out (initial-copy-source.ts). */
-    buffers?: ChunkBuffers;
-  }): Promise<InitialCopySource>;
+  source(at: { baseSeq?: number; from: GridCursor }): Promise<InitialCopySource>;
   /** Durable progress on the replica (bytes done / total). */
   readonly onProgress?: (p: SyncProgress) => void;
   /** zstd level 1 per chunk (the policy's choice; used when FEATURE_ZSTD was agreed). */
@@ -87,7 +75,7 @@ function progressOf(p: CopyProgressMsg): SyncProgress {
   };
 }
 
-/** Groups source chunks into chunk messages of about `target` raw bytes. */
+/** Groups source chunks into chunk messages of COPY_CHUNK_BYTES raw bytes or so. */
 class ChunkBatcher {
   private pending: Extent[] = [];
   private raw = 0;
@@ -95,32 +83,22 @@ class ChunkBatcher {
   dataBytes = 0;
   zeroBytes = 0;
 
-  constructor(
-    private readonly agreement: Agreement,
-    private readonly digest: SegmentDigest | undefined,
-    private readonly zstd: boolean,
-    private readonly target = COPY_CHUNK_BYTES,
-  ) {}
+  constructor(private readonly encoder: ChunkEncoder) {}
 
   add(e: Extent): boolean {
     this.pending.push(e);
     if (e.data === null) this.zeroBytes += e.length;
     else this.raw += e.length;
-    return this.raw >= this.target || this.pending.length >= LIMITS.maxChunkExtents;
+    return this.raw >= COPY_CHUNK_BYTES || this.pending.length >= LIMITS.maxChunkExtents;
   }
 
   /** The pending chunks' frames, each with the data buffers it views (free once written). */
   *take(): Generator<{ frame: CopyFrameMsg; data: Buffer[] }> {
-    const plans = planChunks(this.pending, {
-      maxRawBytes: this.target,
-      maxExtents: LIMITS.maxChunkExtents,
-      zeroRanges: hasFeature(this.agreement, Feature.zeroRanges),
-    });
+    const plans = this.encoder.plans(this.pending);
     this.pending = [];
     this.raw = 0;
     for (const plan of plans) {
-      if (this.digest) for (const e of plan.extents) this.digest.add(e);
-      const chunk = encodeChunk(plan, { zstd: this.zstd });
+      const chunk = this.encoder.encode(plan);
       this.payloadBytes += chunk.payload.length;
       this.dataBytes += chunk.rawLength;
       const data = plan.extents.flatMap((e) => (e.data ? [e.data] : []));
@@ -132,10 +110,9 @@ class ChunkBatcher {
 async function beginCopy(
   sc: SyncCall<CopyFrameMsg, CopyReplyMsg>,
   o: InitialCopyOptions,
-  buffers: ChunkBuffers,
 ): Promise<{ source: InitialCopySource; from: GridCursor; baseSeq: number }> {
   let source =
-    o.baseSeq === undefined ? await o.source({ from: { disk: 0, offset: 0 }, buffers }) : undefined;
+    o.baseSeq === undefined ? await o.source({ from: { disk: 0, offset: 0 } }) : undefined;
   const baseSeq = o.baseSeq ?? source!.baseSeq;
   const first = sc.expect('progress');
   await sc.write({
@@ -147,7 +124,7 @@ async function beginCopy(
   const from = { disk: p.disk, offset: safeInt(p.offset, 'offset') };
   o.onProgress?.(progressOf(p));
   if (!source || from.disk !== 0 || from.offset !== 0) {
-    source = await o.source({ baseSeq, from, buffers });
+    source = await o.source({ baseSeq, from });
   }
   if (source.baseSeq !== baseSeq) {
     throw new SecondsiteError(
@@ -187,24 +164,25 @@ export async function runInitialCopy(
       (hello) => ({ hello }) as CopyFrameMsg,
       (r) => ('welcome' in r ? r.welcome : undefined),
     );
-    const buffers = new ChunkBuffers();
-    const { source, from, baseSeq } = await beginCopy(sc, o, buffers);
+    const { source, from, baseSeq } = await beginCopy(sc, o);
     started = true;
     const whole = from.disk === 0 && from.offset === 0;
-    const digest = whole
-      ? createSegmentDigest(0, hasFeature(agreement, Feature.blake3))
-      : undefined;
-    const zstd = (o.compress ?? false) && hasFeature(agreement, Feature.zstd);
-    const batcher = new ChunkBatcher(agreement, digest, zstd);
+    // The digest covers a whole copy only: an attempt that resumed sends none.
+    const encoder = new ChunkEncoder(agreement, whole ? { seq: 0 } : undefined, {
+      chunkBytes: COPY_CHUNK_BYTES,
+      compress: o.compress ?? false,
+    });
+    const batcher = new ChunkBatcher(encoder);
     // The source's read memory comes back once a chunk's frame is serialized.
     const send = async ({ frame, data }: { frame: CopyFrameMsg; data: Buffer[] }) =>
       sc.write(frame, () => data.forEach((d) => buffers.give(d)));
-    for await (const e of source.chunks()) {
+    const buffers = new ChunkBuffers();
+    for await (const e of source.chunks(buffers)) {
       if (!batcher.add(e)) continue;
       for (const f of batcher.take()) await send(f);
     }
     for (const f of batcher.take()) await send(f);
-    await sc.write({ end: { digest: digest?.digest() ?? Buffer.alloc(0) } });
+    await sc.write({ end: { digest: encoder.digest() } });
     await Promise.race([finished, sc.broken()]);
     sc.end();
     return {

@@ -104,12 +104,14 @@ export async function acceptHello(
 }
 
 type Stream = ServerDuplexStream<ShipFrameMsg, ShipReplyMsg>;
+/** A sealed segment's assembler, or a live one's (FEATURE_LIVE_SEGMENTS). */
+type Assembler = SegmentAssembler | LiveSegmentAssembler;
 const STEPS: readonly ShipStep[] = ['hello', 'start', 'chunk', 'end'];
 
 class ShipSession {
   state: ShipState = 'await-hello';
   ctx: StreamContext | undefined;
-  assembler: SegmentAssembler | LiveSegmentAssembler | undefined;
+  assembler: Assembler | undefined;
   /** When the current segment's start frame arrived (performance.now()), for the debug log. */
   startedAt = 0;
   /** The current segment's undo staging, while it lasts. */
@@ -179,10 +181,7 @@ class ShipSession {
       if (!('chunk' in f) || !f.chunk || !this.assembler) {
         throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
       }
-      const kept = this.assembler.addChunk(f.chunk);
-      if (this.assembler instanceof LiveSegmentAssembler && this.assembler.compactDue) {
-        await this.assembler.compact();
-      }
+      const kept = await this.assembler.addChunk(f.chunk);
       const { rawLength, payload } = f.chunk;
       this.deps.handlers.chunkReceived?.(this.context().vmId, rawLength, payload.length);
       if (this.staging && kept.length > 0) {
@@ -208,10 +207,7 @@ class ShipSession {
     },
   };
 
-  private async ackFor(
-    assembler: SegmentAssembler | LiveSegmentAssembler,
-    end: SegmentEndMsg,
-  ): Promise<AckMsg> {
+  private async ackFor(assembler: Assembler, end: SegmentEndMsg): Promise<AckMsg> {
     const ctx = this.context();
     const seq = assembler.header.seq;
     try {
@@ -228,14 +224,7 @@ class ShipSession {
           receiveMs: ms(this.startedAt, tEnd),
           verifyMs: ms(tEnd, tVerified),
           applyMs: ms(tVerified, performance.now()),
-          ...(assembler instanceof LiveSegmentAssembler
-            ? {
-                live: true,
-                receivedBytes: assembler.receivedBytes,
-                compactions: assembler.compactions,
-                compactMs: Math.round(assembler.compactMs),
-              }
-            : {}),
+          ...assembler.logFields(),
         },
         'segment acked',
       );

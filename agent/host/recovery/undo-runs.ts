@@ -46,24 +46,8 @@ export function planUndoRuns(
   dataStart: number,
   maxRun = MAX_RUN_BYTES,
 ): UndoRuns {
-  const spans: Array<[disk: number, offset: number, length: number]> = [];
-  for (const e of extents) {
-    let offset = e.offset;
-    let left = e.length;
-    const last = spans.at(-1);
-    if (last && last[0] === e.disk && last[1] + last[2] === offset && last[2] < maxRun) {
-      const take = Math.min(left, maxRun - last[2]);
-      last[2] += take;
-      offset += take;
-      left -= take;
-    }
-    while (left > 0) {
-      const take = Math.min(left, maxRun);
-      spans.push([e.disk, offset, take]);
-      offset += take;
-      left -= take;
-    }
-  }
+  const spans: RunSpan[] = [];
+  for (const e of extents) extendRuns(spans.at(-1), e, maxRun, (s) => spans.push(s));
   const runs = allocRuns(spans.length);
   let at = dataStart;
   spans.forEach(([disk, offset, length], i) => {
@@ -74,6 +58,36 @@ export function planUndoRuns(
     at += length;
   });
   return runs;
+}
+
+/** A run being planned: disk, offset, length. */
+export type RunSpan = [disk: number, offset: number, length: number];
+
+/**
+ * Adds extent `e` after the run `last`: grows `last` while `e` continues it (up to `maxRun`),
+ * then starts new runs of at most `maxRun` through `start`. The one rule for cutting runs, used
+ * by the apply (planUndoRuns) and by the staging that builds the same file ahead of it.
+ */
+export function extendRuns(
+  last: RunSpan | undefined,
+  e: Pick<Extent, 'disk' | 'offset' | 'length'>,
+  maxRun: number,
+  start: (run: RunSpan) => void,
+): void {
+  let offset = e.offset;
+  let left = e.length;
+  if (last && last[0] === e.disk && last[1] + last[2] === offset && last[2] < maxRun) {
+    const take = Math.min(left, maxRun - last[2]);
+    last[2] += take;
+    offset += take;
+    left -= take;
+  }
+  while (left > 0) {
+    const take = Math.min(left, maxRun);
+    start([e.disk, offset, take]);
+    offset += take;
+    left -= take;
+  }
 }
 
 export function runsDataBytes(runs: UndoRuns): number {

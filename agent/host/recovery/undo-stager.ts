@@ -31,18 +31,17 @@ import { removeFile } from './open-recovery.ts';
 import type { UndoFile } from './undo-file.ts';
 import { undoPath } from './undo-file.ts';
 import { HEADER_BYTES, encodeHeader, encodeTable, undoFileBytes } from './undo-format.ts';
-import { MAX_RUN_BYTES, allocRuns } from './undo-runs.ts';
+import { MAX_RUN_BYTES, allocRuns, extendRuns, type RunSpan } from './undo-runs.ts';
 
-type Span = [disk: number, offset: number, length: number];
 type Run = [disk: number, offset: number, length: number, crc: number, fileOffset: number];
 
 export class UndoStager {
   readonly path: string;
   private fd: number | undefined;
   /** The run still able to grow. */
-  private open: Span | undefined;
+  private open: RunSpan | undefined;
   /** Runs that can no longer grow, not yet written. */
-  private pending: Span[] = [];
+  private pending: RunSpan[] = [];
   private pendingBytes = 0;
   /** Written runs, in file order. */
   private readonly done: Run[] = [];
@@ -95,22 +94,10 @@ export class UndoStager {
 
   private async addUnsafe(extents: readonly Extent[]): Promise<void> {
     for (const e of extents) {
-      let offset = e.offset;
-      let left = e.length;
-      const last = this.open;
-      if (last && last[0] === e.disk && last[1] + last[2] === offset && last[2] < MAX_RUN_BYTES) {
-        const take = Math.min(left, MAX_RUN_BYTES - last[2]);
-        last[2] += take;
-        offset += take;
-        left -= take;
-      }
-      while (left > 0) {
-        const take = Math.min(left, MAX_RUN_BYTES);
+      extendRuns(this.open, e, MAX_RUN_BYTES, (run) => {
         this.close();
-        this.open = [e.disk, offset, take];
-        offset += take;
-        left -= take;
-      }
+        this.open = run;
+      });
     }
     // A live staging writes what it can at once: its chunks trickle in over a whole cycle,
     // and whatever is left at the end is what the apply waits for.
@@ -188,7 +175,7 @@ export class UndoStager {
     let i = 0;
     while (i < this.pending.length) {
       const batch: ReadRequest[] = [];
-      const spans: Span[] = [];
+      const spans: RunSpan[] = [];
       let fill = 0;
       for (; i < this.pending.length && fill + this.pending[i]![2] <= buf.length; i++) {
         const s = this.pending[i]!;

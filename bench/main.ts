@@ -2,9 +2,12 @@
  * `npm run bench [-- --json] [-- NAME...]`: runs the scenarios (all, or the named ones) and
  * prints a table, or a JSON array of {scenario, unit, ours, baseline, baselineName, ratio}.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS, hasNodeFlags } from '../agent/host/node-flags.ts';
 import { formatTable, type BenchResult, type Scenario } from './harness.ts';
 import { SCENARIOS } from './scenarios/index.ts';
 
@@ -38,4 +41,14 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+if (hasNodeFlags()) {
+  process.exitCode = await main(process.argv.slice(2));
+} else {
+  // This process plays a host agent's sender in several scenarios (initial-copy, resync, …), so
+  // it runs with the node flags the agent runs with (agent/host/node-flags.ts): started
+  // without them, it starts itself again with them.
+  const self = fileURLToPath(import.meta.url);
+  const run = fileURLToPath(new URL('../bin/run-ts.mjs', import.meta.url));
+  const args = [...NODE_FLAGS, ...process.execArgv, run, self, ...process.argv.slice(2)];
+  process.exitCode = spawnSync(process.execPath, args, { stdio: 'inherit' }).status ?? 1;
+}

@@ -12,6 +12,7 @@ import { DemoFolder, VAULT as DEMO_VAULT, type DemoVm } from '../cli/demo/layout
 import { poll, stopProcess, type DemoProcess } from '../cli/demo/processes.ts';
 import { createPolicyAndMaps } from '../cli/demo/setup.ts';
 import { bringUpSites } from '../cli/demo/sites.ts';
+import { childNodeArgs } from '../test/helpers/secondsite-cli.ts';
 import { createTestCa } from '../test/helpers/test-ca.ts';
 import {
   VAULT,
@@ -43,7 +44,7 @@ export async function serveOurs(
 ): Promise<Served> {
   const child = spawn(
     process.execPath,
-    ['bin/run-ts.mjs', 'bench/serve-export.ts', dir, mode, String(size)],
+    [...childNodeArgs(), 'bin/run-ts.mjs', 'bench/serve-export.ts', dir, mode, String(size)],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();

@@ -8,6 +8,7 @@
  * this file of the host agent).
  */
 import { mkdirSync } from 'node:fs';
+import { NODE_FLAGS, hasNodeFlags } from './node-flags.ts';
 import { abortOnSignals } from '../../common/lifecycle/lifecycle.ts';
 import { lockDataFolder } from '../../common/lifecycle/data-lock.ts';
 import { createLogger } from '../../common/log/log.ts';
@@ -21,6 +22,7 @@ import { createHostAgent } from './host-agent.ts';
 /** The host agent's software version, told to the provider. */
 const HOST_VERSION = '0.1.0';
 
+export { NODE_FLAGS } from './node-flags.ts';
 export type { HostStartFlags } from './config.ts';
 export type { PointJson, ReplicationJson, VmJson } from './control/control-client.ts';
 export {
@@ -94,6 +96,13 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
               : {}),
           });
     log.info({ data: config.dataDir, standalone: config.standalone }, 'host agent starting');
+    if (!hasNodeFlags()) {
+      log.warn(
+        { want: NODE_FLAGS, have: process.execArgv },
+        'node was started without the flags the secondsite executable gives it: copies and ' +
+          'resyncs will spend much of their CPU collecting garbage (agent/host/node-flags.ts)',
+      );
+    }
     const linkDone = link?.run(stop.signal);
     const renewDone = creds?.renewer.run(stop.signal);
     const outcome = await agent.run(stop.signal).then(

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SecondsiteError } from '../../common/errors/errors.ts';
+import { NODE_FLAGS } from '../../agent/host/main.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/secondsite.mjs', import.meta.url));
 
@@ -38,7 +39,7 @@ export function startProcess(
   opts: { log: string; env?: NodeJS.ProcessEnv },
 ): DemoProcess {
   const fd = openSync(opts.log, 'a', 0o600);
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, ...args], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', fd],
     detached: true,

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SecondsiteError } from '../../common/errors/errors.ts';
+import { NODE_FLAGS } from '../../agent/host/main.ts';
 import {
   vmAction,
   vmCreate,
@@ -45,6 +46,7 @@ function startAgent(data: string): ChildProcess {
   return spawn(
     process.execPath,
     [
+      ...NODE_FLAGS,
       BIN,
       'host',
       'start',

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../agent/host/node-flags.ts';
 import { waitFor } from './wait-for.ts';
 
 export const SECONDSITE_BIN = fileURLToPath(new URL('../../bin/secondsite.mjs', import.meta.url));
@@ -19,7 +20,7 @@ export function runCli(
   opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SECONDSITE_BIN, ...args], {
+    const child = spawn(process.execPath, [...NODE_FLAGS, SECONDSITE_BIN, ...args], {
       env: { ...process.env, ...opts.env },
       cwd: opts.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,12 +52,15 @@ export interface Daemon {
 }
 
 /**
- * BENCH_CHILD_NODE_ARGS (space-separated) goes before the script of every child process a test
- * or benchmark starts, for profiling them: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (Node
- * refuses --cpu-prof in NODE_OPTIONS).
+ * The node arguments before the script of every long-running child process a test or benchmark
+ * starts (a host agent, or a benchmark's stand-in for one): the product's NODE_FLAGS, as the
+ * secondsite executable's shebang gives them, then BENCH_CHILD_NODE_ARGS (space-separated),
+ * for profiling them: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (Node refuses --cpu-prof in
+ * NODE_OPTIONS).
  */
 export function childNodeArgs(): string[] {
-  return (process.env['BENCH_CHILD_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const extra = (process.env['BENCH_CHILD_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  return [...NODE_FLAGS, ...extra];
 }
 
 export function startDaemon(

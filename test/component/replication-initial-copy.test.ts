@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isSecondsiteError, type SecondsiteError } from '../../common/errors/errors.ts';
 import { silentLogger } from '../../common/log/log.ts';
+import { Feature } from '../../agent/host/replication/protocol.ts';
+import { chunkDigestOf } from '../../agent/host/replication/segment-digest.ts';
 import { bytesBefore, wholeDisks } from '../../agent/host/sync/chunk-grid.ts';
 import {
   initialCopySource,
@@ -279,6 +281,16 @@ describe('InitialCopy edge checks', () => {
 
   it('ends the stream on a chunk whose CRC fails; nothing past the watermark counts', async () => {
     const s = await rawCopy([hello, start, chunk((crc32(data) ^ 1) >>> 0)]);
+    expect(s.code).toBe(grpc.status.DATA_LOSS);
+    expect(s.metadata.get('ss-code')).toEqual(['SS_CHECKSUM_MISMATCH']);
+    expect(fileBytes(rep.paths[0]!).subarray(0, data.length).equals(data)).toBe(false);
+  });
+
+  it('ends the stream on a chunk whose digest fails, with chunk digests agreed', async () => {
+    const withDigests = { hello: { ...hello.hello, featureFlags: 7 | Feature.chunkDigest } };
+    const bad = chunk(0);
+    const wrong = { chunk: { ...bad.chunk, digest: chunkDigestOf(Buffer.alloc(data.length)) } };
+    const s = await rawCopy([withDigests, start, wrong]);
     expect(s.code).toBe(grpc.status.DATA_LOSS);
     expect(s.metadata.get('ss-code')).toEqual(['SS_CHECKSUM_MISMATCH']);
     expect(fileBytes(rep.paths[0]!).subarray(0, data.length).equals(data)).toBe(false);

@@ -4,8 +4,10 @@ import type { Extent } from '../journal/types.ts';
 import { decodeChunk, encodeChunk, rawBytesOf } from './chunk-codec.ts';
 import { planChunks } from './chunk-plan.ts';
 import { ALL_FEATURES, Feature, LIMITS } from './protocol.ts';
+import { chunkDigestOf } from './segment-digest.ts';
 
 const ALL = { protocol: 1, features: ALL_FEATURES };
+const CRC = { protocol: 1, features: ALL_FEATURES & ~Feature.chunkDigest };
 const KiB = 1024;
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -70,7 +72,7 @@ describe('chunk encode and decode', () => {
 
   it('round-trips raw and zstd chunks to the same extents', () => {
     for (const zstd of [false, true]) {
-      const msg = encodeChunk(plan, { zstd });
+      const msg = encodeChunk(plan, { zstd, digest: true });
       expect(msg.compression).toBe(zstd ? 'COMPRESSION_ZSTD' : 'COMPRESSION_NONE');
       expect(decodeChunk(msg, ALL)).toEqual(extents);
     }
@@ -80,19 +82,43 @@ describe('chunk encode and decode', () => {
     const noise = Buffer.from(Array.from({ length: 4096 }, () => Math.floor(Math.random() * 256)));
     const msg = encodeChunk(
       { extents: [{ disk: 0, offset: 0, length: 4096, data: noise }], rawLength: 4096 },
-      { zstd: true },
+      { zstd: true, digest: true },
     );
     expect(msg.compression).toBe('COMPRESSION_NONE');
   });
 
   it('refuses a flipped byte as SS_CHECKSUM_MISMATCH, raw or compressed', () => {
-    const raw = encodeChunk(plan, { zstd: false });
+    const raw = encodeChunk(plan, { zstd: false, digest: true });
     raw.payload = Buffer.from(raw.payload);
     raw.payload[5]! ^= 1;
     expect(codeOf(() => decodeChunk(raw, ALL))).toBe('SS_CHECKSUM_MISMATCH');
-    const packed = encodeChunk(plan, { zstd: true });
-    packed.crc32 ^= 1;
+    const packed = encodeChunk(plan, { zstd: true, digest: true });
+    packed.digest = Buffer.from(packed.digest!);
+    packed.digest[0]! ^= 1;
     expect(codeOf(() => decodeChunk(packed, ALL))).toBe('SS_CHECKSUM_MISMATCH');
+  });
+
+  it('checks a CRC-32 instead when the peer has no chunk digests', () => {
+    const msg = encodeChunk(plan, { zstd: false, digest: false });
+    expect(msg.digest).toBeUndefined();
+    expect(decodeChunk(msg, CRC)).toEqual(extents);
+    msg.payload = Buffer.from(msg.payload);
+    msg.payload[5]! ^= 1;
+    expect(codeOf(() => decodeChunk(msg, CRC))).toBe('SS_CHECKSUM_MISMATCH');
+  });
+
+  it('carries the BLAKE3 of the raw bytes as the digest, and no CRC', () => {
+    const msg = encodeChunk(plan, { zstd: true, digest: true });
+    expect(msg.crc32).toBe(0);
+    expect(msg.digest).toEqual(chunkDigestOf(rawBytesOf(plan)));
+  });
+
+  it('refuses a chunk without a 32-byte digest once chunk digests were agreed', () => {
+    const crcOnly = encodeChunk(plan, { zstd: false, digest: false });
+    expect(codeOf(() => decodeChunk(crcOnly, ALL))).toBe('SS_PROTOCOL');
+    const short = encodeChunk(plan, { zstd: false, digest: true });
+    short.digest = short.digest!.subarray(0, 16);
+    expect(codeOf(() => decodeChunk(short, ALL))).toBe('SS_PROTOCOL');
   });
 
   it.each([
@@ -124,24 +150,24 @@ describe('chunk encode and decode', () => {
     ],
     ['no extents', (m: ReturnType<typeof encodeChunk>) => void (m.extents = [])],
   ])('refuses %s as SS_PROTOCOL', (_name, spoil) => {
-    const msg = encodeChunk(plan, { zstd: false });
+    const msg = encodeChunk(plan, { zstd: false, digest: true });
     spoil(msg);
     expect(codeOf(() => decodeChunk(msg, ALL))).toBe('SS_PROTOCOL');
   });
 
   it('refuses features that were not agreed', () => {
-    const packed = encodeChunk(plan, { zstd: true });
+    const packed = encodeChunk(plan, { zstd: true, digest: true });
     expect(codeOf(() => decodeChunk(packed, { protocol: 1, features: Feature.zeroRanges }))).toBe(
       'SS_PROTOCOL',
     );
-    const raw = encodeChunk(plan, { zstd: false });
+    const raw = encodeChunk(plan, { zstd: false, digest: true });
     expect(codeOf(() => decodeChunk(raw, { protocol: 1, features: Feature.zstd }))).toBe(
       'SS_PROTOCOL',
     );
   });
 
   it('refuses garbage declared as zstd', () => {
-    const msg = encodeChunk(plan, { zstd: true });
+    const msg = encodeChunk(plan, { zstd: true, digest: true });
     msg.payload = Buffer.from('definitely not zstd');
     expect(codeOf(() => decodeChunk(msg, ALL))).toBe('SS_PROTOCOL');
   });

@@ -1,7 +1,8 @@
 /**
- * Chunk messages on the wire: encoding a planned chunk (concatenate, CRC-32, optionally zstd)
- * and decoding a received one with every check done before any byte is used: limits first,
- * then shape, then decompression (bounded by the declared raw length), then the CRC.
+ * Chunk messages on the wire: encoding a planned chunk (concatenate, its check value, optionally
+ * zstd) and decoding a received one with every check done before any byte is used: limits
+ * first, then shape, then decompression (bounded by the declared raw length), then the check
+ * value: BLAKE3 with FEATURE_CHUNK_DIGEST (segment-digest.ts says why), else CRC-32.
  *
  * zstd level 1 compresses VM-like data at ~0.8 GB/s with ratio ~2.25 here (LAB.md); a chunk
  * that does not shrink travels raw so incompressible data costs only the attempt.
@@ -12,11 +13,14 @@ import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Extent } from '../journal/types.ts';
 import type { ChunkPlan } from './chunk-plan.ts';
 import { Feature, LIMITS, hasFeature, type Agreement } from './protocol.ts';
+import { CHUNK_DIGEST_BYTES, chunkDigestOf } from './segment-digest.ts';
 import type { ChunkMsg, ExtentMsg, Long } from './wire-types.ts';
 
 export interface EncodeOptions {
   /** Compress with zstd level 1 (the policy asks for it and the peer agreed FEATURE_ZSTD). */
   readonly zstd: boolean;
+  /** Check with a BLAKE3 digest instead of a CRC-32 (FEATURE_CHUNK_DIGEST was agreed). */
+  readonly digest: boolean;
 }
 
 /**
@@ -66,7 +70,7 @@ export function encodeChunk(plan: ChunkPlan, opts: EncodeOptions): ChunkMsg {
     payload,
     compression,
     rawLength: raw.length,
-    crc32: crc32(raw),
+    ...(opts.digest ? { crc32: 0, digest: chunkDigestOf(raw) } : { crc32: crc32(raw) }),
   };
 }
 
@@ -135,8 +139,8 @@ function toExtents(wire: readonly ExtentMsg[], raw: Buffer, agreement: Agreement
 }
 
 /**
- * `decodeChunk` for a segment's receiver: a CRC mismatch comes back as the error (the segment
- * is refused at its end and sent again) instead of being thrown like a broken frame.
+ * `decodeChunk` for a segment's receiver: a checksum mismatch comes back as the error (the
+ * segment is refused at its end and sent again) instead of being thrown like a broken frame.
  */
 export function decodeSegmentChunk(
   msg: ChunkMsg,
@@ -152,12 +156,28 @@ export function decodeSegmentChunk(
 
 /**
  * Decodes a chunk: SS_PROTOCOL when it breaks a limit or its own shape (the stream closes),
- * SS_CHECKSUM_MISMATCH when only the CRC fails (the segment is refused and resent).
+ * SS_CHECKSUM_MISMATCH when only the check value fails (the segment is refused and resent).
+ * Once it returns, `msg.digest` (with FEATURE_CHUNK_DIGEST) is the checked digest of the raw
+ * bytes, which the stream digest takes (segment-digest.ts).
  */
 export function decodeChunk(msg: ChunkMsg, agreement: Agreement): Extent[] {
   checkLimits(msg);
+  const perChunk = hasFeature(agreement, Feature.chunkDigest);
+  if (perChunk && msg.digest?.length !== CHUNK_DIGEST_BYTES) {
+    throw protocolError(`digest is ${msg.digest?.length ?? 0} bytes, not ${CHUNK_DIGEST_BYTES}`);
+  }
   const raw = unpack(msg, agreement);
   const extents = toExtents(msg.extents, raw, agreement);
+  if (perChunk) {
+    const got = chunkDigestOf(raw);
+    if (!got.equals(msg.digest!)) {
+      throw new SecondsiteError('SS_CHECKSUM_MISMATCH', 'chunk digest does not match its bytes', {
+        expected: msg.digest!.toString('hex'),
+        actual: got.toString('hex'),
+      });
+    }
+    return extents;
+  }
   const got = crc32(raw);
   if (got !== msg.crc32) {
     throw new SecondsiteError('SS_CHECKSUM_MISMATCH', 'chunk CRC-32 does not match its bytes', {

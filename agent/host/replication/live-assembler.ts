@@ -71,7 +71,7 @@ export class LiveSegmentAssembler {
       throw new SecondsiteError('SS_PROTOCOL', `segment ${seq} is live, which was not agreed`);
     }
     this.header = { vmId: start.vmId, seq };
-    this.hash = createSegmentDigest(seq, hasFeature(agreement, Feature.blake3));
+    this.hash = createSegmentDigest(seq, agreement);
   }
 
   /**
@@ -98,8 +98,8 @@ export class LiveSegmentAssembler {
       return [];
     }
     const fresh: Extent[] = [];
+    this.hash.addChunk(pieces, msg.digest);
     for (const piece of pieces) {
-      this.hash.add(piece);
       // Zeros found now rather than over the whole segment at its end, where the apply waits.
       const p = piece.data !== null && isAllZero(piece.data) ? { ...piece, data: null } : piece;
       this.held.push(p);

@@ -16,11 +16,13 @@ export const Feature = Object.freeze({
   zeroRanges: 4,
   /** Segments shipped while the journal writes them (live-frames.ts, live-assembler.ts). */
   liveSegments: 8,
+  /** Chunks carry a BLAKE3 digest instead of a CRC-32 (segment-digest.ts says why). */
+  chunkDigest: 16,
 });
 
 /** Everything this build supports. */
 export const ALL_FEATURES =
-  Feature.zstd | Feature.blake3 | Feature.zeroRanges | Feature.liveSegments;
+  Feature.zstd | Feature.blake3 | Feature.zeroRanges | Feature.liveSegments | Feature.chunkDigest;
 
 /**
  * Edge limits. A chunk's raw bytes are at most 4 MiB: large enough that per-message overhead

@@ -83,11 +83,24 @@ describe('SegmentAssembler', () => {
     expect(flat(got.extents)).toEqual(flat(seg.extents));
   });
 
-  it('reports a corrupted chunk at the end as SS_CHECKSUM_MISMATCH', () => {
-    const { ag, frames: list } = frames(segment(1), ALL_FEATURES, (c, i) => {
-      if (i === 1) c.crc32 = (c.crc32 + 1) >>> 0;
+  const CRC_ONLY = ALL_FEATURES & ~Feature.chunkDigest;
+
+  it.each([
+    ['chunk digests', ALL_FEATURES],
+    ['CRC-32', CRC_ONLY],
+  ])('reports a corrupted chunk at the end as SS_CHECKSUM_MISMATCH (%s)', (_name, features) => {
+    const { ag, frames: list } = frames(segment(1), features, (c, i) => {
+      if (i !== 1) return;
+      if (c.digest) c.digest = Buffer.from(c.digest.map((b, j) => (j === 0 ? b ^ 1 : b)));
+      else c.crc32 = (c.crc32 + 1) >>> 0;
     });
     expect(codeOf(() => assemble(list, ag))).toBe('SS_CHECKSUM_MISMATCH');
+  });
+
+  it('assembles a segment checked by CRC-32 for a peer without chunk digests', () => {
+    const seg = segment(2);
+    const { ag, frames: list } = frames(seg, CRC_ONLY);
+    expect(flat(assemble(list, ag).extents)).toEqual(flat(seg.extents));
   });
 
   it('refuses a wrong segment digest as SS_CHECKSUM_MISMATCH', () => {

@@ -13,7 +13,7 @@ import type { Extent } from '../journal/types.ts';
 import type { IncomingSegment } from '../recovery/segment-check.ts';
 import { decodeSegmentChunk, safeInt } from './chunk-codec.ts';
 import { pointFromWire } from './point-mapping.ts';
-import { Feature, LIMITS, hasFeature, type Agreement } from './protocol.ts';
+import { LIMITS, type Agreement } from './protocol.ts';
 import { createSegmentDigest, type SegmentDigest } from './segment-digest.ts';
 import type { ChunkMsg, SegmentEndMsg, SegmentStartMsg } from './wire-types.ts';
 
@@ -53,7 +53,7 @@ export class SegmentAssembler {
     }
     this.header = { vmId: start.vmId, seq, extentCount, totalBytes };
     this.segment = { seq, point: pointFromWire(start.point) };
-    this.hash = createSegmentDigest(seq, hasFeature(agreement, Feature.blake3));
+    this.hash = createSegmentDigest(seq, agreement);
   }
 
   /**
@@ -81,10 +81,8 @@ export class SegmentAssembler {
       return [];
     }
     this.checkOrder(pieces);
-    for (const p of pieces) {
-      this.hash.add(p);
-      this.extents.push(p);
-    }
+    this.hash.addChunk(pieces, msg.digest);
+    for (const p of pieces) this.extents.push(p);
     return pieces;
   }
 

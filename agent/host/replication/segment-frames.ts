@@ -32,7 +32,7 @@ export interface SegmentFrameOptions {
   readonly chunkBytes?: number;
   /** The policy asks for compression; used only when FEATURE_ZSTD was agreed. @default false */
   readonly compress?: boolean;
-  /** Tests only: changes an encoded chunk after its CRC was computed (to fake corruption). */
+  /** Tests only: changes an encoded chunk after its check value was computed (corruption). */
   readonly tamperChunk?: (chunk: ChunkMsg, index: number) => void;
 }
 
@@ -44,6 +44,7 @@ export interface SegmentFrameOptions {
 export class ChunkEncoder {
   private readonly plan: PlanOptions;
   private readonly zstd: boolean;
+  private readonly chunkDigest: boolean;
   private readonly hash: SegmentDigest | undefined;
   private index = 0;
 
@@ -59,7 +60,8 @@ export class ChunkEncoder {
       zeroRanges: hasFeature(agreement, Feature.zeroRanges),
     };
     this.zstd = (opts.compress ?? false) && hasFeature(agreement, Feature.zstd);
-    this.hash = digest && createSegmentDigest(digest.seq, hasFeature(agreement, Feature.blake3));
+    this.chunkDigest = hasFeature(agreement, Feature.chunkDigest);
+    this.hash = digest && createSegmentDigest(digest.seq, agreement);
   }
 
   /** Chunk-sized pieces of `extents` (slices, no copies). */
@@ -69,8 +71,8 @@ export class ChunkEncoder {
 
   /** The chunk message of one planned piece; its extents join the digest. */
   encode(plan: ChunkPlan): ChunkMsg {
-    if (this.hash) for (const e of plan.extents) this.hash.add(e);
-    const chunk = encodeChunk(plan, { zstd: this.zstd });
+    const chunk = encodeChunk(plan, { zstd: this.zstd, digest: this.chunkDigest });
+    this.hash?.addChunk(plan.extents, chunk.digest);
     this.opts.tamperChunk?.(chunk, this.index++);
     return chunk;
   }

@@ -37,6 +37,8 @@ export interface ChunkMsg {
   compression: CompressionName;
   rawLength: number;
   crc32: number;
+  /** BLAKE3 of the raw bytes with FEATURE_CHUNK_DIGEST (then crc32 is 0); else empty. */
+  digest?: Buffer;
 }
 
 export type RecoveryPointTypeName =

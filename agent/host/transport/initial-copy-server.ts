@@ -15,7 +15,6 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import { stepOf } from '../replication/ship-dispatch.ts';
 import { decodeChunk } from '../replication/chunk-codec.ts';
-import { Feature, hasFeature } from '../replication/protocol.ts';
 import { createSegmentDigest, type SegmentDigest } from '../replication/segment-digest.ts';
 import type { InitialCopyTarget } from '../sync/initial-copy-target.ts';
 import type { SyncProgress } from '../sync/types.ts';
@@ -125,7 +124,7 @@ class CopySession {
       this.target = await this.factory(ctx);
       const from = this.target.begin(start);
       if (from.disk === 0 && from.offset === 0) {
-        this.digest = createSegmentDigest(0, hasFeature(ctx.agreement, Feature.blake3));
+        this.digest = createSegmentDigest(0, ctx.agreement);
       }
       ctx.log.info({ copyId: start.copyId, baseSeq: start.baseSeq, from }, 'copy stream begins');
       this.sendProgress(this.target.progress(), false, from);
@@ -136,7 +135,7 @@ class CopySession {
       assertCallerCurrent(ctx.caller, this.deps.clock, this.deps.revoked);
       if (!('chunk' in f) || !f.chunk) throw new SecondsiteError('SS_PROTOCOL', 'empty chunk');
       const extents = decodeChunk(f.chunk, ctx.agreement);
-      if (this.digest) for (const e of extents) this.digest.add(e);
+      this.digest?.addChunk(extents, f.chunk.digest);
       await target.write(extents);
       const p = target.progress();
       if (p.bytesDone !== this.sentDone) this.sendProgress(p, false, target.pending()?.cursor);

@@ -16,16 +16,9 @@
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { SecondsiteError } from '../../../common/errors/errors.ts';
 import type { Extent } from '../journal/types.ts';
-import { encodeChunk, safeInt } from '../replication/chunk-codec.ts';
-import { planChunks } from '../replication/chunk-plan.ts';
-import {
-  Feature,
-  LIMITS,
-  hasFeature,
-  type Agreement,
-  type HelloFields,
-} from '../replication/protocol.ts';
-import { DEFAULT_CHUNK_BYTES } from '../replication/segment-frames.ts';
+import { safeInt } from '../replication/chunk-codec.ts';
+import { type Agreement, type HelloFields } from '../replication/protocol.ts';
+import { ChunkEncoder } from '../replication/segment-frames.ts';
 import type { GridCursor } from '../sync/chunk-grid.ts';
 import type { HashAlgorithm } from '../sync/chunk-hash.ts';
 import type { ResyncPeer } from '../sync/types.ts';
@@ -133,15 +126,12 @@ export class NetworkResyncPeer implements RemoteResyncPeer {
 
   async apply(extents: readonly Extent[], cursor: GridCursor): Promise<void> {
     const sc = this.call();
-    const agreement = this.agreement!;
-    const zstd = (this.o.compress ?? false) && hasFeature(agreement, Feature.zstd);
-    const plans = planChunks(extents, {
-      maxRawBytes: DEFAULT_CHUNK_BYTES,
-      maxExtents: LIMITS.maxChunkExtents,
-      zeroRanges: hasFeature(agreement, Feature.zeroRanges),
+    // A resync batch carries no stream digest: each chunk is checked on its own.
+    const encoder = new ChunkEncoder(this.agreement!, undefined, {
+      compress: this.o.compress ?? false,
     });
-    for (const plan of plans) {
-      const chunk = encodeChunk(plan, { zstd });
+    for (const plan of encoder.plans(extents)) {
+      const chunk = encoder.encode(plan);
       this.stats.payloadBytes += chunk.payload.length;
       this.stats.dataBytes += chunk.rawLength;
       this.stats.chunkMessages++;

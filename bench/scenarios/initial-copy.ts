@@ -4,7 +4,7 @@
  * replication port (gRPC, mutual TLS, loopback): the source reads through its VM journal, zero
  * chunks travel as zero ranges, the replica writes, fsyncs every 64 MiB and rebases its store.
  * Throughput is disk bytes per second of wall time, start to the replica's final ack. Each
- * copy goes to an empty replica image; a warm-up round comes first, uncounted.
+ * copy goes to an empty replica image; warm-up rounds come first, uncounted (WARMUP).
  *
  * Baselines, in the same run and interleaved (the machine is noisy):
  * - raw TLS: the same file's bytes pushed through a node:tls socket (TLS 1.3, same
@@ -41,6 +41,15 @@ import {
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+/**
+ * Uncounted rounds first. Measured: our copy got faster over its first copies (2.5–3.0 s, then
+ * 2.0–2.4, then 1.6–2.1 s from the third on) while the baselines did not change; after 12 GB
+ * of memory had been written once by another process, the first copy took 2.3 s instead of
+ * 2.9: memory never touched before is slow to touch the first time here (LAB.md), and a host
+ * agent that has copied before, as the replica's and the source's processes are in service,
+ * has touched it.
+ */
+const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 2);
 
 /** One whole initial copy of the journal's disk to the replica behind `client`. */
 export async function copyOnce(
@@ -137,10 +146,8 @@ export const initialCopy: Scenario = {
     const replica = await spawnReplica(['replica', replicaDir, String(size)], m);
     const client = replicaClient(replica.port, m);
     try {
-      // Round 0 warms every contender up and is not counted: memory never touched before is
-      // slow to touch the first time on this machine (LAB.md), and the first copy, whichever
-      // it is, pays for it; so does code not yet optimised.
-      for (let round = 0; round <= ROUNDS; round++) {
+      // The first WARMUP rounds warm every contender up and are not counted (see WARMUP).
+      for (let round = 1 - WARMUP; round <= ROUNDS; round++) {
         // Each copy goes to an empty replica image, as an initial copy does (and as cp writes a
         // new file): emptying the last round's (freeing its blocks) is not timed.
         emptyImage(join(replicaDir, 'replica.raw'), size);
@@ -160,10 +167,10 @@ export const initialCopy: Scenario = {
         rmSync(copy, { force: true });
         await timed('sync', []);
         say(
-          `${round === 0 ? 'warm-up' : `round ${round}`}: ours ${ours.toFixed(2)} s, ` +
+          `${round < 1 ? 'warm-up' : `round ${round}`}: ours ${ours.toFixed(2)} s, ` +
             `raw TLS ${tls.toFixed(2)} s, cp ${cp.toFixed(2)} s`,
         );
-        if (round === 0) continue;
+        if (round < 1) continue;
         times.ours.push(ours);
         times.tls.push(tls);
         times.cp.push(cp);
@@ -178,7 +185,7 @@ export const initialCopy: Scenario = {
     const rate = (xs: number[]): number => size / 1e9 / median(xs);
     const perGb = (xs: number[]): string => (median(xs) / (size / 1e9)).toFixed(2);
     const notes =
-      `median of ${ROUNDS} after a warm-up; ${(size / GiB).toFixed(2)} GiB disk, ` +
+      `median of ${ROUNDS} after ${WARMUP} warm-up rounds; ${(size / GiB).toFixed(2)} GiB disk, ` +
       `${((100 * sent.zero) / size).toFixed(0)}% sent as zero ranges, ` +
       `${(sent.payload / 1e9).toFixed(2)} GB of chunk payload; rate = disk bytes / wall time; ` +
       `CPU s per GB of disk: source ${perGb(cpu.source)}, replica ${perGb(cpu.replica)}`;

@@ -27,6 +27,10 @@ async function main(argv: string[]): Promise<number> {
   const results: BenchResult[] = [];
   const root = process.env['BENCH_DIR'] ?? tmpdir();
   for (const scenario of chosen) {
+    // Each scenario starts with no dirty pages of the one before still being written back
+    // (nbd-seq-write leaves gigabytes): they slowed the next scenario's fsyncs, ours and the
+    // baselines' alike, by whatever was left.
+    spawnSync('sync', { stdio: 'inherit' });
     const dir = mkdtempSync(join(root, `ss-bench-${scenario.name}-`));
     process.stderr.write(`\n== ${scenario.name}: ${scenario.description}\n`);
     try {

@@ -27,9 +27,9 @@ async function main(argv: string[]): Promise<number> {
   const results: BenchResult[] = [];
   const root = process.env['BENCH_DIR'] ?? tmpdir();
   for (const scenario of chosen) {
-    // Each scenario starts with no dirty pages of the one before still being written back
-    // (nbd-seq-write leaves gigabytes): they slowed the next scenario's fsyncs, ours and the
-    // baselines' alike, by whatever was left.
+    // Each scenario starts with no dirty pages of the one before still being written back,
+    // whatever it left (nbd-seq-write dirties 2 GB at a time; measured, its files are removed
+    // and Dirty is back near 0 when it ends, so this is a guarantee rather than a fix).
     spawnSync('sync', { stdio: 'inherit' });
     const dir = mkdtempSync(join(root, `ss-bench-${scenario.name}-`));
     process.stderr.write(`\n== ${scenario.name}: ${scenario.description}\n`);

@@ -4,12 +4,13 @@
  * its stand-in with `process.execPath` (demo, tests, bench) puts them first.
  *
  * --initial-old-space-size=256: moving disk bytes allocates a fresh buffer per HTTP/2 read
- * and per gRPC message (grpc-js and Node's http2 do, not our code), 3 GB per GB copied on the
- * replica. Node's default heap configuration answers that external memory with a full
- * mark-compact every 30–50 MB: measured (bench/scenarios/initial-copy.ts, 2 GiB copy), 80–110
- * of them per copy on each side, up to 2.5 s of CPU, half the copy's CPU on this 2-core
- * machine. With the initial old generation at 256 MB V8 skips full collections below it:
- * 0–8 per copy. The cost is memory: garbage may grow to about 256 MB before it is collected.
+ * and per gRPC message (grpc-js and Node's http2 do, not our code), about 3 GB per GB copied
+ * on the replica. Node's default heap configuration answers that external memory with full
+ * mark-compacts: measured on a 2 GiB initial copy (bench/scenarios/initial-copy.ts), 80–95 per
+ * copy on the replica, and on the source none in some copies and 70–110 in others, which then
+ * took 3.9–4.7 CPU-s instead of 1.4. With the initial old generation at 256 MB V8 skips full
+ * collections below it: 0–8 per copy. The cost is memory: garbage may grow to about 256 MB
+ * before it is collected (measured: 200–270 MB resident after a copy, each side).
  */
 export const NODE_FLAGS: readonly string[] = Object.freeze(['--initial-old-space-size=256']);
 

@@ -7,8 +7,8 @@
  * and per gRPC message (grpc-js and Node's http2 do, not our code), about 3 GB per GB copied
  * on the replica. Node's default heap configuration answers that external memory with full
  * mark-compacts: measured on a 2 GiB initial copy (bench/scenarios/initial-copy.ts), 80–95 per
- * copy on the replica, and on the source none in some copies and 70–110 in others, which then
- * took 3.9–4.7 CPU-s instead of 1.4. With the initial old generation at 256 MB V8 skips full
+ * copy on the replica, and on the source none in some copies and 45–110 in others, which then
+ * took 4–5 CPU-s instead of about 2. With the initial old generation at 256 MB V8 skips full
  * collections below it: 0–8 per copy. The cost is memory: garbage may grow to about 256 MB
  * before it is collected (measured: 200–270 MB resident after a copy, each side).
  */

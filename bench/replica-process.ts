@@ -9,7 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { silentLogger } from '../common/log/log.ts';
+import { systemClock } from '../common/time/clock.ts';
+import { openVmJournal } from '../agent/host/journal/vm-journal.ts';
+import { RawDisk } from '../agent/host/vm/raw-disk.ts';
 import {
   createReplicationClient,
   type ReplicationClient,
@@ -197,4 +201,19 @@ export function seconds(start: bigint): number {
 export function benchBytes(defaultBytes: number): number {
   const env = process.env['BENCH_BYTES'];
   return env ? Number(env) : defaultBytes;
+}
+
+/**
+ * The sending side's VM journal over `image` (in `dir`/journal), as a protected VM has one:
+ * the source of the initial-copy and resync scenarios. Its cap is far above any bench disk.
+ */
+export function openImageJournal(dir: string, image: string): ReturnType<typeof openVmJournal> {
+  return openVmJournal({
+    dir: join(dir, 'journal'),
+    vmId: 'bench',
+    disks: [RawDisk.open(image)],
+    capBytes: 64 * 2 ** 30,
+    clock: systemClock,
+    log: silentLogger,
+  });
 }

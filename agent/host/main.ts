@@ -8,7 +8,7 @@
  * this file of the host agent).
  */
 import { mkdirSync } from 'node:fs';
-import { NODE_FLAGS, hasNodeFlags } from './node-flags.ts';
+import { NODE_FLAGS, NODE_FLAGS_WARNING, hasNodeFlags } from './node-flags.ts';
 import { abortOnSignals } from '../../common/lifecycle/lifecycle.ts';
 import { lockDataFolder } from '../../common/lifecycle/data-lock.ts';
 import { createLogger } from '../../common/log/log.ts';
@@ -97,11 +97,7 @@ export async function startHost(flags: HostStartFlags): Promise<void> {
           });
     log.info({ data: config.dataDir, standalone: config.standalone }, 'host agent starting');
     if (!hasNodeFlags()) {
-      log.warn(
-        { want: NODE_FLAGS, have: process.execArgv },
-        'node was started without the flags the secondsite executable gives it: copies and ' +
-          'resyncs will spend much of their CPU collecting garbage (agent/host/node-flags.ts)',
-      );
+      log.warn({ want: NODE_FLAGS, have: process.execArgv }, NODE_FLAGS_WARNING);
     }
     const linkDone = link?.run(stop.signal);
     const renewDone = creds?.renewer.run(stop.signal);

@@ -14,6 +14,11 @@
  */
 export const NODE_FLAGS: readonly string[] = Object.freeze(['--initial-old-space-size=256']);
 
+/** What a host agent started without NODE_FLAGS logs (a warning), for people and tests. */
+export const NODE_FLAGS_WARNING =
+  'node was started without the flags the secondsite executable gives it: copies and ' +
+  'resyncs will spend much of their CPU collecting garbage (agent/host/node-flags.ts)';
+
 /** Whether this process started with NODE_FLAGS (`host start` warns when it did not). */
 export function hasNodeFlags(execArgv: readonly string[] = process.execArgv): boolean {
   return NODE_FLAGS.every((f) => execArgv.includes(f));

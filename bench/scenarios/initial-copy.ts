@@ -16,20 +16,18 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { silentLogger } from '../../common/log/log.ts';
-import { systemClock } from '../../common/time/clock.ts';
-import { openVmJournal } from '../../agent/host/journal/vm-journal.ts';
 import type { VmJournal } from '../../agent/host/journal/types.ts';
 import type {
   InitialCopyResult,
   SyncClient,
 } from '../../agent/host/transport/replication-client.ts';
 import { initialCopySource } from '../../agent/host/sync/initial-copy-source.ts';
-import { RawDisk } from '../../agent/host/vm/raw-disk.ts';
 import { median, result, type Scenario } from '../harness.ts';
 import { timed } from '../processes.ts';
 import {
   benchBytes,
   makeMaterial,
+  openImageJournal,
   ownCpuSeconds,
   replicaClient,
   seconds,
@@ -120,15 +118,7 @@ export async function openSource(
 ): Promise<{ image: string; journal: VmJournal }> {
   const image = join(dir, 'source.raw');
   writeMixedImage(image, size, 0.3);
-  const journal = await openVmJournal({
-    dir: join(dir, 'journal'),
-    vmId: 'bench',
-    disks: [RawDisk.open(image)],
-    capBytes: 64 * GiB,
-    clock: systemClock,
-    log: silentLogger,
-  });
-  return { image, journal };
+  return { image, journal: await openImageJournal(dir, image) };
 }
 
 export const initialCopy: Scenario = {

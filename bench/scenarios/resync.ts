@@ -12,16 +12,14 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../common/log/log.ts';
-import { systemClock } from '../../common/time/clock.ts';
-import { openVmJournal } from '../../agent/host/journal/vm-journal.ts';
 import { runResyncSource } from '../../agent/host/sync/resync-source.ts';
 import { remoteResyncPeer } from '../../agent/host/transport/replication-client.ts';
-import { RawDisk } from '../../agent/host/vm/raw-disk.ts';
 import { median, result, type Scenario } from '../harness.ts';
 import { timed } from '../processes.ts';
 import {
   benchBytes,
   makeMaterial,
+  openImageJournal,
   replicaClient,
   seconds,
   spawnReplica,
@@ -64,14 +62,7 @@ async function ours(
   size: number,
   m: Material,
 ): Promise<{ s: number; sent: number; differing: number }> {
-  const journal = await openVmJournal({
-    dir: join(roundDir, 'journal'),
-    vmId: 'bench',
-    disks: [RawDisk.open(image)],
-    capBytes: 64 * GiB,
-    clock: systemClock,
-    log: silentLogger,
-  });
+  const journal = await openImageJournal(roundDir, image);
   const replica = await spawnReplica(['replica', join(roundDir, 'replica'), String(size)], m, {
     BENCH_POINT: '1',
   });

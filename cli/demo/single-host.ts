@@ -11,13 +11,10 @@
  *   5. on Ctrl-C or after --duration: stop the workload and verify what it wrote, print the
  *      recovery points, stop the agent, and remove the folder unless --keep.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SecondsiteError } from '../../common/errors/errors.ts';
-import { NODE_FLAGS } from '../../agent/host/main.ts';
 import {
   vmAction,
   vmCreate,
@@ -34,42 +31,29 @@ import {
 } from '../../agent/guest/main.ts';
 import { pointLine, pointsTable, vmsTable } from '../output/host-vm.ts';
 import type { DemoOptions } from './options.ts';
+import { BIN, isRunning, startProcess, stopProcess, type DemoProcess } from './processes.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/secondsite.mjs', import.meta.url));
 const VM = 'demo-vm';
 const APP_CONSISTENT_EVERY_MS = 10_000;
 
 const say = (text: string): boolean => process.stdout.write(text);
 
-function startAgent(data: string): ChildProcess {
-  const log = openSync(join(data, 'host-agent.log'), 'a', 0o600);
-  return spawn(
-    process.execPath,
-    [
-      ...NODE_FLAGS,
-      BIN,
-      'host',
-      'start',
-      '--standalone',
-      '--data',
-      data,
-      '--name',
-      'demo-host',
-      '--dev-copy-frequency',
-      '5s',
-      '--journal-cap',
-      '2GiB',
-    ],
-    // Its own process group: a terminal's Ctrl-C reaches only the demo, which then stops the
-    // workload first and the agent last (exports closed, journals flushed).
-    { stdio: ['ignore', 'ignore', log], detached: true },
-  );
+/**
+ * The standalone host agent, started as the demo starts every process (processes.ts): in its
+ * own process group, so a terminal's Ctrl-C reaches only the demo, which then stops the
+ * workload first and the agent last (exports closed, journals flushed).
+ */
+function startAgent(data: string): DemoProcess {
+  const flags = ['--standalone', '--data', data, '--name', 'demo-host', '--journal-cap', '2GiB'];
+  return startProcess('host agent', ['host', 'start', ...flags, '--dev-copy-frequency', '5s'], {
+    log: join(data, 'host-agent.log'),
+  });
 }
 
-async function waitForAgent(data: string, agent: ChildProcess): Promise<void> {
+async function waitForAgent(data: string, agent: DemoProcess): Promise<void> {
   for (let i = 0; ; i++) {
-    if (agent.exitCode !== null)
-      throw new Error(`the host agent exited (${agent.exitCode}); see ${data}/host-agent.log`);
+    if (!isRunning(agent))
+      throw new Error(`the host agent exited (${agent.child.exitCode}); see ${agent.log}`);
     try {
       await vmList({ data });
       return;
@@ -84,9 +68,9 @@ function printHowToLook(data: string, uris: string[]): void {
   say("\nThe VM's disks are NBD exports. From another terminal, try:\n");
   for (const uri of uris) say(`  nbdinfo '${uri}'\n`);
   say(`  qemu-io -f raw -r '${uris[0]}' -c 'read -v 0 64'\n`);
-  say(`  node ${BIN} host vm list --data ${data}\n`);
-  say(`  node ${BIN} host vm cut --data ${data} ${VM} --app-consistent\n`);
-  say(`  node ${BIN} host vm points --data ${data} ${VM}\n\n`);
+  say(`  ${BIN} host vm list --data ${data}\n`);
+  say(`  ${BIN} host vm cut --data ${data} ${VM} --app-consistent\n`);
+  say(`  ${BIN} host vm points --data ${data} ${VM}\n\n`);
 }
 
 /** Prints recovery points not printed yet; returns how many are known. */
@@ -144,20 +128,12 @@ async function runDemo(flags: DemoOptions, stop: AbortController): Promise<Workl
     );
     return summary;
   } finally {
-    await stopAgent(agent);
+    const problem = await stopProcess(agent);
+    if (problem) say(`${problem}\n`);
     if (flags.keep)
-      say(
-        `kept ${data}; restart its agent with: node ${BIN} host start --standalone --data ${data}\n`,
-      );
+      say(`kept ${data}; restart its agent with: ${BIN} host start --standalone --data ${data}\n`);
     else rmSync(data, { recursive: true, force: true });
   }
-}
-
-async function stopAgent(agent: ChildProcess): Promise<void> {
-  if (agent.exitCode !== null || agent.signalCode !== null) return;
-  const exited = new Promise((resolve) => agent.once('exit', resolve));
-  agent.kill('SIGTERM');
-  await exited;
 }
 
 /** Runs the single-host demo until `stop` or its --duration; a data mismatch is a failure. */

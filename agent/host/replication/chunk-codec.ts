@@ -162,28 +162,36 @@ export function decodeSegmentChunk(
  */
 export function decodeChunk(msg: ChunkMsg, agreement: Agreement): Extent[] {
   checkLimits(msg);
-  const perChunk = hasFeature(agreement, Feature.chunkDigest);
-  if (perChunk && msg.digest?.length !== CHUNK_DIGEST_BYTES) {
-    throw protocolError(`digest is ${msg.digest?.length ?? 0} bytes, not ${CHUNK_DIGEST_BYTES}`);
-  }
+  const digest = sentDigest(msg, agreement);
   const raw = unpack(msg, agreement);
   const extents = toExtents(msg.extents, raw, agreement);
-  if (perChunk) {
+  checkBytes(raw, msg, digest);
+  return extents;
+}
+
+/** The chunk's digest when FEATURE_CHUNK_DIGEST was agreed (its shape checked), else none. */
+function sentDigest(msg: ChunkMsg, agreement: Agreement): Buffer | undefined {
+  if (!hasFeature(agreement, Feature.chunkDigest)) return undefined;
+  if (msg.digest?.length !== CHUNK_DIGEST_BYTES) {
+    throw protocolError(`digest is ${msg.digest?.length ?? 0} bytes, not ${CHUNK_DIGEST_BYTES}`);
+  }
+  return msg.digest;
+}
+
+/** Throws SS_CHECKSUM_MISMATCH unless `raw` matches the chunk's digest, or else its CRC-32. */
+function checkBytes(raw: Buffer, msg: ChunkMsg, digest: Buffer | undefined): void {
+  if (digest) {
     const got = chunkDigestOf(raw);
-    if (!got.equals(msg.digest!)) {
-      throw new SecondsiteError('SS_CHECKSUM_MISMATCH', 'chunk digest does not match its bytes', {
-        expected: msg.digest!.toString('hex'),
-        actual: got.toString('hex'),
-      });
-    }
-    return extents;
+    if (!got.equals(digest)) throw mismatch('digest', digest.toString('hex'), got.toString('hex'));
+    return;
   }
   const got = crc32(raw);
-  if (got !== msg.crc32) {
-    throw new SecondsiteError('SS_CHECKSUM_MISMATCH', 'chunk CRC-32 does not match its bytes', {
-      expected: msg.crc32,
-      actual: got,
-    });
-  }
-  return extents;
+  if (got !== msg.crc32) throw mismatch('CRC-32', msg.crc32, got);
+}
+
+function mismatch(what: string, expected: unknown, actual: unknown): SecondsiteError {
+  return new SecondsiteError('SS_CHECKSUM_MISMATCH', `chunk ${what} does not match its bytes`, {
+    expected,
+    actual,
+  });
 }

@@ -174,9 +174,9 @@ export async function runInitialCopy(
     });
     const batcher = new ChunkBatcher(encoder);
     // The source's read memory comes back once a chunk's frame is serialized.
+    const buffers = new ChunkBuffers();
     const send = async ({ frame, data }: { frame: CopyFrameMsg; data: Buffer[] }) =>
       sc.write(frame, () => data.forEach((d) => buffers.give(d)));
-    const buffers = new ChunkBuffers();
     for await (const e of source.chunks(buffers)) {
       if (!batcher.add(e)) continue;
       for (const f of batcher.take()) await send(f);

@@ -1,9 +1,17 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonOf, runCli, startDaemon, type Daemon } from '../../helpers/secondsite-cli.ts';
+import { NODE_FLAGS, NODE_FLAGS_WARNING as FLAGS_WARNING } from '../../../agent/host/node-flags.ts';
+import {
+  SECONDSITE_BIN,
+  jsonOf,
+  runCli,
+  startDaemon,
+  type Daemon,
+} from '../../helpers/secondsite-cli.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 interface Vm {
@@ -79,8 +87,35 @@ afterAll(async () => {
 
 describe('storage-path', () => {
   it('1. a standalone host agent starts and serves its control socket', async () => {
-    expect(await waitForAgent(startAgent())).toEqual([]);
+    const d = startAgent();
+    expect(await waitForAgent(d)).toEqual([]);
     expect(statSync(join(data, 'control.sock')).mode & 0o777).toBe(0o600);
+    // Started as the executable starts it (agent/host/node-flags.ts): no warning about flags.
+    expect(d.stderr()).toContain('host agent starting');
+    expect(d.stderr()).not.toContain(FLAGS_WARNING);
+  });
+
+  it('1b. an agent that node started without the flags of the executable says so', async () => {
+    const other = join(dir, 'no-flags');
+    const child = spawn(
+      process.execPath,
+      [SECONDSITE_BIN, 'host', 'start', '--standalone', '--data', other],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    try {
+      await waitFor(() => err.includes('host agent starting') || undefined, {
+        what: 'the flagless agent to start',
+      });
+      expect(err).toContain(FLAGS_WARNING);
+      expect(err).toContain(NODE_FLAGS[0]);
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
   });
 
   it('2. creates a VM with two sparse disks', async () => {
